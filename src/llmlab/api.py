@@ -1,0 +1,289 @@
+"""The library API: the one write path and the reads. CLI, MCP server and lab call this.
+
+Write path: validate the payload (schema) -> lock -> catch up on the log and validate
+against the current state -> append one line -> fsync -> unlock -> fold the new event
+into the snapshot cache. A rejected event raises `UserError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import datetime
+from typing import Any
+
+from . import log as log_mod
+from . import snapshot, view
+from .errors import UserError, unknown
+from .events import ACTORS, Event, format_ts, now_utc, parse_ts, validate_payload
+from .state import State
+from .workspace import LOG_FILE, Workspace
+
+EVENT_ID = re.compile(r"^evt_\d{6,}$")
+CONCEPT_HINT = "See `llmlab curriculum show` for the concept ids."
+
+
+# ---------------------------------------------------------------- reads
+
+def load_state(ws: Workspace, use_cache: bool = True) -> tuple[State, log_mod.Tip]:
+    return snapshot.current(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
+                            ws.config.mastery, use_cache=use_cache)
+
+
+def state(ws: Workspace, now: datetime | None = None) -> dict:
+    """The learner state (see `view.summarize`), with the next probes."""
+    s, _ = load_state(ws)
+    summary = view.summarize(ws.curriculum, s, ws.config.mastery, now or now_utc())
+    summary["learner"] = ws.config.learner.model_dump()
+    summary["next"] = view.next_probes(ws.curriculum, summary)
+    return summary
+
+
+def next_probes(ws: Workspace, now: datetime | None = None, limit: int = 10) -> list[dict]:
+    s, _ = load_state(ws)
+    summary = view.summarize(ws.curriculum, s, ws.config.mastery, now or now_utc())
+    return view.next_probes(ws.curriculum, summary, limit)
+
+
+def rebuild(ws: Workspace) -> dict:
+    """Recompute the state from scratch (ignoring and replacing the cache)."""
+    s, tip = load_state(ws, use_cache=False)
+    return {"events": s.events, "last_event": s.last_id}
+
+
+def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict:
+    """Everything known about one concept: curriculum entry, state, evidence."""
+    cur = ws.curriculum
+    _check_concept(cur, concept_id)
+    c = cur.concepts[concept_id]
+    summary = state(ws, now)
+    events = [e for e in log_mod.read_events(ws.log_path)
+              if e["data"].get("concept") == concept_id
+              or concept_id in e["data"].get("concepts", ())]
+    retracted = {e["data"]["target"] for e in log_mod.read_events(ws.log_path)
+                 if e["type"] == "retraction"}
+    return {
+        "concept": c.model_dump(),
+        "state": summary["concepts"][concept_id],
+        "prerequisites": [summary["concepts"][p] | {"title": cur.concepts[p].title}
+                          for p in c.prerequisites],
+        "dependants": cur.dependants(concept_id),
+        "exit_items": [e for e in summary["exit_items"].values()
+                       if any(r["concept"] == concept_id for r in e["requires"])],
+        "misconceptions": [m for m in summary["misconceptions"]["open"]
+                           + summary["misconceptions"]["resolved"] if m["concept"] == concept_id],
+        "evidence": [e | {"retracted": e["id"] in retracted} for e in events],
+    }
+
+
+# ---------------------------------------------------------------- validation
+
+def _check_concept(cur, cid: str) -> None:
+    if cid not in cur.concepts:
+        raise unknown("concept", cid, cur.concepts, CONCEPT_HINT)
+
+
+def experiment_catalog() -> dict[str, list[str]] | None:
+    """Experiment name -> predictable quantities, or None when the lab is not installed."""
+    try:
+        from .lab import catalog
+    except ImportError:
+        return None
+    return catalog()
+
+
+def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: dict) -> dict:
+    cur = ws.curriculum
+    if type_ == "observation":
+        _check_concept(cur, d["concept"])
+    elif type_ == "misconception_opened":
+        _check_concept(cur, d["concept"])
+        if d.get("catalog"):
+            ids = [m.id for m in cur.concepts[d["concept"]].misconceptions]
+            if d["catalog"] not in ids:
+                raise unknown("misconception catalog id", d["catalog"], ids,
+                              f"Catalog ids of '{d['concept']}': {', '.join(ids) or 'none'}; "
+                              "or omit --catalog and describe the claim in free text.")
+    elif type_ == "misconception_resolved":
+        t = d["target"]
+        m = s.misconceptions.get(t)
+        open_ids = [k for k, v in s.misconceptions.items() if v["resolved_at"] is None]
+        hint = (f"Open misconceptions: {', '.join(open_ids)}." if open_ids
+                else "There are no open misconceptions.")
+        if m is None:
+            raise UserError(f"{t} is not an open misconception (no misconception_opened event "
+                            f"with that id counts). {hint} See `llmlab state`.")
+        if m["resolved_at"] is not None:
+            raise UserError(f"Misconception {t} is already resolved (by {m['resolved_by']}). "
+                            f"{hint}")
+    elif type_ == "exit_attempt":
+        if d["item"] not in cur.exit_items:
+            raise unknown("exit item", d["item"], cur.exit_items,
+                          "See `llmlab curriculum show` for the exit items.")
+    elif type_ == "prediction":
+        if d.get("concept"):
+            _check_concept(cur, d["concept"])
+        cat = experiment_catalog()
+        if cat is not None:
+            if d["experiment"] not in cat:
+                raise unknown("experiment", d["experiment"], cat, "See `llmlab lab list`.")
+            qs = cat[d["experiment"]]
+            if d["quantity"] not in qs:
+                raise unknown("quantity", d["quantity"], qs,
+                              f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
+    elif type_ == "experiment_run":
+        for c in d.get("concepts", []):
+            _check_concept(cur, c)
+    elif type_ == "retraction":
+        t = d["target"]
+        if not EVENT_ID.match(t) or int(t.split("_")[1]) > tip.count or int(t.split("_")[1]) < 1:
+            raise UserError(f"There is no event {t} to retract (the log has {tip.count} events, "
+                            f"evt_000001..{tip.last_id or 'none'}). Check the id with "
+                            "`llmlab state --json` or the dashboard timeline.")
+        if t in s.retracted:
+            raise UserError(f"Event {t} is already retracted (by {s.retracted[t]}). Nothing to do.")
+        target = json_event_type(ws, t)
+        if target == "retraction":
+            raise UserError(f"{t} is itself a retraction; a retraction cannot be retracted. "
+                            "Record the event again instead.")
+    return d
+
+
+def json_event_type(ws: Workspace, event_id: str) -> str | None:
+    for e in log_mod.read_events(ws.log_path):
+        if e["id"] == event_id:
+            return e["type"]
+    return None
+
+
+# ---------------------------------------------------------------- the write path
+
+def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor",
+           at: datetime | str | None = None) -> Event:
+    """Validate and append one event. The only function that writes the evidence log."""
+    if actor not in ACTORS:
+        raise UserError(f"Unknown actor '{actor}'. Use one of: {', '.join(ACTORS)}.")
+    data = validate_payload(type_, data)
+    when = parse_ts(at) if isinstance(at, str) else at
+    with log_mod.lock_for(ws.log_path):
+        s, tip = load_state(ws)
+        tail = log_mod.read_bytes(ws.log_path, tip.offset)
+        if tail:
+            raise log_mod.TornLogError(log_mod.torn_message(ws.log_path, len(tail)))
+        data = _check_semantics(ws, s, tip, type_, data)
+        ts_dt = when or now_utc()
+        if tip.last_ts and ts_dt < parse_ts(tip.last_ts):
+            if when is not None:
+                raise UserError(f"Timestamp {format_ts(ts_dt)} precedes the last event "
+                                f"({tip.last_ts}); the log is in time order. Use a later time.")
+            ts_dt = parse_ts(tip.last_ts)  # clock went backwards: keep the log ordered
+        ev = Event(id=f"evt_{tip.count + 1:06d}", ts=format_ts(ts_dt), type=type_, actor=actor,
+                   prev=tip.last_hash, data=data)
+        line = ev.to_line()
+        log_mod.append_line(ws.log_path, line)
+    # derive: fold the new line into the cache (outside the lock; the cache is checked on read)
+    try:
+        load_state(ws)
+    except Exception:  # the record is safe on disk; a cache problem must not fail it
+        pass
+    _git_commit(ws, ev)
+    return ev
+
+
+def _git_commit(ws: Workspace, ev: Event) -> None:
+    """Best effort, in the background: never blocks, never fails the record."""
+    if not ws.config.settings.git_commit or not (ws.root / ".git").exists():
+        return
+    try:
+        subprocess.Popen(
+            ["sh", "-c", f'git add {LOG_FILE} && git commit -q -m "llmlab: {ev.id} {ev.type}" '
+                         f"-- {LOG_FILE}"],
+            cwd=ws.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- typed helpers
+
+def observe(ws: Workspace, concept: str, quality: float, evidence: str, probe: str = "",
+            actor: str = "tutor", at=None) -> Event:
+    return record(ws, "observation", {"concept": concept, "quality": quality,
+                                      "evidence": evidence, "probe": probe}, actor, at)
+
+
+def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
+                       catalog: str | None = None, quote: str = "", actor: str = "tutor",
+                       at=None) -> Event:
+    cur = ws.curriculum
+    _check_concept(cur, concept)
+    if catalog:
+        m = cur.misconception(concept, catalog)
+        if m is None:
+            ids = [x.id for x in cur.concepts[concept].misconceptions]
+            raise unknown("misconception catalog id", catalog, ids,
+                          f"Catalog ids of '{concept}': {', '.join(ids) or 'none'}; "
+                          "or omit --catalog and give the claim with --claim.")
+        claim = claim or m.claim
+    if not claim:
+        raise UserError("A misconception needs the wrong claim (--claim TEXT), or a --catalog id "
+                        f"of the concept's known misconceptions. {CONCEPT_HINT}")
+    return record(ws, "misconception_opened", {"concept": concept, "claim": claim,
+                                               "catalog": catalog, "quote": quote}, actor, at)
+
+
+def resolve_misconception(ws: Workspace, target: str, evidence: str = "", actor: str = "tutor",
+                          at=None) -> Event:
+    return record(ws, "misconception_resolved", {"target": target, "evidence": evidence},
+                  actor, at)
+
+
+def exit_attempt(ws: Workspace, item: str, passed: bool, notes: str = "", actor: str = "tutor",
+                 at=None) -> Event:
+    return record(ws, "exit_attempt", {"item": item, "passed": passed, "notes": notes}, actor, at)
+
+
+def predict(ws: Workspace, experiment: str, quantity: str, value: float,
+            concept: str | None = None, tolerance: float | None = None, note: str = "",
+            actor: str = "learner", at=None) -> Event:
+    return record(ws, "prediction", {"experiment": experiment, "quantity": quantity,
+                                     "value": value, "concept": concept, "tolerance": tolerance,
+                                     "note": note}, actor, at)
+
+
+def retract(ws: Workspace, target: str, reason: str, actor: str = "tutor", at=None) -> Event:
+    return record(ws, "retraction", {"target": target, "reason": reason}, actor, at)
+
+
+def pending_predictions(ws: Workspace, experiment: str) -> list[dict]:
+    s, _ = load_state(ws)
+    return [p for p in s.predictions.values()
+            if p["experiment"] == experiment and p["status"] == "pending"]
+
+
+def compare(pred: dict, measured: float, default_tolerance: float) -> dict:
+    """Predicted vs measured: absolute and relative error, and whether within tolerance."""
+    tol = pred.get("tolerance")
+    tol = default_tolerance if tol is None else tol
+    predicted = float(pred["value"])
+    abs_err = abs(measured - predicted)
+    scale = max(abs(measured), 1e-12)
+    rel = abs_err / scale
+    return {"prediction": pred["id"], "quantity": pred["quantity"], "predicted": predicted,
+            "measured": float(measured), "abs_error": abs_err, "rel_error": rel,
+            "tolerance": tol, "within": rel <= tol, "concept": pred.get("concept")}
+
+
+def record_experiment_run(ws: Workspace, experiment: str, run_id: str, params: dict,
+                          metrics: dict[str, float], conditions: dict,
+                          concepts: list[str]) -> tuple[Event, list[dict]]:
+    """Compare pending predictions for `experiment` with `metrics`; append the run event."""
+    tol = ws.config.mastery.prediction_tolerance
+    comparisons = [compare(p, metrics[p["quantity"]], tol)
+                   for p in pending_predictions(ws, experiment) if p["quantity"] in metrics]
+    ev = record(ws, "experiment_run", {
+        "experiment": experiment, "run_id": run_id, "params": params,
+        "metrics": {k: float(v) for k, v in metrics.items()}, "conditions": conditions,
+        "concepts": [c for c in concepts if c in ws.curriculum.concepts],
+        "comparisons": comparisons}, actor="lab")
+    return ev, comparisons

@@ -1,0 +1,246 @@
+"""`llmlab`: the command-line shell. Each command parses input, makes one library call
+and formats the result: tables for people, `--json` for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from . import api, render
+from . import curriculum as curriculum_mod
+from . import log as log_mod
+from .errors import UserError
+from .workspace import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
+         "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+log_app = typer.Typer(help="Record evidence: observations, misconceptions, exit attempts.",
+                      no_args_is_help=True)
+curriculum_app = typer.Typer(help="Inspect and validate curricula.", no_args_is_help=True)
+concept_app = typer.Typer(help="Look at one concept.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+app.add_typer(curriculum_app, name="curriculum")
+app.add_typer(concept_app, name="concept")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
+AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
+                     "notes); must not precede the last event.")
+ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
+
+
+def _out(data, as_json: bool, human) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        human(data)
+
+
+def _recorded(ev, as_json: bool) -> None:
+    _out(ev.to_dict(), as_json, lambda d: console.print(
+        f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
+
+
+# ---------------------------------------------------------------- workspace
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Folder for the new workspace (created if missing)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The learner's name."),
+    goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
+    curriculum: Optional[str] = typer.Option(None, "--curriculum",
+                                             help="A curriculum folder to use instead of the default course."),
+) -> None:
+    """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json."""
+    ws = Workspace.init(directory, name=name, goal=goal, curriculum=curriculum)
+    console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
+
+
+# ---------------------------------------------------------------- log
+
+@log_app.command("observe")
+def log_observe(
+    concept: str = typer.Argument(..., help="Concept id (see `llmlab curriculum show`)."),
+    quality: float = typer.Option(..., "--quality", "-q", help="How well this one exchange went, 0..1."),
+    evidence: str = typer.Option(..., "--evidence", "-e", help="What the learner said or did."),
+    probe: str = typer.Option("", "--probe", "-p", help="The question or task that was posed."),
+    actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record how well one exchange on a concept went (never a mastery claim)."""
+    _recorded(api.observe(Workspace.find(), concept, quality, evidence, probe, actor, at), as_json)
+
+
+@log_app.command("misconception")
+def log_misconception(
+    concept: str = typer.Argument(..., help="Concept id."),
+    claim: Optional[str] = typer.Option(None, "--claim", help="The wrong claim, in plain words."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="Id of a known misconception of the concept."),
+    quote: str = typer.Option("", "--quote", help="The learner's words."),
+    actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record that a wrong mental model was seen (opens a misconception)."""
+    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
+              as_json)
+
+
+@log_app.command("resolve")
+def log_resolve(
+    event_id: str = typer.Argument(..., help="Id of the misconception_opened event, e.g. evt_000012."),
+    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it."),
+    actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record that an open misconception is resolved."""
+    _recorded(api.resolve_misconception(Workspace.find(), event_id, evidence, actor, at), as_json)
+
+
+@log_app.command("exit")
+def log_exit(
+    item: str = typer.Argument(..., help="Exit item id (see `llmlab curriculum show`)."),
+    passed: bool = typer.Option(..., "--passed/--failed", help="Whether the attempt passed."),
+    notes: str = typer.Option("", "--notes", help="What happened."),
+    actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record an exit-test or build-milestone attempt."""
+    _recorded(api.exit_attempt(Workspace.find(), item, passed, notes, actor, at), as_json)
+
+
+@app.command()
+def predict(
+    experiment: str = typer.Argument(..., help="Lab experiment name (see `llmlab lab list`)."),
+    quantity: str = typer.Argument(..., help="The quantity you predict (see `llmlab lab list`)."),
+    value: float = typer.Argument(..., help="Your predicted value."),
+    concept: Optional[str] = typer.Option(None, "--concept", help="Concept this prediction tests."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance",
+                                              help="Relative error that counts as right (default from llmlab.toml)."),
+    note: str = typer.Option("", "--note", help="Your reasoning, in a sentence."),
+    at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record the learner's prediction before a lab run; the next run compares it."""
+    _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
+                          "learner", at), as_json)
+
+
+@app.command()
+def undo(
+    event_id: str = typer.Argument(..., help="Id of the event to retract."),
+    reason: str = typer.Option(..., "--reason", help="Why it should stop counting."),
+    actor: str = ActorOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Retract an event without deleting it: it stops counting."""
+    _recorded(api.retract(Workspace.find(), event_id, reason, actor), as_json)
+
+
+# ---------------------------------------------------------------- reads
+
+@app.command("state")
+def state_cmd(as_json: bool = JsonOpt) -> None:
+    """The learner state derived from the log: mastery, exit readiness, misconceptions."""
+    _out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
+
+
+@app.command("next")
+def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
+             as_json: bool = JsonOpt) -> None:
+    """What the tutor should do next, most urgent first, each with its reason."""
+    _out(api.next_probes(Workspace.find(), limit=limit), as_json,
+         lambda d: render.next_probes(console, d))
+
+
+@concept_app.command("show")
+def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
+    """Everything known about one concept: state, misconceptions, evidence."""
+    _out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+
+
+@curriculum_app.command("validate")
+def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum folder."),
+                        as_json: bool = JsonOpt) -> None:
+    """Check a curriculum: unique ids, references resolve, no prerequisite cycle."""
+    cur = curriculum_mod.load(path)
+    info = {"ok": True, "path": cur.path, "modules": len(cur.modules),
+            "concepts": len(cur.concepts),
+            "misconceptions": sum(len(c.misconceptions) for c in cur.concepts.values()),
+            "exit_items": len(cur.exit_items)}
+    _out(info, as_json, lambda d: console.print(
+        f"OK: {d['modules']} modules, {d['concepts']} concepts, {d['misconceptions']} "
+        f"misconceptions, {d['exit_items']} exit items."))
+
+
+@curriculum_app.command("show")
+def curriculum_show(
+    concept: Optional[str] = typer.Argument(None, help="A concept id for its details."),
+    path: Optional[Path] = typer.Option(None, "--path", help="Curriculum folder (default: the workspace's, else the default course)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The course outline, or one concept's behaviours, misconceptions and links."""
+    if path is not None:
+        cur = curriculum_mod.load(path)
+    else:
+        try:
+            cur = Workspace.find().curriculum
+        except UserError:
+            cur = curriculum_mod.load(curriculum_mod.default_path())
+    if concept:
+        if concept not in cur.concepts:
+            raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
+        _out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
+    else:
+        _out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
+
+
+# ---------------------------------------------------------------- log maintenance
+
+@app.command()
+def verify(as_json: bool = JsonOpt) -> None:
+    """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
+    rep = log_mod.verify(Workspace.find().log_path)
+    _out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def repair(as_json: bool = JsonOpt) -> None:
+    """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
+    res = log_mod.repair(Workspace.find().log_path)
+    _out(res, as_json, lambda d: console.print(
+        f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
+        if d["repaired"] else f"Nothing to repair: the log ends cleanly ({d['events']} events)."))
+
+
+@app.command()
+def rebuild(as_json: bool = JsonOpt) -> None:
+    """Recompute the derived state from the whole log, replacing the cache."""
+    res = api.rebuild(Workspace.find())
+    _out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
+
+
+@app.command()
+def demo(
+    directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Where to create the demo workspace."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing demo workspace there."),
+) -> None:
+    """Create a demo workspace with a scripted multi-day tutoring trajectory; print state."""
+    from . import demo as demo_mod
+
+    ws = demo_mod.run(directory, force=force, console=console)
+    render.state(console, api.state(ws))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except UserError as e:
+        err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+        sys.exit(1)

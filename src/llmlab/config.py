@@ -1,0 +1,68 @@
+"""Workspace configuration (`llmlab.toml`), as typed, validated records.
+
+Every tunable of the derived state lives here with its default, so the fold is a pure
+function of (curriculum, events, now, params).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Learner(_Model):
+    name: str = "Learner"
+    goal: str = "Understand how LLMs work well enough to build and debug LLM applications."
+
+
+class MasteryParams(_Model):
+    alpha: float = Field(0.6, gt=0, le=1)  # EWMA weight of the newest observation
+    prior: float = Field(0.5, ge=0, le=1)  # m0 at the first observation
+    bar: float = Field(0.8, ge=0, le=1)  # mastery threshold
+    min_observations: int = Field(3, ge=1)  # gate: at least this many observations
+    min_days: int = Field(2, ge=1)  # gate: on at least this many distinct UTC days
+    built_up: float = Field(0.6, ge=0, le=1)  # a concept this strong can go stale
+    retention: Literal["fsrs", "fixed"] = "fsrs"  # staleness model
+    desired_retention: float = Field(0.9, gt=0, lt=1)  # fsrs: due when recall < this
+    stale_days: float = Field(14, gt=0)  # fixed rule: stale after this many days
+    prediction_tolerance: float = Field(0.1, ge=0)  # relative error counted as "within"
+    disagreement: float = Field(0.4, ge=0, le=1)  # flag |mastery - prediction hit rate|
+
+
+class Settings(_Model):
+    curriculum: str = "default"  # "default" or a folder path (relative to the workspace)
+    git_commit: bool = False  # commit each recorded event when the workspace is a git repo
+    port: int = Field(8765, ge=1, le=65535)
+
+
+class Config(_Model):
+    learner: Learner = Learner()
+    mastery: MasteryParams = MasteryParams()
+    settings: Settings = Settings()
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump())
+
+
+def load(path: Path) -> Config:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path} is not valid TOML ({e}). Fix the syntax near that line.") from None
+    try:
+        return Config(**data)
+    except ValidationError as e:
+        probs = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise UserError(f"{path} has invalid settings: {probs}. Fix or remove those keys.") from None

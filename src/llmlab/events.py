@@ -1,0 +1,223 @@
+"""Evidence events: frozen, versioned records and their payload schemas.
+
+A line of `evidence.jsonl` is one event:
+
+    {"id": "evt_000042", "ts": "2026-11-22T10:00:00Z", "type": "observation",
+     "actor": "tutor", "v": 1, "prev": "<sha256 of the previous line>", "data": {...}}
+
+`data` is validated by the payload model of its `type`. Old schema versions are upgraded
+on read (`upgrade`), never rewritten on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import UserError
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+ACTORS = ("tutor", "learner", "lab", "system")
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _text(min_length: int = 1, max_length: int = 20_000):
+    return Field(min_length=min_length, max_length=max_length)
+
+
+class Observation(_Payload):
+    concept: str
+    quality: float = Field(ge=0.0, le=1.0)
+    evidence: str = _text()
+    probe: str = _text(0)
+
+
+class MisconceptionOpened(_Payload):
+    concept: str
+    claim: str = _text()
+    catalog: str | None = None
+    quote: str = _text(0)
+
+
+class MisconceptionResolved(_Payload):
+    target: str
+    evidence: str = _text(0)
+
+
+class ExitAttempt(_Payload):
+    item: str
+    passed: bool
+    notes: str = _text(0)
+
+
+class Prediction(_Payload):
+    experiment: str
+    quantity: str
+    value: float
+    concept: str | None = None
+    tolerance: float | None = Field(None, ge=0)  # relative; None: the workspace default
+    note: str = _text(0)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class Comparison(_Payload):
+    prediction: str
+    quantity: str
+    predicted: float
+    measured: float
+    abs_error: float
+    rel_error: float
+    tolerance: float
+    within: bool
+    concept: str | None = None
+
+
+class ExperimentRun(_Payload):
+    experiment: str
+    run_id: str = _text()
+    params: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+    conditions: dict[str, Any] = {}
+    concepts: list[str] = []
+    comparisons: list[Comparison] = []
+
+
+class Retraction(_Payload):
+    target: str
+    reason: str = _text()
+
+
+PAYLOADS: dict[str, type[_Payload]] = {
+    "observation": Observation,
+    "misconception_opened": MisconceptionOpened,
+    "misconception_resolved": MisconceptionResolved,
+    "exit_attempt": ExitAttempt,
+    "prediction": Prediction,
+    "experiment_run": ExperimentRun,
+    "retraction": Retraction,
+}
+EventType = Literal[
+    "observation", "misconception_opened", "misconception_resolved", "exit_attempt",
+    "prediction", "experiment_run", "retraction",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    ts: str
+    type: str
+    actor: str
+    prev: str
+    data: dict[str, Any] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ts": self.ts, "type": self.type, "actor": self.actor,
+                "v": self.v, "prev": self.prev, "data": self.data}
+
+    def to_line(self) -> bytes:
+        """The exact bytes written to the log (one line, newline-terminated)."""
+        return (json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                           sort_keys=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Event:
+        raw = upgrade(raw)
+        return cls(id=raw["id"], ts=raw["ts"], type=raw["type"], actor=raw["actor"],
+                   prev=raw["prev"], data=raw["data"], v=raw["v"])
+
+    @classmethod
+    def from_line(cls, line: bytes | str) -> Event:
+        return cls.from_dict(json.loads(line))
+
+    @property
+    def seq(self) -> int:
+        return int(self.id.split("_", 1)[1])
+
+
+def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an event read from disk to the current schema (never rewrites the file).
+
+    Version 1 is the first published schema; a future v2 adds its step here.
+    """
+    v = raw.get("v")
+    if v == SCHEMA_VERSION:
+        return raw
+    if isinstance(v, int) and v > SCHEMA_VERSION:
+        raise UserError(
+            f"Event {raw.get('id')} has schema version {v}, newer than this llmlab "
+            f"understands ({SCHEMA_VERSION}). Upgrade llmlab (`pip install -U llmlab`)."
+        )
+    raise UserError(f"Event {raw.get('id')} has an invalid schema version {v!r}.")
+
+
+def line_hash(line: bytes) -> str:
+    """Hash-chain link: SHA-256 of a line's bytes without its trailing newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(s: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"'{s}' is not an RFC 3339 timestamp. Use e.g. 2026-11-22T10:00:00Z."
+        ) from None
+    if t.tzinfo is None:
+        raise UserError(f"Timestamp '{s}' has no time zone. Add 'Z' for UTC, e.g. {s}Z.")
+    return t.astimezone(UTC)
+
+
+def validate_payload(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Check a payload against its schema; returns the normalised payload."""
+    model = PAYLOADS.get(type_)
+    if model is None:
+        raise UserError(
+            f"Unknown event type '{type_}'. Valid types: {', '.join(PAYLOADS)}."
+        )
+    try:
+        return model(**data).model_dump(mode="json")
+    except ValidationError as e:
+        parts = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "payload"
+            got = err.get("input")
+            got_s = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+            parts.append(f"{loc}: {err['msg']}{got_s}")
+        raise UserError(
+            f"Invalid {type_} event: " + "; ".join(parts) + ". "
+            + _FIX_HINTS.get(type_, "")
+        ) from None
+
+
+_FIX_HINTS = {
+    "observation": "Quality is how well this one exchange went, a number from 0 to 1; "
+                   "evidence is a short factual note of what the learner said or did.",
+    "misconception_opened": "Give the concept id and the wrong claim in the learner's words.",
+    "prediction": "Give the experiment, the quantity and a finite numeric value.",
+    "retraction": "Give the id of the event to retract and a reason.",
+}

@@ -1,0 +1,124 @@
+"""Human-readable terminal output (rich tables). Formatting only: no logic."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def _bar(m: float, width: int = 10) -> str:
+    n = round(m * width)
+    return "█" * n + "·" * (width - n)
+
+
+def state(con: Console, d: dict) -> None:
+    o = d["overall"]
+    con.print(Text.assemble(
+        ("Learner: ", "bold"), d["learner"]["name"], "   ",
+        ("Overall mastery: ", "bold"), f"{o['mastery']:.2f} over all {o['total']} concepts", "   ",
+        ("Mastered: ", "bold"), f"{o['mastered']}/{o['total']}", "   ",
+        ("Exit items passed: ", "bold"), f"{o['exit_passed']}/{o['exit_total']}", "   ",
+        ("Current module: ", "bold"), str(d["current_module"]),
+    ))
+    t = Table(title=f"Concepts seen ({o['touched']} of {o['total']})", show_lines=False)
+    for col in ("concept", "mastery", "", "obs", "days", "status"):
+        t.add_column(col)
+    for c in d["concepts"].values():
+        if not c["observed"]:
+            continue
+        status = []
+        if c["mastered"]:
+            status.append("mastered")
+        if c["stale"]:
+            status.append(f"stale {c['days_since_seen']:.0f}d")
+        if c["open_misconceptions"]:
+            status.append(f"{len(c['open_misconceptions'])} open misconception(s)")
+        if c["prereq_gaps"]:
+            status.append("gap: " + ", ".join(c["prereq_gaps"]))
+        t.add_row(c["id"], f"{c['mastery']:.3f}", _bar(c["mastery"]), str(c["observations"]),
+                  str(c["days"]), Text("; ".join(status)))
+    con.print(t)
+    e = Table(title="Exit items")
+    for col in ("item", "kind", "ready", "passed", "requires"):
+        e.add_column(col)
+    for item in d["exit_items"].values():
+        e.add_row(item["id"], item["kind"], "READY" if item["ready"] else "-",
+                  "passed" if item["passed"] else "-",
+                  Text(", ".join(("✓" if r["mastered"] else "·") + r["concept"] for r in item["requires"])))
+    con.print(e)
+    mis = d["misconceptions"]
+    if mis["open"]:
+        con.print(Text("Open misconceptions:", style="bold"))
+        for m in mis["open"]:
+            con.print(Text(f"  {m['id']} [{m['concept']}] {m['claim']}"))
+    con.print(f"Resolved misconceptions: {mis['resolved_count']}")
+    if "next" in d:
+        next_probes(con, d["next"])
+
+
+def next_probes(con: Console, probes: list[dict]) -> None:
+    t = Table(title="Next probes")
+    for col in ("#", "reason", "target", "why"):
+        t.add_column(col)
+    for i, p in enumerate(probes, 1):
+        t.add_row(str(i), p["reason"], p["target"], Text(p["why"]))
+    con.print(t)
+    if not probes:
+        con.print("Nothing pending: every concept is mastered and fresh.")
+
+
+def concept(con: Console, d: dict) -> None:
+    c, s = d["concept"], d["state"]
+    con.print(Text(f"{c['title']} ({c['id']}, module {c['module']})", style="bold"))
+    con.print(Text(c["summary"]))
+    con.print(f"Mastery {s['mastery']:.3f} after {s['observations']} observation(s) on "
+              f"{s['days']} day(s); mastered: {s['mastered']}; stale: {s['stale']}")
+    if s["prereq_gaps"]:
+        con.print("Prerequisite gaps: " + ", ".join(s["prereq_gaps"]))
+    for m in d["misconceptions"]:
+        state_ = "resolved" if m["resolved_at"] else "OPEN"
+        con.print(Text(f"  [{state_}] {m['id']}: {m['claim']}"))
+    t = Table(title="Evidence")
+    for col in ("id", "ts", "type", "detail"):
+        t.add_column(col)
+    for e in d["evidence"]:
+        detail = e["data"].get("evidence") or e["data"].get("claim") or ""
+        if e.get("retracted"):
+            detail = "(retracted) " + detail
+        t.add_row(e["id"], e["ts"][:16], e["type"], Text(detail[:120]))
+    con.print(t)
+
+
+def concept_entry(con: Console, c: dict) -> None:
+    con.print(Text(f"{c['title']} ({c['id']}, module {c['module']})", style="bold"))
+    con.print(Text(c["summary"]))
+    if c["prerequisites"]:
+        con.print("Prerequisites: " + ", ".join(c["prerequisites"]))
+    for b in c["behaviours"]:
+        con.print(Text(f"  behaviour: {b}"))
+    for m in c["misconceptions"]:
+        con.print(Text(f"  misconception {m['id']}: {m['claim']}\n    correction: {m['correction']}"))
+    if c["experiments"]:
+        con.print("Lab: " + ", ".join(c["experiments"]))
+
+
+def curriculum(con: Console, cur) -> None:
+    con.print(Text(f"{cur.title} ({len(cur.concepts)} concepts)", style="bold"))
+    for m in cur.modules:
+        con.print(Text(f"{m.order}. {m.title} [{m.id}]", style="bold"))
+        for cid in m.concepts:
+            con.print(Text(f"   {cid}: {cur.concepts[cid].title}"))
+    con.print(Text("Exit items:", style="bold"))
+    for e in cur.exit_items.values():
+        con.print(Text(f"   {e.id} ({e.kind}): {e.title}  requires {', '.join(e.requires)}"))
+
+
+def verify(con: Console, d: dict) -> None:
+    if d["ok"]:
+        con.print(f"OK: {d['events']} events, hash chain intact, no torn line.")
+        return
+    con.print(f"{d['events']} complete events; chain {'intact' if d['chain_ok'] else 'BROKEN'}; "
+              f"torn tail: {d['torn_tail_bytes']} bytes.")
+    for p in d["problems"]:
+        con.print(Text(f"  - {p}"))

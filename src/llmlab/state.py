@@ -1,0 +1,249 @@
+"""Learner state as a pure fold over the evidence log.
+
+    derive(curriculum, events, params) = fold(apply, initial(curriculum), counted(events))
+
+`apply` handles one event; it touches no files and no clock. Retractions are resolved
+first (`counted` drops retracted events), so a retracted event is as if it never
+happened. The folded `State` is what the snapshot cache stores; time-dependent views
+(staleness, readiness, next probes) are computed from it in `view.py` with an explicit
+`now`.
+
+Events are plain dicts here (the parsed JSON lines): the fold must run at well over
+100,000 events per second.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import MasteryParams
+from .curriculum import Curriculum
+from .retention import DailyReviews
+
+HISTORY_KEEP = 60  # mastery points kept per concept for charts
+RECENT_KEEP = 30  # events kept for the timeline
+RUNS_KEEP = 100
+
+
+@dataclass
+class ConceptState:
+    mastery: float | None = None  # EWMA of qualities; None until first observation
+    observations: int = 0
+    days: list[str] = field(default_factory=list)  # distinct UTC days, ascending
+    first_seen: str | None = None
+    last_seen: str | None = None
+    history: list[list] = field(default_factory=list)  # [ts, quality, mastery, event id]
+    open_misconceptions: list[str] = field(default_factory=list)  # event ids
+    mastered: bool = False
+    reviews: DailyReviews = field(default_factory=DailyReviews)
+
+
+@dataclass
+class State:
+    concepts: dict[str, ConceptState]
+    module_ids: list[str]
+    module_concepts: dict[str, list[str]]
+    misconceptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exit_attempts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    retracted: dict[str, str] = field(default_factory=dict)  # target id -> retraction id
+    module_floor: int = 0  # index of the furthest module reached; never decreases
+    events: int = 0  # lines folded (including retractions and retracted events)
+    last_id: str | None = None
+    last_ts: str | None = None
+
+    def copy(self) -> State:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for cid, c in self.concepts.items():
+            d["concepts"][cid]["reviews"] = c.reviews.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> State:
+        d = dict(d)
+        concepts = {}
+        for cid, c in d.pop("concepts").items():
+            c = dict(c)
+            c["reviews"] = DailyReviews.from_dict(c["reviews"])
+            concepts[cid] = ConceptState(**c)
+        return cls(concepts=concepts, **d)
+
+
+def initial(cur: Curriculum) -> State:
+    return State(
+        concepts={cid: ConceptState() for cid in cur.concepts},
+        module_ids=[m.id for m in cur.modules],
+        module_concepts={m.id: list(m.concepts) for m in cur.modules},
+    )
+
+
+def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
+    return (c.mastery is not None and c.mastery >= p.bar and c.observations >= p.min_observations
+            and len(c.days) >= p.min_days and not c.open_misconceptions)
+
+
+def first_unmastered_module(s: State) -> int:
+    for i, mid in enumerate(s.module_ids):
+        if any(not s.concepts[c].mastered for c in s.module_concepts[mid]):
+            return i
+    return len(s.module_ids)
+
+
+def _refresh_mastered(s: State, cid: str, p: MasteryParams) -> None:
+    c = s.concepts[cid]
+    was, c.mastered = c.mastered, is_mastered(c, p)
+    if c.mastered and not was:
+        s.module_floor = max(s.module_floor, first_unmastered_module(s))
+
+
+def _remember(s: State, ev: dict, summary: str, concept: str | None) -> None:
+    s.recent.append({"id": ev["id"], "ts": ev["ts"], "type": ev["type"], "actor": ev["actor"],
+                     "concept": concept, "summary": summary})
+    if len(s.recent) > RECENT_KEEP:
+        del s.recent[0]
+
+
+def _observation(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    cid, q, ts = d["concept"], d["quality"], ev["ts"]
+    c = s.concepts.get(cid)
+    if c is None:  # concept removed from the curriculum since: the event no longer counts
+        return
+    prev = p.prior if c.mastery is None else c.mastery
+    c.mastery = p.alpha * q + (1 - p.alpha) * prev
+    c.observations += 1
+    day = ts[:10]
+    if not c.days or c.days[-1] != day:
+        if day not in c.days:
+            c.days.append(day)
+            c.days.sort()
+    c.first_seen = c.first_seen or ts
+    c.last_seen = ts
+    c.history.append([ts, q, round(c.mastery, 6), ev["id"]])
+    if len(c.history) > HISTORY_KEEP:
+        del c.history[0]
+    c.reviews.add(day, q)
+    _refresh_mastered(s, cid, p)
+    _remember(s, ev, f"{cid}: quality {q:g} — {d['evidence'][:160]}", cid)
+
+
+def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    cid = d["concept"]
+    s.misconceptions[ev["id"]] = {
+        "id": ev["id"], "concept": cid, "catalog": d.get("catalog"), "claim": d["claim"],
+        "quote": d.get("quote", ""), "opened_at": ev["ts"], "resolved_at": None,
+        "resolved_by": None,
+    }
+    if cid in s.concepts:
+        s.concepts[cid].open_misconceptions.append(ev["id"])
+        _refresh_mastered(s, cid, p)
+    _remember(s, ev, f"misconception on {cid}: {d['claim'][:160]}", cid)
+
+
+def _misconception_resolved(s: State, ev: dict, p: MasteryParams) -> None:
+    target = ev["data"]["target"]
+    m = s.misconceptions.get(target)
+    if m is None or m["resolved_at"] is not None:
+        return
+    m["resolved_at"], m["resolved_by"] = ev["ts"], ev["id"]
+    c = s.concepts.get(m["concept"])
+    if c is not None and target in c.open_misconceptions:
+        c.open_misconceptions.remove(target)
+        _refresh_mastered(s, m["concept"], p)
+    _remember(s, ev, f"resolved misconception on {m['concept']}: {m['claim'][:120]}", m["concept"])
+
+
+def _exit_attempt(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    a = s.exit_attempts.setdefault(d["item"], {"attempts": 0, "passed": False, "passed_at": None,
+                                               "last": None})
+    a["attempts"] += 1
+    a["last"] = {"id": ev["id"], "ts": ev["ts"], "passed": d["passed"], "notes": d.get("notes", "")}
+    if d["passed"] and not a["passed"]:
+        a["passed"], a["passed_at"] = True, ev["ts"]
+    _remember(s, ev, f"exit item {d['item']}: {'passed' if d['passed'] else 'not passed'}", None)
+
+
+def _prediction(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    s.predictions[ev["id"]] = {"id": ev["id"], "ts": ev["ts"], **d, "status": "pending",
+                               "comparison": None, "run_id": None}
+    _remember(s, ev, f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}",
+              d.get("concept"))
+
+
+def _experiment_run(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    for comp in d.get("comparisons", []):
+        pred = s.predictions.get(comp["prediction"])
+        if pred is not None and pred["status"] == "pending":
+            pred["status"], pred["comparison"], pred["run_id"] = "compared", comp, d["run_id"]
+    s.runs.append({"id": ev["id"], "ts": ev["ts"], "experiment": d["experiment"],
+                   "run_id": d["run_id"], "metrics": d.get("metrics", {}),
+                   "concepts": d.get("concepts", []), "comparisons": d.get("comparisons", [])})
+    if len(s.runs) > RUNS_KEEP:
+        del s.runs[0]
+    _remember(s, ev, f"lab run {d['experiment']} ({d['run_id']})", None)
+
+
+def _retraction(s: State, ev: dict, p: MasteryParams) -> None:
+    _remember(s, ev, f"retracted {ev['data']['target']}: {ev['data']['reason'][:120]}", None)
+
+
+APPLY = {
+    "observation": _observation,
+    "misconception_opened": _misconception_opened,
+    "misconception_resolved": _misconception_resolved,
+    "exit_attempt": _exit_attempt,
+    "prediction": _prediction,
+    "experiment_run": _experiment_run,
+    "retraction": _retraction,
+}
+
+
+def apply(s: State, ev: dict, p: MasteryParams) -> None:
+    """Fold one counted event into `s` (in place; `derive` owns the state it folds)."""
+    s.events += 1
+    s.last_id, s.last_ts = ev["id"], ev["ts"]
+    if ev["id"] in s.retracted:
+        return
+    APPLY[ev["type"]](s, ev, p)
+
+
+def retractions(events: Iterable[dict]) -> dict[str, str]:
+    """target id -> retraction id, for every retraction in `events`."""
+    return {ev["data"]["target"]: ev["id"] for ev in events if ev["type"] == "retraction"}
+
+
+def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
+    for ev in events:
+        apply(s, ev, p)
+    return s
+
+
+def derive(cur: Curriculum, events: list[dict], p: MasteryParams) -> State:
+    """The learner state from scratch: pure, no IO, no clock."""
+    s = initial(cur)
+    s.retracted = retractions(events)
+    return fold(s, events, p)
+
+
+def extend(s: State, cur: Curriculum, all_events_loader, new_events: list[dict],
+           p: MasteryParams) -> State:
+    """Incremental fold of `new_events` onto `s` (the caller hands over ownership of `s`).
+
+    A new retraction changes the past, so it falls back to `derive` over the whole log
+    (loaded lazily by `all_events_loader`); everything else folds forward.
+    """
+    if any(ev["type"] == "retraction" for ev in new_events):
+        return derive(cur, all_events_loader(), p)
+    return fold(s, new_events, p)
