@@ -53,9 +53,47 @@ def parse_lines(lines: list[bytes]) -> list[dict]:
     return out
 
 
+def iter_lines(log_path: Path) -> Iterator[bytes]:
+    """Complete lines of the log, streamed (a torn, unterminated tail is not yielded)."""
+    with open(log_path, "rb", buffering=1 << 20) as f:
+        for line in f:
+            if line.endswith(b"\n"):
+                yield line
+
+
+def iter_parsed(log_path: Path) -> Iterator[dict]:
+    """Parsed events, streamed; constant memory however long the log is."""
+    loads = json.loads
+    for line in iter_lines(log_path):
+        raw = loads(line)
+        if raw.get("v") != SCHEMA_VERSION:
+            raw = Event.from_dict(raw).to_dict()
+        yield raw
+
+
+def scan(log_path: Path) -> tuple[Tip, dict[str, str]]:
+    """One cheap pass: where the log ends, and every retraction (target id -> its id)."""
+    tip = Tip()
+    retracted: dict[str, str] = {}
+    last = b""
+    for line in iter_lines(log_path):
+        tip.offset += len(line)
+        tip.count += 1
+        last = line
+        if b'"retraction"' in line:
+            ev = json.loads(line)
+            if ev["type"] == "retraction":
+                retracted[ev["data"]["target"]] = ev["id"]
+    if last:
+        tip.last_hash = line_hash(last)
+        ev = json.loads(last)
+        tip.last_id, tip.last_ts = ev["id"], ev["ts"]
+    tip.last_len = len(last)
+    return tip, retracted
+
+
 def read_events(log_path: Path) -> list[dict]:
-    lines, _tail = split_complete(read_bytes(log_path))
-    return parse_lines(lines)
+    return list(iter_parsed(log_path))
 
 
 def iter_events(log_path: Path) -> Iterator[Event]:
@@ -98,17 +136,7 @@ class Tip:
     last_hash: str = GENESIS
     last_id: str | None = None
     last_ts: str | None = None
-
-
-def tip_of(log_path: Path) -> tuple[Tip, list[bytes], bytes]:
-    buf = read_bytes(log_path)
-    lines, tail = split_complete(buf)
-    tip = Tip(offset=len(buf) - len(tail), count=len(lines))
-    if lines:
-        tip.last_hash = line_hash(lines[-1])
-        last = json.loads(lines[-1])
-        tip.last_id, tip.last_ts = last["id"], last["ts"]
-    return tip, lines, tail
+    last_len: int = 0
 
 
 @dataclass

@@ -9,6 +9,7 @@ an append does not re-read the whole log.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -77,14 +78,19 @@ def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
             lines, _tail = log_mod.split_complete(rest)
             if not lines:
                 return st, log_mod.Tip(offset, st.events, last_hash, st.last_id, st.last_ts)
-            st = extend(st, cur, lambda: log_mod.read_events(log_path),
+            st = extend(st, cur, lambda: from_scratch(log_path, cur, p)[0],
                         log_mod.parse_lines(lines), p)
             end = offset + sum(map(len, lines))
             tip = log_mod.Tip(end, st.events, line_hash(lines[-1]), st.last_id, st.last_ts)
             save(cache_path, fp, st, end, end - len(lines[-1]), tip.last_hash)
             return st, tip
-    tip, lines, _tail = log_mod.tip_of(log_path)
-    state = derive(cur, log_mod.parse_lines(lines), p)
-    start_of_last = tip.offset - (len(lines[-1]) if lines else 0)
-    save(cache_path, fp, state, tip.offset, start_of_last, tip.last_hash)
+    state, tip = from_scratch(log_path, cur, p)
+    save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
     return state, tip
+
+
+def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams) -> tuple[State, log_mod.Tip]:
+    """Fold the whole log, streamed in two passes (retractions first)."""
+    tip, retracted = log_mod.scan(log_path)
+    events = itertools.islice(log_mod.iter_parsed(log_path), tip.count)  # not past the scan
+    return derive(cur, events, p, retracted), tip

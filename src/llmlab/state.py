@@ -230,20 +230,28 @@ def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
     return s
 
 
-def derive(cur: Curriculum, events: list[dict], p: MasteryParams) -> State:
-    """The learner state from scratch: pure, no IO, no clock."""
+def derive(cur: Curriculum, events: Iterable[dict], p: MasteryParams,
+           retracted: dict[str, str] | None = None) -> State:
+    """The learner state from scratch: pure, no IO, no clock.
+
+    `retracted` (target -> retraction id) may be given when the caller has it from a
+    cheap first pass; then `events` is consumed once, as a stream.
+    """
     s = initial(cur)
-    s.retracted = retractions(events)
+    if retracted is None:
+        events = list(events)
+        retracted = retractions(events)
+    s.retracted = dict(retracted)
     return fold(s, events, p)
 
 
-def extend(s: State, cur: Curriculum, all_events_loader, new_events: list[dict],
+def extend(s: State, cur: Curriculum, rederive, new_events: list[dict],
            p: MasteryParams) -> State:
     """Incremental fold of `new_events` onto `s` (the caller hands over ownership of `s`).
 
     A new retraction changes the past, so it falls back to `derive` over the whole log
-    (loaded lazily by `all_events_loader`); everything else folds forward.
+    (`rederive()`); everything else folds forward.
     """
     if any(ev["type"] == "retraction" for ev in new_events):
-        return derive(cur, all_events_loader(), p)
+        return rederive()
     return fold(s, new_events, p)

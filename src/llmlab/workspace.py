@@ -100,6 +100,8 @@ class Workspace:
         learner = config_mod.Learner(
             **{k: v for k, v in (("name", name), ("goal", goal)) if v is not None}
         )
+        if curriculum and curriculum != "default" and Path(curriculum).expanduser().is_dir():
+            curriculum = str(Path(curriculum).expanduser().resolve())  # as the user meant it
         settings = config_mod.Settings(curriculum=curriculum or "default")
         cfg = config_mod.Config(learner=learner, settings=settings)
         ws = cls(root)

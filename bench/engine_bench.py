@@ -1,0 +1,129 @@
+"""Benchmark the tutor state engine (issue 2).
+
+1. One append (validate, lock, append, fsync, incremental derive; no rendering) with
+   1k, 10k and 100k events already in the log: p50/p99, and a naive full re-derive per
+   append for comparison, as a ratio measured in the same run.
+2. Full rebuild of 1,000,000 events: events/s and peak memory (in a child process).
+
+    .venv/bin/python bench/engine_bench.py            # full run
+    .venv/bin/python bench/engine_bench.py --quick    # smaller sizes, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from llmlab import api
+from llmlab.events import GENESIS, Event, line_hash
+from llmlab.workspace import Workspace
+
+
+def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
+    """Write n realistic, valid, hash-chained events straight to the log (fast set-up)."""
+    rng = random.Random(seed)
+    concepts = ws.curriculum.concept_ids
+    prev = GENESIS
+    t0 = 1_767_225_600  # 2026-01-01
+    span = 300 * 86400
+    with open(ws.log_path, "wb") as f:
+        for i in range(1, n + 1):
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(t0 + span * i // n))
+            c = rng.choice(concepts)
+            ev = Event(id=f"evt_{i:06d}", ts=ts, type="observation", actor="tutor", prev=prev,
+                       data={"concept": c, "quality": round(rng.random(), 3),
+                             "evidence": f"learner explained {c} with a concrete example, "
+                                         "mostly right, one slip on the details", "probe": ""})
+            line = ev.to_line()
+            f.write(line)
+            prev = line_hash(line)
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+CURRICULUM = None  # None: the default course
+
+
+def bench_append(n: int, reps: int, naive_reps: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        ws = Workspace.init(Path(d) / "ws", curriculum=CURRICULUM)
+        synth_log(ws, n)
+        api.load_state(ws)  # build the snapshot once, as a running workspace has
+        times = []
+        for i in range(reps):
+            t = time.perf_counter()
+            api.observe(ws, "softmax", 0.7, f"bench {i}")
+            times.append((time.perf_counter() - t) * 1000)
+        naive = []
+        for i in range(naive_reps):
+            t = time.perf_counter()
+            api.observe(ws, "softmax", 0.7, f"naive {i}")
+            api.load_state(ws, use_cache=False)  # what a non-incremental engine does
+            naive.append((time.perf_counter() - t) * 1000)
+        return {"events": n, "p50_ms": statistics.median(times), "p99_ms": pct(times, 0.99),
+                "naive_p50_ms": statistics.median(naive),
+                "ratio_naive_over_incremental": statistics.median(naive) / statistics.median(times)}
+
+
+REBUILD_CHILD = """
+import json, resource, sys, time
+from llmlab import api
+from llmlab.workspace import Workspace
+ws = Workspace(__import__('pathlib').Path(sys.argv[1]))
+t = time.perf_counter()
+s, tip = api.load_state(ws, use_cache=False)
+dt = time.perf_counter() - t
+print(json.dumps({"events": s.events, "seconds": dt,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_rebuild(n: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        ws = Workspace.init(Path(d) / "ws", curriculum=CURRICULUM)
+        synth_log(ws, n)
+        size = ws.log_path.stat().st_size
+        out = subprocess.run([sys.executable, "-c", REBUILD_CHILD, str(ws.root)], check=True,
+                             capture_output=True, text=True).stdout
+        r = json.loads(out)
+        r["events_per_s"] = r["events"] / r["seconds"]
+        r["log_mb"] = size / 1e6
+        return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--curriculum", default=None, help="curriculum folder (default course if unset)")
+    a = ap.parse_args()
+    global CURRICULUM
+    CURRICULUM = a.curriculum
+    sizes = [1_000, 10_000] if a.quick else [1_000, 10_000, 100_000]
+    print(f"# machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} "
+          f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d')}")
+    print("| events in log | append p50 (ms) | append p99 (ms) | naive re-derive p50 (ms) | naive / incremental |")
+    print("|---|---|---|---|---|")
+    for n in sizes:
+        r = bench_append(n, reps=200, naive_reps=5 if n >= 100_000 else 20)
+        print(f"| {n:,} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['naive_p50_ms']:.1f} | "
+              f"{r['ratio_naive_over_incremental']:.1f}x |", flush=True)
+    n = 100_000 if a.quick else 1_000_000
+    r = bench_rebuild(n)
+    print(f"\nrebuild: {r['events']:,} events ({r['log_mb']:.0f} MB) in {r['seconds']:.2f} s = "
+          f"{r['events_per_s']:,.0f} events/s; peak RSS {r['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
