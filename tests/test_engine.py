@@ -175,3 +175,23 @@ def test_time_must_not_go_backwards(ws):
     with pytest.raises(UserError, match="precedes the last event"):
         api.observe(ws, "tokenization", 0.5, "b", at=D1)
     assert ws.log_path.read_bytes() == before
+
+
+def test_model_check_scores_replay_and_simulation(ws, cli):
+    for q, t in zip((0.5, 0.9, 0.95), (D1, D1b, D2)):
+        api.observe(ws, "tokenization", q, "x", at=t)
+    bad = api.observe(ws, "softmax", 0.1, "x", at=D3)
+    api.retract(ws, bad.id, "wrong concept")
+    r = cli("model-check", "--json", "--learners", "200")
+    assert r.returncode == 0, r.stderr
+    import json
+    d = json.loads(r.stdout)
+    rep = d["replay"]
+    assert rep["observations"] == 3  # the retracted one does not count
+    import math
+    # engine predicts 0.5, then 0.5, then 0.74 (the EWMA before each observation)
+    expect = sum(-(q * math.log(p) + (1 - q) * math.log(1 - p))
+                 for p, q in ((0.5, 0.5), (0.5, 0.9), (0.74, 0.95))) / 3
+    assert rep["log_loss"]["engine"] == pytest.approx(expect, rel=1e-6)
+    rules = d["simulation"]["rules"]
+    assert rules["engine"]["false_mastery_rate"] < rules["single_reading"]["false_mastery_rate"]

@@ -76,6 +76,18 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict
     }
 
 
+def model_check(ws: Workspace, learners: int = 300, seed: int = 0) -> dict:
+    """Evaluate the mastery model on this log (prequential) and on simulated learners."""
+    from . import modelcheck
+
+    _, retracted = log_mod.scan(ws.log_path)
+    obs = [(e["data"]["concept"], e["data"]["quality"]) for e in log_mod.iter_parsed(ws.log_path)
+           if e["type"] == "observation" and e["id"] not in retracted]
+    p = ws.config.mastery
+    return {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
+            "simulation": modelcheck.simulate(p, learners=learners, seed=seed)}
+
+
 # ---------------------------------------------------------------- validation
 
 def _check_concept(cur, cid: str) -> None:

@@ -226,6 +226,17 @@ def rebuild(as_json: bool = JsonOpt) -> None:
     _out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
+@app.command("model-check")
+def model_check(
+    learners: int = typer.Option(300, "--learners", help="Simulated learners."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score the mastery model: replay this log prequentially, and simulated learners."""
+    _out(api.model_check(Workspace.find(), learners, seed), as_json,
+         lambda d: render.model_check(console, d))
+
+
 @app.command()
 def demo(
     directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Where to create the demo workspace."),

@@ -122,3 +122,23 @@ def verify(con: Console, d: dict) -> None:
               f"torn tail: {d['torn_tail_bytes']} bytes.")
     for p in d["problems"]:
         con.print(Text(f"  - {p}"))
+
+
+def model_check(con: Console, d: dict) -> None:
+    r = d["replay"]
+    con.print(f"Prequential replay of {r['observations']} observations (log loss, lower is better):")
+    for k, v in r["log_loss"].items():
+        con.print(f"  {k:14s} {v:.4f}" if v is not None else f"  {k:14s} -")
+    t = Table(title="Calibration of the engine's prediction")
+    for col in ("bin", "n", "predicted", "observed"):
+        t.add_column(col)
+    for b in r["calibration"]:
+        fmt = (lambda x: f"{x:.3f}" if x is not None else "-")
+        t.add_row(b["bin"], str(b["n"]), fmt(b["predicted"]), fmt(b["observed"]))
+    con.print(t)
+    s = Table(title=f"Simulated learners ({d['simulation']['learners']}): mastery rules")
+    for col in ("rule", "declared mastered", "false mastery rate", "miss rate"):
+        s.add_column(col)
+    for k, v in d["simulation"]["rules"].items():
+        s.add_row(k, str(v["declared"]), f"{v['false_mastery_rate']:.1%}", f"{v['miss_rate']:.1%}")
+    con.print(s)
