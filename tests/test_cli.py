@@ -242,3 +242,24 @@ def test_help_texts_exist_for_every_command(cli):
         out = cli(*sub, "--help").stdout
         assert "Usage" in out and len(out) > 200
     assert os.environ.get("LLMLAB_HOME")  # the autouse fixture isolates every test
+
+
+def test_demo_runs_a_multi_day_trajectory_through_the_write_path(tmp_path, cli):
+    r = cli("demo", "--dir", str(tmp_path / "demo"), "--no-serve")
+    assert r.returncode == 0, r.stderr
+    assert "Overall mastery" in r.stdout and "Next probes" in r.stdout
+    root = tmp_path / "demo"
+    events = [json.loads(x) for x in (root / "evidence.jsonl").read_text().splitlines()]
+    types = {e["type"] for e in events}
+    assert {"observation", "misconception_opened", "misconception_resolved", "retraction",
+            "exit_attempt"} <= types
+    assert len({e["ts"][:10] for e in events}) >= 5  # several days
+    env = {"LLMLAB_HOME": str(root)}
+    assert cli("verify", env=env).returncode == 0
+    d = json.loads(cli("state", "--json", env=env).stdout)
+    assert d["concepts"]["tokenization"]["mastered"]
+    assert d["misconceptions"]["resolved_count"] == 1
+    assert d["concepts"]["self_attention"]["observations"] == 1  # the retracted one is gone
+    assert d["concepts"]["softmax"]["prereq_gaps"] == ["logits"]
+    again = cli("demo", "--dir", str(root), "--no-serve")
+    assert again.returncode == 1 and "--force" in again.stderr

@@ -241,6 +241,7 @@ def model_check(
 def demo(
     directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Where to create the demo workspace."),
     force: bool = typer.Option(False, "--force", help="Replace an existing demo workspace there."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Do not start the live server (for scripts)."),
 ) -> None:
     """Create a demo workspace with a scripted multi-day tutoring trajectory; print state."""
     from . import demo as demo_mod

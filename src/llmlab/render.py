@@ -43,9 +43,13 @@ def state(con: Console, d: dict) -> None:
     for col in ("item", "kind", "ready", "passed", "requires"):
         e.add_column(col)
     for item in d["exit_items"].values():
+        done = sum(r["mastered"] for r in item["requires"])
+        missing = [r["concept"] for r in item["requires"] if not r["mastered"]]
         e.add_row(item["id"], item["kind"], "READY" if item["ready"] else "-",
                   "passed" if item["passed"] else "-",
-                  Text(", ".join(("✓" if r["mastered"] else "·") + r["concept"] for r in item["requires"])))
+                  Text(f"{done}/{len(item['requires'])} mastered"
+                       + (f"; missing {', '.join(missing[:3])}" if missing else "")
+                       + (" …" if len(missing) > 3 else "")))
     con.print(e)
     mis = d["misconceptions"]
     if mis["open"]:
