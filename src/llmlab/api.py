@@ -195,7 +195,8 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         log_mod.append_line(ws.log_path, line)
     # derive: fold the new line into the cache (outside the lock; the cache is checked on read)
     try:
-        load_state(ws)
+        snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
+                         ws.config.mastery, s, tip, line)
     except Exception:  # the record is safe on disk; a cache problem must not fail it
         pass
     _git_commit(ws, ev)

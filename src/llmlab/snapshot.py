@@ -89,6 +89,15 @@ def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
     return state, tip
 
 
+def advance(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams, state: State,
+            tip: log_mod.Tip, line: bytes) -> None:
+    """Fold one just-appended line into `state` (which the caller hands over) and cache it."""
+    state = extend(state, cur, lambda: from_scratch(log_path, cur, p)[0],
+                   log_mod.parse_lines([line]), p)
+    end = tip.offset + len(line)
+    save(cache_path, fingerprint(cur, p), state, end, tip.offset, line_hash(line))
+
+
 def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams) -> tuple[State, log_mod.Tip]:
     """Fold the whole log, streamed in two passes (retractions first)."""
     tip, retracted = log_mod.scan(log_path)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .config import MasteryParams
 from .curriculum import Curriculum
 from .retention import DailyReviews
 
-HISTORY_KEEP = 60  # mastery points kept per concept for charts
+HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
 RUNS_KEEP = 100
 
@@ -32,13 +32,17 @@ RUNS_KEEP = 100
 class ConceptState:
     mastery: float | None = None  # EWMA of qualities; None until first observation
     observations: int = 0
-    days: list[str] = field(default_factory=list)  # distinct UTC days, ascending
+    days: int = 0  # distinct UTC days with an observation (the log is in time order)
+    last_day: str | None = None
     first_seen: str | None = None
     last_seen: str | None = None
     history: list[list] = field(default_factory=list)  # [ts, quality, mastery, event id]
     open_misconceptions: list[str] = field(default_factory=list)  # event ids
     mastered: bool = False
     reviews: DailyReviews = field(default_factory=DailyReviews)
+
+
+_CONCEPT_FIELDS = [f for f in fields(ConceptState) if f.name != "reviews"]
 
 
 @dataclass
@@ -61,9 +65,11 @@ class State:
         return copy.deepcopy(self)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for cid, c in self.concepts.items():
-            d["concepts"][cid]["reviews"] = c.reviews.to_dict()
+        """A JSON-able view (shares lists with the state: serialize it, don't mutate it)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "concepts"}
+        d["concepts"] = {cid: {**{f.name: getattr(c, f.name) for f in _CONCEPT_FIELDS},
+                               "reviews": c.reviews.to_dict()}
+                         for cid, c in self.concepts.items()}
         return d
 
     @classmethod
@@ -87,7 +93,7 @@ def initial(cur: Curriculum) -> State:
 
 def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
     return (c.mastery is not None and c.mastery >= p.bar and c.observations >= p.min_observations
-            and len(c.days) >= p.min_days and not c.open_misconceptions)
+            and c.days >= p.min_days and not c.open_misconceptions)
 
 
 def first_unmastered_module(s: State) -> int:
@@ -121,10 +127,9 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
     c.mastery = p.alpha * q + (1 - p.alpha) * prev
     c.observations += 1
     day = ts[:10]
-    if not c.days or c.days[-1] != day:
-        if day not in c.days:
-            c.days.append(day)
-            c.days.sort()
+    if day != c.last_day:
+        c.days += 1
+        c.last_day = day
     c.first_seen = c.first_seen or ts
     c.last_seen = ts
     c.history.append([ts, q, round(c.mastery, 6), ev["id"]])

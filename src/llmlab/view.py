@@ -49,7 +49,7 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
         "observed": c.mastery is not None,
         "mastered": c.mastered,
         "observations": c.observations,
-        "days": len(c.days),
+        "days": c.days,
         "first_seen": c.first_seen,
         "last_seen": c.last_seen,
         "days_since_seen": round(age, 2) if age is not None else None,
