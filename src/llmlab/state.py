@@ -54,7 +54,7 @@ class State:
     exit_attempts: dict[str, dict[str, Any]] = field(default_factory=dict)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
-    recent: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)  # last events that count
     retracted: dict[str, str] = field(default_factory=dict)  # target id -> retraction id
     module_floor: int = 0  # index of the furthest module reached; never decreases
     events: int = 0  # lines folded (including retractions and retracted events)
@@ -110,13 +110,6 @@ def _refresh_mastered(s: State, cid: str, p: MasteryParams) -> None:
         s.module_floor = max(s.module_floor, first_unmastered_module(s))
 
 
-def _remember(s: State, ev: dict, summary: str, concept: str | None) -> None:
-    s.recent.append({"id": ev["id"], "ts": ev["ts"], "type": ev["type"], "actor": ev["actor"],
-                     "concept": concept, "summary": summary})
-    if len(s.recent) > RECENT_KEEP:
-        del s.recent[0]
-
-
 def _observation(s: State, ev: dict, p: MasteryParams) -> None:
     d = ev["data"]
     cid, q, ts = d["concept"], d["quality"], ev["ts"]
@@ -132,12 +125,11 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
         c.last_day = day
     c.first_seen = c.first_seen or ts
     c.last_seen = ts
-    c.history.append([ts, q, round(c.mastery, 6), ev["id"]])
+    c.history.append([ts, q, c.mastery, ev["id"]])
     if len(c.history) > HISTORY_KEEP:
         del c.history[0]
     c.reviews.add(day, q)
     _refresh_mastered(s, cid, p)
-    _remember(s, ev, f"{cid}: quality {q:g} — {d['evidence'][:160]}", cid)
 
 
 def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
@@ -151,7 +143,6 @@ def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
     if cid in s.concepts:
         s.concepts[cid].open_misconceptions.append(ev["id"])
         _refresh_mastered(s, cid, p)
-    _remember(s, ev, f"misconception on {cid}: {d['claim'][:160]}", cid)
 
 
 def _misconception_resolved(s: State, ev: dict, p: MasteryParams) -> None:
@@ -164,7 +155,6 @@ def _misconception_resolved(s: State, ev: dict, p: MasteryParams) -> None:
     if c is not None and target in c.open_misconceptions:
         c.open_misconceptions.remove(target)
         _refresh_mastered(s, m["concept"], p)
-    _remember(s, ev, f"resolved misconception on {m['concept']}: {m['claim'][:120]}", m["concept"])
 
 
 def _exit_attempt(s: State, ev: dict, p: MasteryParams) -> None:
@@ -175,15 +165,12 @@ def _exit_attempt(s: State, ev: dict, p: MasteryParams) -> None:
     a["last"] = {"id": ev["id"], "ts": ev["ts"], "passed": d["passed"], "notes": d.get("notes", "")}
     if d["passed"] and not a["passed"]:
         a["passed"], a["passed_at"] = True, ev["ts"]
-    _remember(s, ev, f"exit item {d['item']}: {'passed' if d['passed'] else 'not passed'}", None)
 
 
 def _prediction(s: State, ev: dict, p: MasteryParams) -> None:
     d = ev["data"]
     s.predictions[ev["id"]] = {"id": ev["id"], "ts": ev["ts"], **d, "status": "pending",
                                "comparison": None, "run_id": None}
-    _remember(s, ev, f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}",
-              d.get("concept"))
 
 
 def _experiment_run(s: State, ev: dict, p: MasteryParams) -> None:
@@ -197,11 +184,10 @@ def _experiment_run(s: State, ev: dict, p: MasteryParams) -> None:
                    "concepts": d.get("concepts", []), "comparisons": d.get("comparisons", [])})
     if len(s.runs) > RUNS_KEEP:
         del s.runs[0]
-    _remember(s, ev, f"lab run {d['experiment']} ({d['run_id']})", None)
 
 
 def _retraction(s: State, ev: dict, p: MasteryParams) -> None:
-    _remember(s, ev, f"retracted {ev['data']['target']}: {ev['data']['reason'][:120]}", None)
+    """Handled before the fold (`retractions`): the target never counts."""
 
 
 APPLY = {
@@ -222,6 +208,9 @@ def apply(s: State, ev: dict, p: MasteryParams) -> None:
     if ev["id"] in s.retracted:
         return
     APPLY[ev["type"]](s, ev, p)
+    s.recent.append(ev)  # the raw events; `view` words them
+    if len(s.recent) > RECENT_KEEP:
+        del s.recent[0]
 
 
 def retractions(events: Iterable[dict]) -> dict[str, str]:

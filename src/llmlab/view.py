@@ -60,9 +60,33 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
              "catalog": s.misconceptions[mid]["catalog"]} for mid in c.open_misconceptions
         ],
         "prereq_gaps": gaps,
-        "history": [{"ts": h[0], "quality": h[1], "mastery": h[2], "event": h[3]}
+        "history": [{"ts": h[0], "quality": h[1], "mastery": round(h[2], 6), "event": h[3]}
                     for h in c.history],
     }
+
+
+def describe(ev: dict, s: State) -> dict:
+    """One timeline entry: who did what, in words."""
+    d, t = ev["data"], ev["type"]
+    concept = d.get("concept")
+    if t == "observation":
+        text = f"{concept}: quality {d['quality']:g} — {d['evidence']}"
+    elif t == "misconception_opened":
+        text = f"misconception on {concept}: {d['claim']}"
+    elif t == "misconception_resolved":
+        m = s.misconceptions.get(d["target"], {})
+        concept = m.get("concept")
+        text = f"resolved misconception on {concept}: {m.get('claim', d['target'])}"
+    elif t == "exit_attempt":
+        text = f"exit item {d['item']}: {'passed' if d['passed'] else 'not passed'}"
+    elif t == "prediction":
+        text = f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}"
+    elif t == "experiment_run":
+        text = f"lab run {d['experiment']} ({d['run_id']})"
+    else:
+        text = f"retracted {d['target']}: {d['reason']}"
+    return {"id": ev["id"], "ts": ev["ts"], "type": t, "actor": ev["actor"], "concept": concept,
+            "summary": text[:300]}
 
 
 def prediction_record(s: State, p: MasteryParams, concepts: dict[str, dict]) -> dict:
@@ -145,7 +169,7 @@ def summarize(cur: Curriculum, s: State, p: MasteryParams, now: datetime) -> dic
                            "resolved_count": len(resolved)},
         "predictions": prediction_record(s, p, concepts),
         "runs": s.runs,
-        "recent": list(reversed(s.recent)),
+        "recent": [describe(ev, s) for ev in reversed(s.recent)],
     }
 
 
