@@ -1,0 +1,1 @@
+"""One module per experiment: each defines SPEC and run(ctx, params)."""

@@ -1,0 +1,158 @@
+"""Running an experiment: resolve params, load the model, measure, write, record.
+
+A run writes `lab/runs/<run-id>/result.json`:
+
+    {"run_id", "experiment", "question", "concepts", "params", "metrics", "tables",
+     "figures": [relative png paths], "conditions": {model, model_sha256, device, dtype,
+     seed, duration_s, packages, started}, "comparisons", "summary": [lines]}
+
+and, inside a workspace, appends an `experiment_run` event through `api.record`, which
+compares the learner's pending predictions for this experiment with the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .. import api
+from ..snapshot import atomic_write
+from ..workspace import Workspace
+from .spec import Spec
+
+PACKAGES = ("llmlab", "torch", "transformers", "gguf", "numpy", "matplotlib")
+
+
+@dataclass
+class Context:
+    """What an experiment's `run` gets: the loaded model (or None), the seed, progress."""
+
+    spec: Spec
+    model: Any
+    seed: int
+    console: Console
+    progress: Progress | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def track(self, items, description: str):
+        items = list(items)
+        if self.progress is None:
+            yield from items
+            return
+        task = self.progress.add_task(description, total=len(items))
+        for it in items:
+            yield it
+            self.progress.advance(task)
+        self.progress.remove_task(task)
+
+    def check_length(self, n_tokens: int) -> None:
+        """Refuse a prompt longer than the model's context window."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and n_tokens > limit:
+            from ..errors import UserError
+
+            raise UserError(f"The prompt is {n_tokens} tokens, longer than the model's context "
+                            f"window of {limit} tokens. Shorten it or lower the length parameter.")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{name}-{secrets.token_hex(2)}"
+
+
+def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
+            show_progress: bool = True) -> dict:
+    """Run one experiment into `out_dir` and return the result document (not recorded)."""
+    import torch
+
+    from . import models
+
+    seed = int(params.get("seed", 0))
+    torch.manual_seed(seed)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    loaded = models.load(params.get("model", models.DEFAULT)) if spec.model else None
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, transient=True,
+                        disable=not show_progress)
+    ctx = Context(spec=spec, model=loaded, seed=seed, console=console, progress=progress)
+    with progress:
+        outcome = run_fn(ctx, params)
+    duration = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for fname, fig in outcome.figures.items():
+        path = out_dir / f"{fname}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        figures.append(path.name)
+    conditions = {
+        "model": loaded.name if loaded else None,
+        "model_sha256": loaded.sha256 if loaded else None,
+        "model_source": loaded.source if loaded else None,
+        "device": str(next(loaded.model.parameters()).device) if loaded else "cpu",
+        "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "") if loaded else None,
+        "seed": seed, "duration_s": round(duration, 3), "started": started.isoformat(),
+        "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "packages": _versions(),
+    }
+    return {
+        "run_id": out_dir.name, "experiment": spec.name, "question": spec.question,
+        "concepts": list(spec.concepts), "params": params,
+        "metrics": {k: float(v) for k, v in outcome.metrics.items()},
+        "tables": outcome.tables, "figures": figures, "conditions": conditions,
+        "comparisons": [], "summary": outcome.summary + ctx.notes,
+    }
+
+
+def write_result(out_dir: Path, result: dict) -> None:
+    atomic_write(out_dir / "result.json",
+                 json.dumps(result, indent=2, ensure_ascii=False, default=str).encode())
+
+
+def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bool,
+        out: Path | None, console: Console, show_progress: bool = True) -> dict:
+    params = spec.resolve(given)
+    run_id = new_run_id(spec.name)
+    if out is not None:
+        out_dir = out / run_id
+    elif ws is not None:
+        out_dir = ws.runs_dir / run_id
+    else:
+        import tempfile
+
+        out_dir = Path(tempfile.mkdtemp(prefix="llmlab-run-")) / run_id
+    result = execute(spec, run_fn, params, out_dir, console, show_progress)
+    if ws is not None and record:
+        ev, comparisons = api.record_experiment_run(
+            ws, experiment=spec.name, run_id=run_id, params=params, metrics=result["metrics"],
+            conditions=result["conditions"], concepts=list(spec.concepts))
+        result["comparisons"] = comparisons
+        result["event"] = ev.id
+    else:
+        result["event"] = None
+    write_result(out_dir, result)
+    result["dir"] = str(out_dir)
+    return result
