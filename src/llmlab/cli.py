@@ -16,6 +16,7 @@ from . import api, render
 from . import curriculum as curriculum_mod
 from . import log as log_mod
 from .errors import UserError
+from .lab.cli import app as lab_app
 from .workspace import Workspace
 
 console = Console()
@@ -33,6 +34,7 @@ concept_app = typer.Typer(help="Look at one concept.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
+app.add_typer(lab_app, name="lab")
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "

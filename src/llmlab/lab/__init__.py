@@ -15,7 +15,7 @@ from ..errors import UserError, unknown
 from ..workspace import Workspace
 from .spec import Spec
 
-NAMES = ("tokens", "sampling", "attention")
+NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost")
 
 
 def _module(name: str):

@@ -19,8 +19,9 @@ def hooked(modules: list, hook: Callable[[int, Any, tuple, Any], Any]) -> Iterat
     handles = []
     try:
         for i, m in enumerate(modules):
-            handles.append(m.register_forward_hook(
-                lambda mod, inp, out, i=i: hook(i, mod, inp, out)))
+            fn = lambda mod, inp, out, i=i: hook(i, mod, inp, out)  # noqa: E731
+            fn.llmlab = True  # tells our hooks from transformers' own output-capturing ones
+            handles.append(m.register_forward_hook(fn))
         yield
     finally:
         for h in handles:
@@ -44,5 +45,6 @@ def capture_residual(model) -> Iterator[list]:
 
 
 def hook_count(model) -> int:
-    """Forward hooks currently registered anywhere in the model (for leak checks)."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """llmlab's forward hooks still registered anywhere in the model (for leak checks)."""
+    return sum(getattr(h, "llmlab", False) for m in model.modules()
+               for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))

@@ -146,9 +146,16 @@ def _dequantized_cache(e: Entry, gguf: Path) -> tuple[Path, str]:
     return target, "gguf"
 
 
-@lru_cache(maxsize=2)
 def load(name: str = DEFAULT) -> Loaded:
-    """Load a causal LM with eager attention (so attention weights can be returned)."""
+    """Load a causal LM with eager attention (so attention weights can be returned).
+
+    Memoised per process: every experiment in one process shares the loaded model.
+    """
+    return _load(name)
+
+
+@lru_cache(maxsize=2)
+def _load(name: str) -> Loaded:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

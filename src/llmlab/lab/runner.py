@@ -90,7 +90,8 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     torch.manual_seed(seed)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    loaded = models.load(params.get("model", models.DEFAULT)) if spec.model else None
+    needs_model = spec.model and not params.get("config")  # anatomy's config-only mode
+    loaded = models.load(params.get("model", models.DEFAULT)) if needs_model else None
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=True,

@@ -1,0 +1,143 @@
+"""`llmlab lab ...`: list models and experiments, run one, show a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+from ..workspace import Workspace
+
+app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
+                  no_args_is_help=True)
+console = Console()
+JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
+
+
+def _json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command("models")
+def models_cmd(as_json: bool = JsonOpt) -> None:
+    """The registered models: size, architecture, whether installed, verified and cached."""
+    from . import models
+
+    rows = models.describe()
+    if as_json:
+        return _json(rows)
+    t = Table(title="Models")
+    for c in ("name", "kind", "size MB", "ready", "cached", "architecture"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], r["kind"], str(r["size_mb"] or "-"),
+                  "yes" if r["ready"] else Text(r.get("problem", "no")), "yes" if r["cached"] else "no",
+                  Text(r["summary"]))
+    console.print(t)
+    console.print("Any local Hugging Face model folder also works: --param model=/path/to/folder")
+
+
+@app.command("list")
+def list_cmd(as_json: bool = JsonOpt) -> None:
+    """The experiments: the question each answers, its parameters and predictable quantities."""
+    from . import specs
+
+    data = [{"name": s.name, "question": s.question, "concepts": list(s.concepts),
+             "params": [{"name": p.name, "type": p.type.__name__, "default": p.default,
+                         "help": p.help} for p in s.params],
+             "quantities": [{"name": q.name, "unit": q.unit, "help": q.help} for q in s.quantities],
+             "seconds": s.seconds} for s in specs().values()]
+    if as_json:
+        return _json(data)
+    for d in data:
+        console.print(Text(f"{d['name']}", style="bold") + Text(f"  {d['question']}"))
+        console.print(Text("  concepts: " + ", ".join(d["concepts"])))
+        console.print(Text("  predict: " + ", ".join(f"{q['name']} ({q['unit']})" for q in d["quantities"])))
+        console.print(Text("  params: " + ", ".join(f"{p['name']}={p['default']!r}" for p in d["params"])))
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"Parameters are given as --param name=value; got {item!r}. "
+                            "See `llmlab lab list` for each experiment's parameters.")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+@app.command("run")
+def run_cmd(
+    name: str = typer.Argument(..., help="Experiment name (see `llmlab lab list`)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Parameter as name=value; repeatable."),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not append an experiment_run event."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the run folder here instead of the workspace."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run an experiment on the real model; write result.json and figures; compare predictions."""
+    from . import run_experiment, spec
+
+    s = spec(name)
+    params = s.resolve(_parse_params(param))  # validate before anything heavy
+    try:
+        ws = Workspace.find()
+    except UserError:
+        if not no_record and out is None:
+            raise
+        ws = None
+    result = run_experiment(ws, name, params, record=not no_record, out=out,
+                            show_progress=not as_json)
+    if as_json:
+        return _json(result)
+    _show(result)
+
+
+def _show(r: dict) -> None:
+    console.print(Text(f"{r['experiment']}: {r['question']}", style="bold"))
+    for line in r["summary"]:
+        console.print(Text(f"  {line}"))
+    t = Table(title="Metrics")
+    t.add_column("quantity")
+    t.add_column("measured")
+    for k, v in r["metrics"].items():
+        t.add_row(k, f"{v:.6g}")
+    console.print(t)
+    if r.get("comparisons"):
+        c = Table(title="Your predictions vs the measurement")
+        for col in ("quantity", "predicted", "measured", "rel. error", "within tolerance"):
+            c.add_column(col)
+        for x in r["comparisons"]:
+            c.add_row(x["quantity"], f"{x['predicted']:.4g}", f"{x['measured']:.4g}",
+                      f"{x['rel_error']:.1%}", "yes" if x["within"] else "no")
+        console.print(c)
+    c = r["conditions"]
+    console.print(Text(f"Run {r['run_id']} in {r.get('dir', '')}: model {c['model']} "
+                       f"({(c['model_sha256'] or '')[:12]}), {c['device']}, {c['dtype']}, seed "
+                       f"{c['seed']}, {c['duration_s']:.1f} s. Figures: {', '.join(r['figures'])}."))
+    if r.get("event"):
+        console.print(f"Recorded as {r['event']}.")
+
+
+@app.command("show")
+def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/runs)."),
+             as_json: bool = JsonOpt) -> None:
+    """Show a finished run: its summary, metrics, conditions and prediction comparisons."""
+    ws = Workspace.find()
+    path = ws.runs_dir / run_id / "result.json"
+    if "/" in run_id or not path.is_file():
+        runs = [p.parent.name for p in sorted(ws.runs_dir.glob("*/result.json"))]
+        raise UserError(f"No run '{run_id}' in {ws.runs_dir}. Runs: {', '.join(runs[-5:]) or 'none yet'}"
+                        " (`llmlab lab run NAME` makes one).")
+    r = json.loads(path.read_text())
+    r["dir"] = str(path.parent)
+    if as_json:
+        return _json(r)
+    _show(r)
