@@ -245,7 +245,7 @@ def test_help_texts_exist_for_every_command(cli):
 
 
 def test_demo_runs_a_multi_day_trajectory_through_the_write_path(tmp_path, cli):
-    r = cli("demo", "--dir", str(tmp_path / "demo"), "--no-serve")
+    r = cli("demo", "--dir", str(tmp_path / "demo"), "--no-serve", timeout=300)
     assert r.returncode == 0, r.stderr
     assert "Overall mastery" in r.stdout and "Next probes" in r.stdout
     root = tmp_path / "demo"
@@ -261,5 +261,13 @@ def test_demo_runs_a_multi_day_trajectory_through_the_write_path(tmp_path, cli):
     assert d["misconceptions"]["resolved_count"] == 1
     assert d["concepts"]["self_attention"]["observations"] == 1  # the retracted one is gone
     assert d["concepts"]["softmax"]["prereq_gaps"] == ["logits"]
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    run = [e for e in events if e["type"] == "experiment_run"]  # the demo's lab run
+    assert len(run) == 1 and run[0]["data"]["comparisons"][0]["predicted"] == 0.9
+    assert (root / "lab" / "runs" / run[0]["data"]["run_id"] / "result.json").is_file()
+    assert d["predictions"]["compared"] == 1
     again = cli("demo", "--dir", str(root), "--no-serve")
     assert again.returncode == 1 and "--force" in again.stderr

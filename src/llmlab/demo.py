@@ -99,6 +99,28 @@ def run(directory: Path, force: bool = False, console: Console | None = None) ->
             api.retract(ws, last.id, args[0], at=at)
         elif action == "exit":
             api.exit_attempt(ws, *args, at=at)
+    _lab_run(ws, console)
     if console:
         console.print(f"Demo workspace: {ws.root} ({api.state(ws)['events']} events)")
     return ws
+
+
+def _lab_run(ws: Workspace, console: Console | None) -> None:
+    """Predict, then measure: one real lab run, so the lab section has a comparison."""
+    try:
+        from .lab import require_torch, run_experiment
+
+        require_torch()
+    except UserError as e:
+        if console:
+            console.print(f"Skipping the demo's lab run: {e}")
+        return
+    api.predict(ws, "sampling", "top1_prob", 0.9, concept="softmax",
+                note="Canberra is the capital, so the model should be confident.")
+    r = run_experiment(ws, "sampling", {"draws": 1000, "greedy_runs": 2}, console=console,
+                       show_progress=console is not None)
+    if console:
+        for c in r["comparisons"]:
+            console.print(f"Lab: predicted {c['quantity']} = {c['predicted']:g}, measured "
+                          f"{c['measured']:.3f} ({'within' if c['within'] else 'outside'} "
+                          "tolerance).")

@@ -158,6 +158,9 @@ def load(name: str = DEFAULT) -> Loaded:
 def _load(name: str) -> Loaded:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # llmlab shows its own progress
 
     ref = resolve(name)
     if isinstance(ref, Entry):
