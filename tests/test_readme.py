@@ -48,3 +48,20 @@ def test_every_top_level_command_is_documented():
     group = typer.main.get_command(app)
     for name in group.commands:
         assert f"llmlab {name}" in text, f"`llmlab {name}` is not in the README"
+
+
+def test_readme_lab_commands_run_as_written(tmp_path, cli):
+    import pytest
+
+    pytest.importorskip("torch")
+    cmds = commands(section("Lab"))
+    assert any(c.startswith("llmlab lab run") for c in cmds)
+    r = cli("init", str(tmp_path / "w"))
+    assert r.returncode == 0
+    env = {"LLMLAB_HOME": str(tmp_path / "w")}
+    for line in cmds:
+        r = cli(*shlex.split(line)[1:], env=env, timeout=300)
+        assert r.returncode == 0, f"`{line}` failed:\n{r.stdout}\n{r.stderr}"
+    import json
+    d = json.loads(cli("state", "--json", env=env).stdout)
+    assert d["predictions"]["compared"] == 1  # the README's prediction was compared by its run
