@@ -35,6 +35,9 @@ app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
 app.add_typer(lab_app, name="lab")
+site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
+                       no_args_is_help=True)
+app.add_typer(site_app, name="site")
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
@@ -250,6 +253,43 @@ def demo(
 
     ws = demo_mod.run(directory, force=force, console=console)
     render.state(console, api.state(ws))
+    from .site import build
+
+    res = build(ws)
+    console.print(f"Dashboard: {res['index']}")
+    if not no_serve:
+        _serve(ws, "127.0.0.1", 0)
+
+
+@site_app.command("build")
+def site_build(as_json: bool = JsonOpt) -> None:
+    """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
+    from .site import build
+
+    res = build(Workspace.find())
+    _out(res, as_json, lambda d: console.print(
+        f"Built {d['files']} files from {d['events']} events. Open {d['index']}"))
+
+
+def _serve(ws: Workspace, host: str, port: int | None) -> None:
+    from .site.server import Server
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(Text(f"Warning: serving on {host} exposes the learner's dashboard to "
+                               "other machines on that network.", style="bold yellow"))
+    srv = Server(ws, host, ws.config.settings.port if port is None else port).start()
+    console.print(f"Serving the dashboard at {srv.url} (live: it reloads when the log changes). "
+                  "Ctrl-C to stop.")
+    srv.wait()
+
+
+@app.command()
+def serve(
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default from llmlab.toml; 0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback prints a warning."),
+) -> None:
+    """Serve the dashboard on 127.0.0.1 and re-render it whenever the log or curriculum changes."""
+    _serve(Workspace.find(), host, port)
 
 
 def main() -> None:
