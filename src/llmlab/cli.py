@@ -4,6 +4,7 @@ and formats the result: tables for people, `--json` for programs."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -247,8 +248,10 @@ def demo(
     directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Where to create the demo workspace."),
     force: bool = typer.Option(False, "--force", help="Replace an existing demo workspace there."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Do not start the live server (for scripts)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port for the live server (0: any free one)."),
 ) -> None:
-    """Create a demo workspace with a scripted multi-day tutoring trajectory; print state."""
+    """Create a demo workspace with a scripted multi-day tutoring trajectory, print the state, build
+    the dashboard and serve it live (`--no-serve` to stop after building)."""
     from . import demo as demo_mod
 
     ws = demo_mod.run(directory, force=force, console=console)
@@ -256,9 +259,12 @@ def demo(
     from .site import build
 
     res = build(ws)
-    console.print(f"Dashboard: {res['index']}")
-    if not no_serve:
-        _serve(ws, "127.0.0.1", 0)
+    console.print(f"Dashboard: {res['index']} (open it as a file, or serve it live)")
+    if not no_serve and not os.environ.get("LLMLAB_NO_SERVE"):
+        from .site.server import serve as serve_site
+
+        serve_site(ws, "127.0.0.1", ws.config.settings.port if port is None else port,
+                   echo=console.print)
 
 
 @site_app.command("build")
@@ -266,30 +272,23 @@ def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
     from .site import build
 
-    res = build(Workspace.find())
-    _out(res, as_json, lambda d: console.print(
-        f"Built {d['files']} files from {d['events']} events. Open {d['index']}"))
-
-
-def _serve(ws: Workspace, host: str, port: int | None) -> None:
-    from .site.server import Server
-
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(Text(f"Warning: serving on {host} exposes the learner's dashboard to "
-                               "other machines on that network.", style="bold yellow"))
-    srv = Server(ws, host, ws.config.settings.port if port is None else port).start()
-    console.print(f"Serving the dashboard at {srv.url} (live: it reloads when the log changes). "
-                  "Ctrl-C to stop.")
-    srv.wait()
+    _out(build(Workspace.find()), as_json, lambda d: console.print(
+        f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
+        f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
 
 @app.command()
 def serve(
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default from llmlab.toml; 0 picks a free one)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback prints a warning."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: settings.port in "
+                                       "llmlab.toml, 8765; 0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but the "
+                             "loopback exposes the dashboard to the network and prints a warning."),
 ) -> None:
-    """Serve the dashboard on 127.0.0.1 and re-render it whenever the log or curriculum changes."""
-    _serve(Workspace.find(), host, port)
+    """Serve the dashboard live: rebuilds and reloads open pages when the log or curriculum changes."""
+    from .site.server import serve as serve_site
+
+    ws = Workspace.find()
+    serve_site(ws, host, ws.config.settings.port if port is None else port, echo=console.print)
 
 
 def main() -> None:

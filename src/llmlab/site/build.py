@@ -1,125 +1,162 @@
 """`llmlab site build`: render the whole site from derived state (never hand-edited).
 
-Reads the state and the log once, groups evidence by concept in one pass, renders with
-Jinja2 (autoescape on: every text from a log, learner or tutor is escaped), writes every
-file atomically. Works opened as a file: no network, no inline script.
+Reads the state and the log once (`data.collect`), renders with Jinja2 (autoescape on:
+every text from a log, learner or tutor is escaped; only the curriculum's own markdown
+may contain HTML), writes each file atomically and only when its bytes changed. The
+pages work opened as files: relative links, no network, no inline script or style.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
+import time
 from datetime import datetime
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
-from .. import api
-from .. import log as log_mod
-from ..events import now_utc
 from ..snapshot import atomic_write
 from ..workspace import Workspace
+from . import data as data_mod
 from . import svg
 
-_env = Environment(loader=PackageLoader("llmlab", "templates/site"),
-                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                   lstrip_blocks=True)
-_env.globals["sparkline"] = svg.sparkline
-_env.globals["colour"] = svg.colour
-# Curriculum markdown is authored course content (trusted); it may use <details> blocks.
-_md = MarkdownIt("commonmark", {"html": True}).enable("table")
+STATIC = ("site.css", "live.js")
 
 
-def _runs(ws: Workspace, site: Path) -> list[dict]:
-    """Lab runs from result.json files, newest first; figures copied into the site."""
-    out = []
-    if not ws.runs_dir.is_dir():
-        return out
-    for f in sorted(ws.runs_dir.glob("*/result.json"), reverse=True):
+@cache
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("llmlab", "templates/site"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(bar=svg.bar, sparkline=svg.sparkline, history_chart=svg.history_chart,
+                       activity_svg=svg.activity)
+    env.filters["pct"] = lambda x: f"{100 * (x or 0):.0f}%"
+    env.filters["num"] = _num
+    env.filters["when"] = lambda ts: (ts or "")[:16].replace("T", " ") + (" UTC" if ts else "")
+    env.filters["day"] = lambda ts: (ts or "")[:10]
+    env.filters["reason"] = lambda r: r.replace("_", " ")
+    return env
+
+
+def _num(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if x == 0 or 1e-3 <= abs(x) < 1e6:
+            return f"{x:.4g}"
+        return f"{x:.3e}"
+    return str(x)
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    # Curriculum markdown is authored course content (trusted package or author data) and
+    # uses <details> blocks for exercise answers, so HTML is enabled for it, and only it.
+    return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table")
+
+
+def render_study(md: str) -> tuple[Markup, list[dict]]:
+    """Study page HTML with ids on h2/h3 headings, and the table of contents."""
+    parser = _markdown()
+    tokens = parser.parse(md)
+    toc, used = [], set()
+    for i, t in enumerate(tokens):
+        if t.type == "heading_open" and t.tag in ("h2", "h3"):
+            text = tokens[i + 1].content
+            slug = "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+            slug = "-".join(filter(None, slug.split("-")))[:60] or "section"
+            base, n = slug, 2
+            while slug in used:
+                slug, n = f"{base}-{n}", n + 1
+            used.add(slug)
+            t.attrSet("id", slug)
+            toc.append({"id": slug, "text": text, "level": int(t.tag[1])})
+    return Markup(parser.renderer.render(tokens, parser.options, {})), toc
+
+
+class _Writer:
+    """Atomic writes that skip files whose bytes did not change."""
+
+    def __init__(self, root: Path):
+        self.root, self.written, self.unchanged = root, 0, 0
+
+    def put(self, rel: str, payload: bytes) -> None:
+        path = self.root / rel
         try:
-            r = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        dest = site / "lab" / f.parent.name
-        figs = []
-        for name in r.get("figures", []):
-            src = f.parent / name
-            if src.is_file() and "/" not in name:
-                dest.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dest / name)
-                figs.append(f"lab/{f.parent.name}/{name}")
-        r["figure_paths"] = figs
-        out.append(r)
-    return out
+            if path.stat().st_size == len(payload) and path.read_bytes() == payload:
+                self.unchanged += 1
+                return
+        except OSError:
+            pass
+        atomic_write(path, payload)
+        self.written += 1
 
 
-def _write(path: Path, text: str) -> None:
-    atomic_write(path, text.encode("utf-8"))
-
-
-def _dump(data) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+def _dump(obj) -> bytes:
+    return (json.dumps(obj, indent=1, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
 def build(ws: Workspace, now: datetime | None = None) -> dict:
-    """Render index, concept, study and ladder pages plus their JSON twins into site/."""
-    now = now or now_utc()
+    """Render index, concept, study and ladder pages plus JSON twins into `ws.site_dir`."""
+    t0 = time.perf_counter()
     site = ws.site_dir
     site.mkdir(parents=True, exist_ok=True)
+    d = data_mod.collect(ws, now)
+    now = d["now"]
+    dash = d["dashboard"]
     cur = ws.curriculum
-    state = api.state(ws, now)
-    events = log_mod.read_events(ws.log_path)
-    retracted = {e["data"]["target"]: e["id"] for e in events if e["type"] == "retraction"}
-    by_concept: dict[str, list] = {cid: [] for cid in cur.concepts}
-    for e in events:
-        d = e["data"]
-        for cid in {d.get("concept"), *d.get("concepts", ())}:
-            if cid in by_concept:
-                by_concept[cid].append({**e, "retracted": retracted.get(e["id"])})
-    runs = _runs(ws, site)
-    static = Path(str(resources.files("llmlab") / "static"))
-    for name in ("site.css", "live.js"):
-        atomic_write(site / name, (static / name).read_bytes())
-    transcripts = (site / "transcripts" / "index.html").is_file()
-    common = {"state": state, "cur": cur, "now": now, "learner": state["learner"],
-              "transcripts": transcripts}
-    written = []
+    # the build id changes whenever what the pages say changes (the live server uses it)
+    build_id = hashlib.sha256(_dump({k: v for k, v in dash.items() if k != "generated_at"})
+                              + _dump(d["ladder"]) + cur.path.encode()).hexdigest()[:16]
+    out = _Writer(site)
+    env = _env()
+    common = {
+        "learner": dash["learner"], "course": dash["course"], "build_id": build_id,
+        "generated_at": dash["generated_at"], "last_event": dash["last_event"],
+        "events": dash["events"], "modules_nav": d["modules"],
+        "transcripts": (site / "transcripts" / "index.html").is_file(),
+        "ago": lambda ts: data_mod.days_ago(ts, now), "bar_threshold": dash["params"]["bar"],
+        "params": dash["params"],
+    }
 
-    graph = svg.prereq_graph(cur, state["concepts"])
-    _write(site / "index.html", _env.get_template("index.html").render(
-        **common, root="", graph=graph, runs=runs[:20]))
-    _write(site / "index.json", _dump({**state, "runs_detail": runs}))
-    written += ["index.html", "index.json"]
+    def page(rel: str, template: str, root: str, **ctx) -> None:
+        html = env.get_template(template).render(**common, root=root, page=rel, **ctx)
+        out.put(rel, html.encode("utf-8"))
 
-    for cid, c in cur.concepts.items():
-        doc = {
-            "concept": c.model_dump(),
-            "state": state["concepts"][cid],
-            "prerequisites": [state["concepts"][p] for p in c.prerequisites],
-            "dependants": [state["concepts"][d] for d in cur.dependants(cid)],
-            "exit_items": [e for e in state["exit_items"].values()
-                           if any(r["concept"] == cid for r in e["requires"])],
-            "misconceptions": [m for m in state["misconceptions"]["open"]
-                               + state["misconceptions"]["resolved"] if m["concept"] == cid],
-            "evidence": list(reversed(by_concept[cid])),
-            "runs": [r for r in runs if cid in r.get("concepts", [])],
-        }
-        _write(site / "concepts" / f"{cid}.html", _env.get_template("concept.html").render(
-            **common, root="../", doc=doc, c=c))
-        _write(site / "concepts" / f"{cid}.json", _dump(doc))
-        written += [f"concepts/{cid}.html", f"concepts/{cid}.json"]
+    static = resources.files("llmlab") / "static"
+    for name in STATIC:
+        out.put(f"static/{name}", (static / name).read_bytes())
+    for src, dest in data_mod.figure_sources(d["runs"]):
+        try:
+            out.put(dest, src.read_bytes())
+        except OSError:
+            pass
 
-    for m in cur.modules:
-        body = _md.render(cur.study_page(m.id) or f"# {m.title}\n\n{m.summary}\n")
-        _write(site / "study" / f"{m.id}.html", _env.get_template("study.html").render(
-            **common, root="../", module=m, body=body))
-        written.append(f"study/{m.id}.html")
-
-    ladder = [e for e in cur.exit_items.values() if e.kind == "build"]
-    _write(site / "ladder.html", _env.get_template("ladder.html").render(
-        **common, root="", ladder=ladder))
-    written.append("ladder.html")
-    return {"site": str(site), "files": len(written), "events": state["events"],
-            "index": str(site / "index.html")}
+    page("index.html", "index.html", "", d=dash, graph=svg.graph(d["graph"]))
+    out.put("index.json", _dump(dash | {"build": build_id}))
+    for cid, c in d["concepts"].items():
+        shown = c["evidence"][: data_mod.EVIDENCE_HTML_KEEP]
+        page(f"concepts/{cid}.html", "concept.html", "../", c=c, evidence=shown)
+        out.put(f"concepts/{cid}.json", _dump(c | {"build": build_id}))
+    by_module = {m["id"]: m for m in dash["modules"]}
+    for i, m in enumerate(cur.modules):
+        md = cur.study_page(m.id)
+        body, toc = render_study(md) if md else (Markup(""), [])
+        nav = {"prev": cur.modules[i - 1] if i > 0 else None,
+               "next": cur.modules[i + 1] if i + 1 < len(cur.modules) else None}
+        page(f"study/{m.id}.html", "study.html", "../", m=by_module[m.id], body=body, toc=toc,
+             nav=nav)
+        out.put(f"study/{m.id}.json", _dump({"module": by_module[m.id], "markdown": md or "",
+                                             "build": build_id}))
+    page("ladder.html", "ladder.html", "", ladder=d["ladder"])
+    out.put("ladder.json", _dump({"ladder": d["ladder"], "build": build_id}))
+    pages = 2 + len(d["concepts"]) + len(cur.modules)
+    return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
+            "pages": pages, "written": out.written, "unchanged": out.unchanged,
+            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3)}

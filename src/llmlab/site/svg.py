@@ -1,78 +1,229 @@
-"""Small SVG pictures, drawn server-side (no JavaScript, no CDN): sparklines and the
-prerequisite graph coloured by mastery. Every label is escaped."""
+"""Inline SVG for the site: mastery bars, sparklines, history charts, the prerequisite graph.
+
+Pure functions of plain data returning `Markup`. Every piece of text is escaped here;
+colours come from CSS classes (`lv0`..`lv5`), never from inline styles, so the pages
+work under a content security policy without 'unsafe-inline'.
+"""
 
 from __future__ import annotations
 
-from html import escape
-
-from ..curriculum import Curriculum
+from markupsafe import Markup, escape
 
 
-def colour(m: float, mastered: bool) -> str:
+def level(mastery: float, observed: bool = True, mastered: bool = False) -> int:
+    """A colour bucket: 0 untouched, 1..4 by mastery, 5 mastered."""
     if mastered:
-        return "#2e9d5b"
-    if m <= 0:
-        return "#d9dde3"
-    # red (low) -> amber -> yellow-green (close to the bar)
-    stops = [(0.0, (214, 69, 65)), (0.5, (235, 160, 52)), (0.8, (176, 196, 66))]
-    for (a, ca), (b, cb) in zip(stops, stops[1:]):
-        if m <= b:
-            t = (m - a) / (b - a)
-            r, g, bl = (round(x + (y - x) * t) for x, y in zip(ca, cb))
-            return f"#{r:02x}{g:02x}{bl:02x}"
-    return "#b0c442"
+        return 5
+    if not observed:
+        return 0
+    if mastery < 0.4:
+        return 1
+    if mastery < 0.6:
+        return 2
+    if mastery < 0.8:
+        return 3
+    return 4
 
 
-def sparkline(values: list[float], width: int = 120, height: int = 24, bar: float = 0.8) -> str:
+def _f(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".") if x % 1 else str(int(x))
+
+
+def bar(mastery: float, lv: int, threshold: float = 0.8, label: str = "") -> Markup:
+    """A horizontal mastery bar with a tick at the mastery threshold."""
+    w = max(0.0, min(1.0, mastery)) * 100
+    t = threshold * 100
+    return Markup(
+        f'<svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(label or f"mastery {mastery:.2f}")}">'
+        f'<rect class="track" x="0" y="0" width="100" height="8" rx="2"/>'
+        f'<rect class="fill lv{lv}" x="0" y="0" width="{_f(w)}" height="8" rx="2"/>'
+        f'<line class="tick" x1="{_f(t)}" x2="{_f(t)}" y1="0" y2="8"/></svg>')
+
+
+def sparkline(values: list[float], threshold: float = 0.8, width: int = 120,
+              height: int = 28, label: str = "") -> Markup:
+    """Mastery after each observation, 0..1 bottom to top, with the threshold dashed."""
+    pad = 3
+    ih = height - 2 * pad
+
+    def y(v: float) -> float:
+        return pad + (1 - max(0.0, min(1.0, v))) * ih
+
+    parts = [f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{escape(label or "mastery history")}">',
+             f'<line class="bar-line" x1="0" x2="{width}" y1="{_f(y(threshold))}" '
+             f'y2="{_f(y(threshold))}"/>']
     if not values:
-        return (f'<svg class="spark" width="{width}" height="{height}" role="img" '
-                'aria-label="no history"></svg>')
-    n = len(values)
-    xs = [2 + (width - 4) * (i / max(n - 1, 1)) for i in range(n)]
-    ys = [height - 2 - (height - 4) * v for v in values]
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
-    yb = height - 2 - (height - 4) * bar
-    return (f'<svg class="spark" width="{width}" height="{height}" role="img" '
-            f'aria-label="mastery history, last {values[-1]:.2f}">'
-            f'<line x1="0" x2="{width}" y1="{yb:.1f}" y2="{yb:.1f}" class="bar"/>'
-            f'<polyline points="{pts}" fill="none"/>'
-            f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="2.2"/></svg>')
-
-
-def prereq_graph(cur: Curriculum, concepts: dict[str, dict], href: str = "concepts/") -> str:
-    """Concepts as boxes, one column per module, one row per concept; arrows from
-    prerequisites; each box coloured by mastery and linking to its concept page."""
-    col_w, row_h, box_w, box_h = 170, 34, 150, 24
-    pos = {}
-    for ci, m in enumerate(cur.modules):
-        for ri, cid in enumerate(m.concepts):
-            pos[cid] = (10 + ci * col_w, 40 + ri * row_h)
-    width = 20 + len(cur.modules) * col_w
-    height = 60 + max(len(m.concepts) for m in cur.modules) * row_h
-    parts = [f'<svg class="graph" viewBox="0 0 {width} {height}" width="{width}" '
-             f'height="{height}" role="img" aria-label="prerequisite graph">',
-             '<defs><marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
-             'markerHeight="6" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>']
-    for ci, m in enumerate(cur.modules):
-        parts.append(f'<text class="mod" x="{10 + ci * col_w}" y="20">{escape(m.title[:24])}</text>')
-    for cid, c in cur.concepts.items():
-        x2, y2 = pos[cid]
-        for p in c.prerequisites:
-            x1, y1 = pos[p]
-            if x1 == x2:  # same module: a curve on the left side of the column
-                ya, yb = y1 + box_h / 2, y2 + box_h / 2
-                parts.append(f'<path class="edge" d="M{x1},{ya} C{x1 - 18},{ya} {x2 - 18},{yb} '
-                             f'{x2},{yb}" marker-end="url(#arr)"/>')
-            else:
-                parts.append(f'<line class="edge" x1="{x1 + box_w}" y1="{y1 + box_h / 2}" '
-                             f'x2="{x2}" y2="{y2 + box_h / 2}" marker-end="url(#arr)"/>')
-    for cid, c in cur.concepts.items():
-        x, y = pos[cid]
-        st = concepts[cid]
-        fill = colour(st["mastery"], st["mastered"])
-        parts.append(f'<a href="{href}{escape(cid)}.html"><g class="node">'
-                     f'<title>{escape(c.title)}: mastery {st["mastery"]:.2f}</title>'
-                     f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{fill}"/>'
-                     f'<text x="{x + 6}" y="{y + 16}">{escape(c.title[:22])}</text></g></a>')
+        parts.append(f'<line class="empty" x1="0" x2="{width}" y1="{_f(y(0))}" y2="{_f(y(0))}"/>')
+    elif len(values) == 1:
+        parts.append(f'<circle class="pt" cx="{width / 2:.1f}" cy="{y(values[0]):.1f}" r="2.5"/>')
+    else:
+        step = (width - 2 * pad) / (len(values) - 1)
+        pts = " ".join(f"{pad + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline class="line" points="{pts}"/>')
+        parts.append(f'<circle class="pt" cx="{pad + (len(values) - 1) * step:.1f}" '
+                     f'cy="{y(values[-1]):.1f}" r="2.5"/>')
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
+
+
+def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
+                  height: int = 220) -> Markup:
+    """Mastery (line) and observation quality (dots) per observation, with the threshold."""
+    left, right, top, bottom = 36, 12, 10, 28
+    iw, ih = width - left - right, height - top - bottom
+
+    def y(v: float) -> float:
+        return top + (1 - v) * ih
+
+    n = len(history)
+
+    def x(i: int) -> float:
+        return left + (iw / 2 if n == 1 else i * iw / max(n - 1, 1))
+
+    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="mastery history: {n} observations">']
+    for v in (0, 0.25, 0.5, 0.75, 1):
+        out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(v):.1f}" '
+                   f'y2="{y(v):.1f}"/><text class="axis" x="{left - 6}" y="{y(v) + 4:.1f}" '
+                   f'text-anchor="end">{v:g}</text>')
+    out.append(f'<line class="bar-line" x1="{left}" x2="{width - right}" y1="{y(threshold):.1f}" '
+               f'y2="{y(threshold):.1f}"/><text class="axis bar-label" x="{width - right}" '
+               f'y="{y(threshold) - 4:.1f}" text-anchor="end">mastery bar {threshold:g}</text>')
+    if n:
+        if n > 1:
+            pts = " ".join(f"{x(i):.1f},{y(h['mastery']):.1f}" for i, h in enumerate(history))
+            out.append(f'<polyline class="line" points="{pts}"/>')
+        for i, h in enumerate(history):
+            tip = escape(f"{h['ts'][:16].replace('T', ' ')} ({h['event']}): quality "
+                         f"{h['quality']:g}, mastery {h['mastery']:.3f}")
+            out.append(f'<circle class="q" cx="{x(i):.1f}" cy="{y(h["quality"]):.1f}" r="3.5">'
+                       f'<title>{tip}</title></circle>')
+            out.append(f'<circle class="pt" cx="{x(i):.1f}" cy="{y(h["mastery"]):.1f}" r="2.5">'
+                       f'<title>{tip}</title></circle>')
+        out.append(f'<text class="axis" x="{left}" y="{height - 8}">'
+                   f'{escape(history[0]["ts"][:10])}</text>')
+        if n > 1:
+            out.append(f'<text class="axis" x="{width - right}" y="{height - 8}" '
+                       f'text-anchor="end">{escape(history[-1]["ts"][:10])}</text>')
+    else:
+        out.append(f'<text class="axis" x="{left + iw / 2:.0f}" y="{top + ih / 2:.0f}" '
+                   'text-anchor="middle">no observations yet</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def activity(days: list[tuple[str, int]], cell: int = 12, gap: int = 3) -> Markup:
+    """Events per day as a strip of squares, oldest first (a week per column)."""
+    cols = (len(days) + 6) // 7
+    w, h = cols * (cell + gap), 7 * (cell + gap)
+    top = max((c for _, c in days), default=0) or 1
+    out = [f'<svg class="activity" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+           f'aria-label="events per day">']
+    for i, (day, count) in enumerate(days):
+        k = 0 if count == 0 else 1 + min(3, int(3 * count / top))
+        out.append(f'<rect class="a{k}" x="{(i // 7) * (cell + gap)}" y="{(i % 7) * (cell + gap)}" '
+                   f'width="{cell}" height="{cell}" rx="2"><title>{escape(day)}: {count} '
+                   f'event{"s" if count != 1 else ""}</title></rect>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# ---------------------------------------------------------------- the prerequisite graph
+
+NODE_W, NODE_H, COL_GAP, ROW_GAP = 168, 26, 44, 8
+
+
+def _depths(prereqs: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    depth: dict[str, int] = {}
+
+    def d(c: str) -> int:
+        if c not in depth:
+            depth[c] = 0  # the curriculum is acyclic (validated); guards recursion anyway
+            depth[c] = 1 + max((d(p) for p in prereqs[c] if p in prereqs), default=-1)
+        return depth[c]
+
+    for c in prereqs:
+        d(c)
+    return depth
+
+
+def layout(concepts: list[dict]) -> dict[str, tuple[float, float]]:
+    """Layered layout: x by prerequisite depth, y ordered by module then by the mean
+    position of the prerequisites (one barycentre sweep keeps edges short)."""
+    prereqs = {c["id"]: tuple(c["prerequisites"]) for c in concepts}
+    order = {c["id"]: (c["module_order"], i) for i, c in enumerate(concepts)}
+    depth = _depths(prereqs)
+    layers: dict[int, list[str]] = {}
+    for cid in prereqs:
+        layers.setdefault(depth[cid], []).append(cid)
+    pos: dict[str, float] = {}
+    for d in sorted(layers):
+        ids = layers[d]
+        if d == 0:
+            ids.sort(key=lambda c: order[c])
+        else:
+            def key(c: str) -> tuple:
+                ps = [pos[p] for p in prereqs[c] if p in pos]
+                return (sum(ps) / len(ps) if ps else 0.0, order[c])
+            ids.sort(key=key)
+        for i, c in enumerate(ids):
+            pos[c] = i / max(len(ids) - 1, 1)
+    tallest = max((len(v) for v in layers.values()), default=0)
+    xy = {}
+    for d, ids in layers.items():
+        off = (tallest - len(ids)) * (NODE_H + ROW_GAP) / 2
+        for i, c in enumerate(ids):
+            xy[c] = (10 + d * (NODE_W + COL_GAP), 10 + off + i * (NODE_H + ROW_GAP))
+    return xy
+
+
+def _short(s: str, n: int = 24) -> str:
+    return s if len(s) <= n else s[: n - 1].rstrip() + "…"
+
+
+def graph(concepts: list[dict], href: str = "concepts/") -> Markup:
+    """The prerequisite graph. `concepts`: id, title, module_title, module_order,
+    prerequisites, mastery, level, mastered, stale, gap, current (in the current module)."""
+    if not concepts:
+        return Markup("")
+    xy = layout(concepts)
+    by_id = {c["id"]: c for c in concepts}
+    w = max(x for x, _ in xy.values()) + NODE_W + 10
+    h = max(y for _, y in xy.values()) + NODE_H + 10
+    out = [f'<svg class="graph" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" height="{h:.0f}" '
+           f'role="img" aria-label="prerequisite graph of {len(concepts)} concepts">',
+           '<g class="edges">']
+    for c in concepts:
+        x2, y2 = xy[c["id"]]
+        for p in c["prerequisites"]:
+            if p not in xy:
+                continue
+            x1, y1 = xy[p]
+            x1, y1, y2m = x1 + NODE_W, y1 + NODE_H / 2, y2 + NODE_H / 2
+            mx = (x1 + x2) / 2
+            cls = "edge ok" if by_id[p]["mastered"] else "edge"
+            out.append(f'<path class="{cls}" d="M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} '
+                       f'{mx:.0f},{y2m:.0f} {x2:.0f},{y2m:.0f}"/>')
+    out.append("</g><g class=\"nodes\">")
+    for c in concepts:
+        x, y = xy[c["id"]]
+        cls = ["node", f"lv{c['level']}"]
+        for flag in ("stale", "gap", "current"):
+            if c.get(flag):
+                cls.append(flag)
+        tip = (f"{c['title']} ({c['id']}), module {c['module_title']}: mastery "
+               f"{c['mastery']:.2f}" + (", mastered" if c["mastered"] else "")
+               + (", stale" if c.get("stale") else "")
+               + (", prerequisite gap" if c.get("gap") else ""))
+        label = _short(c["title"]) + (" ✓" if c["mastered"] else "")
+        out.append(
+            f'<a href="{escape(href + c["id"])}.html" class="{" ".join(cls)}" '
+            f'data-concept="{escape(c["id"])}"><title>{escape(tip)}</title>'
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
+            f'<rect class="mfill" x="{x:.0f}" y="{y + NODE_H - 4:.0f}" '
+            f'width="{NODE_W * max(0.0, min(1.0, c["mastery"])):.0f}" height="4" rx="1"/>'
+            f'<text x="{x + 8:.0f}" y="{y + NODE_H / 2 + 3:.0f}">{escape(label)}</text></a>')
+    out.append("</g></svg>")
+    return Markup("".join(out))

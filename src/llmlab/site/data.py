@@ -1,0 +1,266 @@
+"""The data behind every page: one read of the state and one pass over the log.
+
+`collect(ws, now)` returns plain JSON-able dicts; the HTML pages and their JSON twins are
+rendered from exactly these dicts, so the two never disagree. Nothing here calls
+`api.concept` per concept: evidence is grouped by concept in a single pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .. import api
+from .. import log as log_mod
+from ..events import parse_ts
+from ..workspace import Workspace
+from .svg import level
+
+EVIDENCE_HTML_KEEP = 200  # evidence rows shown on a concept page (the JSON twin has all)
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+FIGURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(png|svg|jpg|jpeg)$")
+ACTIVITY_DAYS = 56
+
+
+def _text(ev: dict) -> str:
+    """The words an event carries (evidence, claim, notes...), for evidence lists."""
+    d = ev["data"]
+    for k in ("evidence", "claim", "notes", "reason"):
+        if d.get(k):
+            return str(d[k])
+    if ev["type"] == "prediction":
+        return f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}" + (
+            f" ({d['note']})" if d.get("note") else "")
+    if ev["type"] == "experiment_run":
+        return f"lab run {d['experiment']} ({d['run_id']})"
+    return ""
+
+
+def _evidence_row(ev: dict, retracted: dict[str, str]) -> dict:
+    d = ev["data"]
+    return {"id": ev["id"], "ts": ev["ts"], "type": ev["type"], "actor": ev["actor"],
+            "quality": d.get("quality"), "text": _text(ev), "probe": d.get("probe", ""),
+            "quote": d.get("quote", ""), "passed": d.get("passed"),
+            "retracted_by": retracted.get(ev["id"])}
+
+
+def group_events(events: list[dict], concept_ids) -> tuple[dict[str, list[dict]], list]:
+    """(concept id -> its evidence rows oldest first, events per day), in one pass."""
+    retracted = {e["data"]["target"]: e["id"] for e in events if e["type"] == "retraction"}
+    by: dict[str, list[dict]] = {cid: [] for cid in concept_ids}
+    opened_concept: dict[str, str] = {}
+    per_day: Counter = Counter()
+    for ev in events:
+        d = ev["data"]
+        per_day[ev["ts"][:10]] += 1
+        cids = []
+        if d.get("concept"):
+            cids.append(d["concept"])
+        cids += [c for c in d.get("concepts", ()) if c not in cids]
+        if ev["type"] == "misconception_opened":
+            opened_concept[ev["id"]] = d["concept"]
+        elif ev["type"] == "misconception_resolved" and d.get("target") in opened_concept:
+            cids.append(opened_concept[d["target"]])
+        if not cids:
+            continue
+        row = _evidence_row(ev, retracted)
+        for cid in cids:
+            if cid in by:
+                by[cid].append(row)
+    return by, per_day
+
+
+def activity(per_day: Counter, now: datetime, days: int = ACTIVITY_DAYS) -> list:
+    start = now.date() - timedelta(days=days - 1)
+    start -= timedelta(days=start.weekday())  # columns are weeks starting on Monday
+    out, d = [], start
+    while d <= now.date():
+        key = d.isoformat()
+        out.append((key, per_day.get(key, 0)))
+        d += timedelta(days=1)
+    return out
+
+
+def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
+    """Lab runs, newest first: result.json files merged with the run events of the log."""
+    events = {r["run_id"]: r for r in state_runs}
+    runs: dict[str, dict] = {}
+    if ws.runs_dir.is_dir():
+        for f in ws.runs_dir.glob("*/result.json"):
+            rid = f.parent.name
+            if not RUN_ID.match(rid):
+                continue
+            try:
+                r = json.loads(f.read_text(encoding="utf-8"))
+                if not isinstance(r, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                runs[rid] = {"run_id": rid, "error": f"result.json unreadable: {e}"}
+                continue
+            figs = [str(x) for x in r.get("figures") or [] if FIGURE.match(str(x))
+                    and (f.parent / str(x)).is_file()]
+            runs[rid] = {
+                "run_id": rid, "experiment": r.get("experiment", "?"),
+                "question": r.get("question", ""), "concepts": list(r.get("concepts") or []),
+                "params": r.get("params") or {}, "metrics": r.get("metrics") or {},
+                "tables": r.get("tables") or {}, "summary": list(r.get("summary") or []),
+                "conditions": r.get("conditions") or {}, "comparisons": r.get("comparisons") or [],
+                "figures": [f"lab/{rid}/{x}" for x in figs], "_figure_src": [
+                    str(f.parent / x) for x in figs],
+                "ts": (r.get("conditions") or {}).get("started") or "", "recorded": False,
+            }
+    for rid, ev in events.items():
+        r = runs.setdefault(rid, {"run_id": rid, "experiment": ev["experiment"], "question": "",
+                                  "concepts": ev["concepts"], "params": {}, "metrics": ev["metrics"],
+                                  "tables": {}, "summary": [], "conditions": {}, "figures": [],
+                                  "_figure_src": [], "comparisons": [], "ts": ev["ts"]})
+        r["recorded"], r["event"], r["ts"] = True, ev["id"], ev["ts"]
+        if ev["comparisons"]:
+            r["comparisons"] = ev["comparisons"]  # what the log counted is authoritative
+    return sorted(runs.values(), key=lambda r: (r.get("ts") or "", r["run_id"]), reverse=True)
+
+
+def _table_preview(tables: dict, rows: int = 12) -> list[dict]:
+    out = []
+    for name, t in tables.items():
+        if isinstance(t, list) and t and all(isinstance(r, dict) for r in t):
+            cols = list(dict.fromkeys(k for r in t[:rows] for k in r))
+            out.append({"name": name, "columns": cols, "total": len(t),
+                        "rows": [[r.get(c, "") for c in cols] for r in t[:rows]]})
+    return out
+
+
+def collect(ws: Workspace, now: datetime | None = None) -> dict:
+    """Everything the site shows, from one state read and one pass over the log."""
+    from ..events import now_utc
+
+    now = now or now_utc()
+    cur = ws.curriculum
+    st = api.state(ws, now)
+    params = ws.config.mastery
+    events = log_mod.read_events(ws.log_path)
+    by_concept, per_day = group_events(events, cur.concepts)
+    cs = st["concepts"]
+    preds = st["predictions"]["per_concept"]
+    disagree = {d["concept"] for d in st["predictions"]["disagreements"]}
+    titles = {cid: c.title for cid, c in cur.concepts.items()}
+    module_titles = {m.id: m.title for m in cur.modules}
+    module_order = {m.id: m.order for m in cur.modules}
+    has_study = {m.id: bool(cur.study_page(m.id)) for m in cur.modules}
+
+    def chip(cid: str) -> dict:
+        c = cs[cid]
+        return {"id": cid, "title": titles[cid], "mastery": c["mastery"],
+                "mastered": c["mastered"], "stale": c["stale"],
+                "level": level(c["mastery"], c["observed"], c["mastered"])}
+
+    cards = {}
+    for cid, c in cs.items():
+        cards[cid] = {**c, "title": titles[cid], "module_title": module_titles[c["module"]],
+                      "level": level(c["mastery"], c["observed"], c["mastered"]),
+                      "spark": [h["mastery"] for h in c["history"]],
+                      "gaps": [chip(g) for g in c["prereq_gaps"]],
+                      "stale_days": round(c["days_since_seen"]) if c["stale"]
+                      and c["days_since_seen"] is not None else None,
+                      "prediction": preds.get(cid), "disagrees": cid in disagree,
+                      "summary": cur.concepts[cid].summary}
+    modules = []
+    for m, ms in zip(cur.modules, st["modules"]):
+        modules.append({**ms, "summary": m.summary, "has_study": has_study[m.id],
+                        "current": m.id == st["current_module"],
+                        "concepts": [cards[cid] for cid in m.concepts]})
+    exit_items = []
+    for e in st["exit_items"].values():
+        item = cur.exit_items[e["id"]]
+        exit_items.append({**e, "prompt": item.prompt, "goal": item.goal, "measure": item.measure,
+                           "requires": [chip(r["concept"]) for r in e["requires"]],
+                           "mastered_count": sum(r["mastered"] for r in e["requires"])})
+    mis = st["misconceptions"]
+
+    def mis_row(m: dict) -> dict:
+        cat = cur.misconception(m["concept"], m["catalog"]) if m.get("catalog") and \
+            m["concept"] in cur.concepts else None
+        return {**m, "concept_title": titles.get(m["concept"], m["concept"]),
+                "correction": cat.correction if cat else ""}
+
+    runs = read_runs(ws, st["runs"])
+    graph_nodes = [{"id": cid, "title": titles[cid], "module_title": cards[cid]["module_title"],
+                    "module_order": module_order[cards[cid]["module"]],
+                    "prerequisites": list(cur.concepts[cid].prerequisites),
+                    "mastery": cards[cid]["mastery"], "level": cards[cid]["level"],
+                    "mastered": cards[cid]["mastered"], "stale": cards[cid]["stale"],
+                    "gap": bool(cards[cid]["prereq_gaps"]),
+                    "current": cards[cid]["module"] == st["current_module"]}
+                   for cid in cur.concepts]
+    cm = st["current_module"]
+    dashboard = {
+        "generated_at": now.isoformat(), "course": {"id": cur.id, "title": cur.title},
+        "learner": st["learner"], "events": st["events"], "last_event": st["last_event"],
+        "overall": st["overall"],
+        "current_module": {"id": cm, "title": module_titles[cm]} if cm else None,
+        "exit_items": exit_items, "next": [
+            {**p, "target_title": titles.get(p["target"], p["target"])} for p in st["next"]],
+        "modules": modules,
+        "misconceptions": {"open": [mis_row(m) for m in mis["open"]],
+                           "resolved": [mis_row(m) for m in mis["resolved"]],
+                           "resolved_count": mis["resolved_count"]},
+        "predictions": st["predictions"],
+        "runs": [_public_run(r) for r in runs],
+        "timeline": st["recent"],
+        "activity": activity(per_day, now),
+        "params": {"bar": params.bar, "min_observations": params.min_observations,
+                   "min_days": params.min_days},
+    }
+    concepts = {}
+    for cid, c in cur.concepts.items():
+        ev = by_concept[cid]
+        concepts[cid] = {
+            "concept": c.model_dump(), "state": cards[cid],
+            "prerequisites": [chip(p) for p in c.prerequisites],
+            "dependants": [chip(d) for d in cur.dependants(cid)],
+            "exit_items": [{"id": e["id"], "title": e["title"], "kind": e["kind"],
+                            "ready": e["ready"], "passed": e["passed"]}
+                           for e in exit_items if any(r["id"] == cid for r in e["requires"])],
+            "misconceptions": [mis_row(m) for m in mis["open"] + mis["resolved"]
+                               if m["concept"] == cid],
+            "prediction": preds.get(cid),
+            "runs": [_public_run(r) for r in runs if cid in r.get("concepts", [])],
+            "evidence": list(reversed(ev)),
+            "evidence_total": len(ev),
+        }
+    ladder = [{"step": i, "id": e["id"], "title": e["title"], "prompt": e["prompt"],
+               "goal": e["goal"], "measure": e["measure"], "requires": e["requires"],
+               "ready": e["ready"], "passed": e["passed"], "attempts": e["attempts"],
+               "mastered_count": e["mastered_count"]}
+              for i, e in enumerate((e for e in exit_items if e["kind"] == "build"), 1)]
+    return {"dashboard": dashboard, "concepts": concepts, "ladder": ladder,
+            "graph": graph_nodes, "runs": runs, "now": now,
+            "modules": [{"id": m.id, "title": m.title, "order": m.order, "summary": m.summary,
+                         "has_study": has_study[m.id]} for m in cur.modules]}
+
+
+def _public_run(r: dict) -> dict:
+    """A run as pages and JSON twins show it (no local file paths; tables previewed)."""
+    out = {k: v for k, v in r.items() if not k.startswith("_") and k != "tables"}
+    out["tables"] = _table_preview(r.get("tables") or {})
+    return out
+
+
+def days_ago(ts: str | None, now: datetime) -> str:
+    if not ts:
+        return "never"
+    d = (now - parse_ts(ts)).total_seconds() / 86400
+    if d < 1 / 24:
+        return "just now"
+    if d < 1:
+        return f"{int(d * 24)} h ago"
+    return f"{int(d)} d ago" if d < 60 else f"{int(d / 30)} months ago"
+
+
+def figure_sources(runs: list[dict]) -> list[tuple[Path, str]]:
+    """(source file, site-relative destination) of every run figure to copy."""
+    return [(Path(src), dest) for r in runs
+            for src, dest in zip(r.get("_figure_src", []), r.get("figures", []))]
