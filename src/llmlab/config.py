@@ -45,10 +45,19 @@ class Settings(_Model):
     port: int = Field(8765, ge=1, le=65535)
 
 
+class Plugin(_Model):
+    """The Claude Code plugin's hooks (see `llmlab.plugin.settings`, which reads these fast)."""
+
+    remind: bool = True  # stop hook: remind the tutor when an answered probe went unrecorded
+    transcript: bool = False  # stop hook: refresh the session transcript page after each turn
+    brief_probes: int = Field(5, ge=1, le=20)  # session start: next probes listed
+
+
 class Config(_Model):
     learner: Learner = Learner()
     mastery: MasteryParams = MasteryParams()
     settings: Settings = Settings()
+    plugin: Plugin = Plugin()
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.model_dump())

@@ -1,0 +1,296 @@
+"""Claude Code hook handlers: `llmlab-hook session-start` and `llmlab-hook stop`.
+
+Claude Code runs a command hook with the event's JSON on stdin and reads JSON from stdout
+(https://code.claude.com/docs/en/hooks#hook-input-and-output). These handlers:
+
+- act only when the session's `cwd` is inside an llmlab workspace (a folder with
+  `llmlab.toml`, or below one); anywhere else they print nothing and exit 0;
+- never write evidence: the only writes are derived caches and `state/hooks.log`;
+- always exit 0. Exit 2 would block (Stop) or show stderr to the user (SessionStart), and
+  any other non-zero code shows a "hook error" notice
+  (https://code.claude.com/docs/en/hooks#exit-code-output). Errors go to
+  `<workspace>/state/hooks.log` (or `~/.cache/llmlab/hooks.log` outside a workspace);
+- start fast: only the standard library is imported before the workspace is found, and
+  never typer, rich or torch (budget: 300 ms on a 10,000-event workspace; see
+  `bench/hooks_bench.py`).
+
+SessionStart output: `hookSpecificOutput.additionalContext`, added to Claude's context
+before the first prompt (https://code.claude.com/docs/en/hooks#sessionstart-decision-control).
+
+Stop output, only when the learner's last message answered a probe and the turn recorded
+no evidence: `hookSpecificOutput.additionalContext`, "non-error feedback" after which the
+conversation continues so the tutor can record the exchange now, shown in the transcript as
+"Stop hook feedback"; plus `systemMessage`, shown to the learner
+(https://code.claude.com/docs/en/hooks#stop-decision-control). Not `decision: "block"`,
+which is reported as a hook error. When `stop_hook_active` is true (the tutor is already
+continuing because of a stop hook) nothing is added, so the hook can never loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+CONFIG_FILE = "llmlab.toml"
+LOG_FILE = "evidence.jsonl"
+HOOK_LOG = "hooks.log"
+HOOK_LOG_MAX = 512 * 1024  # rotate to hooks.log.1 beyond this
+# With an unusable state cache, a log bigger than this is not re-folded inside the hook
+# (10,000 events take ~200 ms); a background `llmlab rebuild` repairs the cache instead.
+REBUILD_LIMIT = 1 << 20
+
+
+# ---------------------------------------------------------------- plumbing
+
+def find_root(start: Path) -> Path | None:
+    """The workspace containing `start` (the nearest folder upwards with llmlab.toml).
+
+    Deliberately not `Workspace.find()`: LLMLAB_HOME alone must not switch the hooks on
+    in unrelated projects, and importing `llmlab.workspace` costs pydantic's start-up."""
+    try:
+        here = start.expanduser().resolve()
+    except OSError:
+        return None
+    for d in (here, *here.parents):
+        if (d / CONFIG_FILE).is_file():
+            return d
+    return None
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmlab"
+
+
+def hook_log_path(root: Path | None) -> Path:
+    if root is not None and (root / "state").is_dir():
+        return root / "state" / HOOK_LOG
+    return _cache_dir() / HOOK_LOG
+
+
+def log_error(root: Path | None, event: str, err: BaseException | str, started: float) -> None:
+    """Append one JSON line describing the error; never raises."""
+    try:
+        if isinstance(err, BaseException):
+            tb = traceback.extract_tb(err.__traceback__)
+            where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+            msg = f"{type(err).__name__}: {err}"
+        else:
+            where, msg = "", err
+        entry = {"ts": datetime.now().astimezone().isoformat(timespec="seconds"),
+                 "event": event, "workspace": str(root) if root else None, "error": msg[:2000],
+                 "where": where, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        path = hook_log_path(root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.stat().st_size > HOOK_LOG_MAX:
+                os.replace(path, path.with_name(HOOK_LOG + ".1"))
+        except OSError:
+            pass
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    except Exception:
+        pass
+
+
+def spawn(args: list[str], cwd: Path) -> None:
+    """Start a detached background process (its own session; no pipes to the hook)."""
+    import subprocess
+
+    env = dict(os.environ, LLMLAB_HOME=str(cwd))
+    subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+def torn_tail(log_path: Path) -> int:
+    """Bytes after the last newline of the evidence log (0 when it ends cleanly)."""
+    try:
+        size = log_path.stat().st_size
+        if size == 0:
+            return 0
+        with open(log_path, "rb") as f:
+            f.seek(max(0, size - 65536))
+            buf = f.read()
+    except OSError:
+        return 0
+    return len(buf) - buf.rfind(b"\n") - 1
+
+
+def last_event(log_path: Path) -> dict | None:
+    """The last complete event of the log (reading only its tail), or None."""
+    try:
+        size = log_path.stat().st_size
+        with open(log_path, "rb") as f:
+            f.seek(max(0, size - 65536))
+            buf = f.read()
+    except OSError:
+        return None
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return None
+    start = buf.rfind(b"\n", 0, end) + 1
+    try:
+        ev = json.loads(buf[start:end])
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) else None
+
+
+def parse_time(ts: str | None) -> datetime | None:
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _context(event: str, text: str) -> dict:
+    return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
+
+
+# ---------------------------------------------------------------- session start
+
+def session_start(payload: dict, root: Path, started: float) -> dict | None:
+    from .settings import read
+
+    ps = read(root / CONFIG_FILE)
+    notes: list[str] = []
+    log_path = root / LOG_FILE
+    torn = torn_tail(log_path)
+    if torn:
+        log_error(root, "session-start", f"evidence.jsonl ends with a torn line ({torn} bytes)",
+                  started)
+        notes.append(f"The evidence log ends with a torn, incomplete line ({torn} bytes, a crash "
+                     "mid-write), so recording fails until `llmlab repair` quarantines it; "
+                     "`llmlab verify` shows the details.")
+
+    # The reads of `api.state`, without its import cost (filelock) and without its
+    # from-scratch fallback on a big log (see REBUILD_LIMIT).
+    from .. import snapshot, view
+    from ..events import now_utc
+    from ..workspace import Workspace
+    from .brief import brief
+
+    ws = Workspace(root)
+    cur, params = ws.curriculum, ws.config.mastery
+    cache = ws.state_dir / "snapshot.json"
+    if snapshot.load(cache, snapshot.fingerprint(cur, params)) is None:
+        size = log_path.stat().st_size if log_path.exists() else 0
+        if cache.exists():
+            log_error(root, "session-start", "state/snapshot.json is unreadable or out of date; "
+                      "the state is re-derived from the log", started)
+        if size > REBUILD_LIMIT:
+            spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
+            return _context("SessionStart", "\n".join(
+                ["llmlab: the learner-state cache is being rebuilt in the background, so no "
+                 "summary is available at this moment; `llmlab next` lists what to probe."]
+                + [f"- {n}" for n in notes]))
+    state, _tip = snapshot.current(log_path, cache, cur, params)
+    summary = view.summarize(cur, state, params, now_utc())
+    summary["next"] = view.next_probes(cur, summary, ps.brief_probes)
+    titles = {c.id: c.title for c in cur.concepts.values()} | {m.id: m.title for m in cur.modules}
+    return _context("SessionStart", brief(summary, titles, ps.brief_probes, notes))
+
+
+# ---------------------------------------------------------------- stop
+
+def stop(payload: dict, root: Path, started: float) -> dict | None:
+    from .settings import read
+
+    ps = read(root / CONFIG_FILE)
+    tpath = payload.get("transcript_path")
+    if ps.transcript and isinstance(tpath, str) and tpath:
+        spawn([sys.executable, "-m", "llmlab.plugin.hooks", "transcript-refresh",
+               str(Path(tpath).expanduser()), str(root)], root)
+    if not ps.remind or payload.get("stop_hook_active") or not isinstance(tpath, str):
+        return None
+    from .turn import last_turn
+
+    path = Path(tpath).expanduser()
+    if not path.is_file():
+        return None
+    turn = last_turn(path)
+    if not turn.answered_probe or turn.write_calls:
+        return None
+    # The session log may lag (and the learner may record from another terminal): any
+    # event appended since the learner's message counts as recorded.
+    last = last_event(root / LOG_FILE)
+    said = parse_time(turn.prompt_ts)
+    if last is not None:
+        logged = parse_time(last.get("ts"))
+        if said is None or (logged is not None and logged >= said):
+            return None
+    quote = " ".join(turn.prompt.split())
+    quote = quote if len(quote) <= 140 else quote[:139] + "…"
+    last_txt = (f"the log's last event, {last.get('id')}, predates it"
+                if last else "the evidence log is empty")
+    text = (
+        f"llmlab: the learner's last message (\"{quote}\") answers the tutor's probe, and no "
+        f"evidence was recorded for it in this turn: no llmlab record tool call or "
+        f"`llmlab log` command ran, and {last_txt}. In this workspace every substantive "
+        "exchange is recorded once through the validated write path (the llmlab MCP record "
+        "tools, or `llmlab log observe CONCEPT --quality Q --evidence TEXT --probe TEXT`), "
+        "rated on this exchange alone; a misconception seen is opened with `llmlab log "
+        "misconception`. If the message was not an answer to a probe, nothing needs recording.")
+    return {"hookSpecificOutput": {"hookEventName": "Stop", "additionalContext": text},
+            "systemMessage": "llmlab: your last answer was not recorded yet; the tutor was "
+                             "reminded to record it."}
+
+
+# ---------------------------------------------------------------- transcript refresh
+
+def transcript_refresh(transcript_path: str, root: Path) -> None:
+    """Background job of the stop hook: re-render this session's transcript page with the
+    transcript publisher's library function, when that publisher is installed."""
+    try:
+        from .. import transcript
+    except ImportError:
+        return
+    fn = getattr(transcript, "refresh_from_hook", None)
+    if callable(fn):
+        fn(Path(transcript_path), root)
+
+
+HANDLERS = {"session-start": session_start, "stop": stop}
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else argv
+    event = argv[0] if argv else ""
+    root: Path | None = None
+    try:
+        if event == "transcript-refresh" and len(argv) >= 3:
+            root = Path(argv[2])
+            transcript_refresh(argv[1], root)
+            return 0
+        handler = HANDLERS.get(event)
+        if handler is None:
+            raise ValueError(f"unknown hook event {event!r}; expected one of "
+                             f"{', '.join(HANDLERS)}")
+        raw = sys.stdin.read()
+        payload = json.loads(raw) if raw.strip() else {}
+        if not isinstance(payload, dict):
+            raise ValueError("hook input is not a JSON object")
+        cwd = payload.get("cwd")
+        root = find_root(Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd())
+        if root is None:
+            return 0
+        out = handler(payload, root, started)
+        if out:
+            sys.stdout.write(json.dumps(out, ensure_ascii=False))
+            sys.stdout.flush()
+    except BaseException as e:  # a hook must never fail the session: log, exit 0
+        log_error(root, event, e, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

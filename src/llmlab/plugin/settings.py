@@ -1,0 +1,37 @@
+"""The `[plugin]` table of `llmlab.toml`, read without pydantic (for hook start-up time).
+
+`config.Plugin` is the validated model the rest of llmlab uses; this reader accepts the
+same keys, ignores anything it does not know and falls back to the defaults, so a hook
+never fails because of a settings typo (the CLI reports those).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    remind: bool = True  # stop hook: remind the tutor when an answered probe went unrecorded
+    transcript: bool = False  # stop hook: refresh the session transcript page after each turn
+    brief_probes: int = 5  # session start: how many next probes to list
+
+
+def read(config_path: Path) -> PluginSettings:
+    try:
+        table = tomllib.loads(config_path.read_text(encoding="utf-8")).get("plugin", {})
+    except (OSError, ValueError):
+        return PluginSettings()
+    if not isinstance(table, dict):
+        return PluginSettings()
+    d = PluginSettings()
+    remind = table.get("remind", d.remind)
+    transcript = table.get("transcript", d.transcript)
+    probes = table.get("brief_probes", d.brief_probes)
+    return PluginSettings(
+        remind=remind if isinstance(remind, bool) else d.remind,
+        transcript=transcript if isinstance(transcript, bool) else d.transcript,
+        brief_probes=probes if isinstance(probes, int) and 0 < probes <= 20 else d.brief_probes,
+    )
