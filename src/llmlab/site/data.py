@@ -19,7 +19,7 @@ from ..events import parse_ts
 from ..workspace import Workspace
 from .svg import level
 
-EVIDENCE_HTML_KEEP = 200  # evidence rows shown on a concept page (the JSON twin has all)
+EVIDENCE_HTML_KEEP = 60  # evidence rows shown on a concept page (the JSON twin has all)
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 FIGURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(png|svg|jpg|jpeg)$")
 ACTIVITY_DAYS = 56
