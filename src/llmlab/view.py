@@ -215,9 +215,9 @@ def next_probes(cur: Curriculum, summary: dict, limit: int = 10) -> list[dict]:
         for cid in cur.module(cm).concepts:
             c = concepts[cid]
             if not c["mastered"] and all(concepts[q]["mastered"] for q in cur.concepts[cid].prerequisites):
-                seen = (f"mastery {c['mastery']:.2f} after {c['observations']} observation(s)"
-                        if c["observations"] else "not yet probed")
-                why = f"In the current module ({cm}), prerequisites mastered; {seen}."
+                so_far = (f"mastery {c['mastery']:.2f} after {c['observations']} observation(s)"
+                          if c["observations"] else "not yet probed")
+                why = f"In the current module ({cm}), prerequisites mastered; {so_far}."
                 add("frontier", cid, why)
     for e in summary["exit_items"].values():
         if e["ready"] and not e["passed"]:
