@@ -18,6 +18,7 @@ from . import curriculum as curriculum_mod
 from . import log as log_mod
 from .errors import UserError
 from .lab.cli import app as lab_app
+from .transcript.cli import app as transcript_app
 from .workspace import Workspace
 
 console = Console()
@@ -36,6 +37,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
 app.add_typer(lab_app, name="lab")
+app.add_typer(transcript_app, name="transcript")
 site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
                        no_args_is_help=True)
 app.add_typer(site_app, name="site")
@@ -289,6 +291,33 @@ def serve(
 
     ws = Workspace.find()
     serve_site(ws, host, ws.config.settings.port if port is None else port, echo=console.print)
+
+
+flashcards_app = typer.Typer(help="Flashcards for spaced review in Anki (and markdown).",
+                              no_args_is_help=True)
+app.add_typer(flashcards_app, name="flashcards")
+
+
+@flashcards_app.command("export")
+def flashcards_export(
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the files (default: flashcards/ in the workspace)."),
+    concept: Optional[list[str]] = typer.Option(None, "--concept", help="A concept id to include; repeatable."),
+    module: Optional[list[str]] = typer.Option(None, "--module", help="A module id whose concepts to include; repeatable."),
+    all_: bool = typer.Option(False, "--all", help="Every concept and catalogued misconception of the course."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write an Anki-importable text file and a markdown file: due or weak concepts and open
+    or recently resolved misconceptions, unless --concept/--module/--all choose others."""
+    from . import flashcards
+
+    res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
+    _out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
+        {"guid": c["guid"], "kind": c["kind"], "concept": c["concept"]} for c in res["list"]]},
+        as_json, lambda d: console.print(
+            f"Wrote {d['cards']} cards ({d['concept_cards']} concept, {d['misconception_cards']} "
+            f"misconception) to {d['anki']} (Anki: File > Import) and {d['markdown']}."
+            + ("" if d["cards"] else " Nothing is due or weak yet: use --all, --module or "
+               "--concept to choose cards.")))
 
 
 def main() -> None:

@@ -181,7 +181,11 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
     ws = Workspace(root)
     cur, params = ws.curriculum, ws.config.mastery
     cache = ws.state_dir / "snapshot.json"
-    if snapshot.load(cache, snapshot.fingerprint(cur, params)) is None:
+    try:
+        usable = snapshot.load(cache, snapshot.fingerprint(cur, params)) is not None
+    except Exception:  # e.g. valid JSON of the wrong shape
+        usable = False
+    if not usable:
         size = log_path.stat().st_size if log_path.exists() else 0
         if cache.exists():
             log_error(root, "session-start", "state/snapshot.json is unreadable or out of date; "
@@ -192,7 +196,7 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
                 ["llmlab: the learner-state cache is being rebuilt in the background, so no "
                  "summary is available at this moment; `llmlab next` lists what to probe."]
                 + [f"- {n}" for n in notes]))
-    state, _tip = snapshot.current(log_path, cache, cur, params)
+    state, _tip = snapshot.current(log_path, cache, cur, params, use_cache=usable)
     summary = view.summarize(cur, state, params, now_utc())
     summary["next"] = view.next_probes(cur, summary, ps.brief_probes)
     titles = {c.id: c.title for c in cur.concepts.values()} | {m.id: m.title for m in cur.modules}

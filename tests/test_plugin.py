@@ -1,0 +1,403 @@
+"""The Claude Code plugin: its files against the documented schemas, and the hooks run as
+Claude Code runs them (a subprocess, the recorded event JSON on stdin, JSON on stdout).
+
+Schemas written from https://code.claude.com/docs/en/plugins-reference (plugin manifest
+schema), https://code.claude.com/docs/en/plugin-marketplaces (marketplace schema) and
+https://code.claude.com/docs/en/hooks (configuration, hook handler fields).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from llmlab import api
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "plugin"
+FIX = Path(__file__).parent / "fixtures" / "hooks"
+
+KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+REL_PATH = r"^\./"
+PATHS = {"oneOf": [{"type": "string", "pattern": REL_PATH},
+                   {"type": "array", "items": {"type": "string", "pattern": REL_PATH}}]}
+PATHS_OR_INLINE = {"oneOf": [PATHS["oneOf"][0], PATHS["oneOf"][1], {"type": "object"}]}
+AUTHOR = {"type": "object", "required": ["name"], "additionalProperties": False,
+          "properties": {"name": {"type": "string", "minLength": 1}, "email": {"type": "string"},
+                         "url": {"type": "string"}}}
+MANIFEST_FIELDS = {
+    "$schema": {"type": "string"},
+    "name": {"type": "string", "pattern": KEBAB},
+    "displayName": {"type": "string"},
+    "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+([-+].+)?$"},
+    "description": {"type": "string"},
+    "author": AUTHOR,
+    "homepage": {"type": "string"}, "repository": {"type": "string"},
+    "license": {"type": "string"},
+    "keywords": {"type": "array", "items": {"type": "string"}},
+    "metadata": {"type": "object"},
+    "defaultEnabled": {"type": "boolean"},
+    "skills": PATHS, "commands": PATHS, "agents": PATHS, "outputStyles": PATHS,
+    "hooks": PATHS_OR_INLINE, "mcpServers": PATHS_OR_INLINE, "lspServers": PATHS_OR_INLINE,
+    "userConfig": {"type": "object"}, "dependencies": {"type": "array"},
+}
+# Unknown top-level fields only warn in Claude Code; the schema is stricter, to catch typos.
+PLUGIN_SCHEMA = {"type": "object", "required": ["name"], "additionalProperties": False,
+                 "properties": MANIFEST_FIELDS}
+SOURCE = {"oneOf": [
+    {"type": "string", "pattern": REL_PATH},
+    {"type": "object", "required": ["source"], "properties": {
+        "source": {"enum": ["github", "url", "git-subdir", "npm", "archive", "command"]}}},
+]}
+MARKETPLACE_SCHEMA = {
+    "type": "object", "required": ["name", "owner", "plugins"], "additionalProperties": False,
+    "properties": {
+        "$schema": {"type": "string"},
+        "name": {"type": "string", "pattern": KEBAB,
+                 "not": {"enum": ["claude-code-marketplace", "claude-code-plugins",
+                                  "claude-plugins-official", "anthropic-marketplace",
+                                  "anthropic-plugins", "agent-skills"]}},
+        "owner": AUTHOR, "description": {"type": "string"}, "version": {"type": "string"},
+        "metadata": {"type": "object"},
+        "plugins": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "source"], "additionalProperties": False,
+            "properties": MANIFEST_FIELDS | {"source": SOURCE, "category": {"type": "string"},
+                                             "tags": {"type": "array", "items": {"type": "string"}},
+                                             "strict": {"type": "boolean"}}}},
+    },
+}
+EVENTS = ["SessionStart", "Setup", "UserPromptSubmit", "UserPromptExpansion", "PreToolUse",
+          "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure",
+          "PostToolBatch", "Notification", "MessageDisplay", "SubagentStart", "SubagentStop",
+          "TaskCreated", "TaskCompleted", "Stop", "StopFailure", "TeammateIdle",
+          "InstructionsLoaded", "ConfigChange", "CwdChanged", "DirectoryAdded", "FileChanged",
+          "WorktreeCreate", "WorktreeRemove", "PreCompact", "PostCompact", "Elicitation",
+          "ElicitationResult", "SessionEnd"]
+COMMAND_HANDLER = {
+    "type": "object", "required": ["type", "command"], "additionalProperties": False,
+    "properties": {"type": {"const": "command"}, "command": {"type": "string", "minLength": 1},
+                   "args": {"type": "array", "items": {"type": "string"}},
+                   "timeout": {"type": "number", "exclusiveMinimum": 0},
+                   "statusMessage": {"type": "string"}, "async": {"type": "boolean"},
+                   "shell": {"enum": ["bash", "powershell"]}}}
+HOOKS_SCHEMA = {
+    "type": "object", "required": ["hooks"], "additionalProperties": False,
+    "properties": {
+        "description": {"type": "string"},
+        "hooks": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                  "properties": {e: {"type": "array", "minItems": 1, "items": {
+                      "type": "object", "required": ["hooks"], "additionalProperties": False,
+                      "properties": {"matcher": {"type": "string"},
+                                     "hooks": {"type": "array", "minItems": 1,
+                                               "items": COMMAND_HANDLER}}}} for e in EVENTS}},
+    },
+}
+MCP_SCHEMA = {"type": "object", "required": ["mcpServers"], "properties": {"mcpServers": {
+    "type": "object", "minProperties": 1, "additionalProperties": {
+        "type": "object", "required": ["command"],
+        "properties": {"command": {"type": "string"}, "args": {"type": "array"},
+                       "env": {"type": "object"}}}}}}
+COMMANDS = ["next", "progress", "predict", "quiz", "flashcards"]
+
+
+def load(p: Path) -> dict:
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- the plugin's files
+
+def test_manifest_matches_the_documented_schema():
+    m = load(PLUGIN / ".claude-plugin" / "plugin.json")
+    jsonschema.validate(m, PLUGIN_SCHEMA)
+    assert m["name"] == "llmlab"
+    assert m["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    # components sit in their default locations at the plugin root, not in .claude-plugin/
+    assert sorted(p.name for p in (PLUGIN / ".claude-plugin").iterdir()) == ["plugin.json"]
+    assert (PLUGIN / "hooks" / "hooks.json").is_file() and (PLUGIN / ".mcp.json").is_file()
+
+
+def test_schema_has_teeth():
+    bad = [{"name": "LLM Lab"}, {"name": "llmlab", "keywords": "llm"},
+           {"name": "llmlab", "commands": "commands/"}, {"name": "llmlab", "nmae": "x"}]
+    for m in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(m, PLUGIN_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"hooks": {"OnStop": [{"hooks": [{"type": "command",
+                                                               "command": "x"}]}]}}, HOOKS_SCHEMA)
+
+
+def test_marketplace_lists_the_plugin():
+    mk = load(ROOT / ".claude-plugin" / "marketplace.json")
+    jsonschema.validate(mk, MARKETPLACE_SCHEMA)
+    (entry,) = mk["plugins"]
+    assert entry["name"] == "llmlab" == load(PLUGIN / ".claude-plugin" / "plugin.json")["name"]
+    # relative sources resolve against the marketplace root (the folder holding .claude-plugin/)
+    assert (ROOT / entry["source"]).resolve() == PLUGIN
+
+
+def test_hooks_json_runs_the_hook_entry_point():
+    h = load(PLUGIN / "hooks" / "hooks.json")
+    jsonschema.validate(h, HOOKS_SCHEMA)
+    assert set(h["hooks"]) == {"SessionStart", "Stop"}
+    (ss,) = h["hooks"]["SessionStart"]
+    assert set(ss["matcher"].split("|")) == {"startup", "resume", "clear", "compact"}
+    commands = {e: g["hooks"][0]["command"] for e, gs in h["hooks"].items() for g in gs}
+    assert "llmlab-hook session-start" in commands["SessionStart"]
+    assert "llmlab-hook stop" in commands["Stop"]
+    for cmd in commands.values():  # silent when llmlab is not installed: never a hook error
+        assert cmd.startswith("command -v llmlab-hook >/dev/null 2>&1 &&") and cmd.endswith("|| true")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["llmlab-hook"] == "llmlab.plugin.hooks:main"
+
+
+def test_mcp_server_entry():
+    mcp = load(PLUGIN / ".mcp.json")
+    jsonschema.validate(mcp, MCP_SCHEMA)
+    # the same command as the workspace's own .mcp.json, so Claude Code treats them as one
+    assert mcp["mcpServers"]["llmlab"] == {"command": "llmlab", "args": ["mcp"]}
+
+
+def _frontmatter(p: Path) -> tuple[dict, str]:
+    text = p.read_text(encoding="utf-8")
+    m = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.DOTALL)
+    assert m, f"{p.name} has no frontmatter"
+    fm = {}
+    for line in m.group(1).splitlines():
+        k, _, v = line.partition(":")
+        fm[k.strip()] = v.strip()
+    return fm, m.group(2)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_slash_commands(name):
+    fm, body = _frontmatter(PLUGIN / "commands" / f"{name}.md")
+    assert set(fm) <= {"description", "argument-hint", "allowed-tools", "model"}
+    assert len(fm["description"]) > 20
+    tools = fm["allowed-tools"].split(", ")
+    for t in tools:
+        assert re.fullmatch(r"Bash\(llmlab [a-z ]+:\*\)|mcp__llmlab|mcp__plugin_llmlab_llmlab", t), t
+    # every CLI command the body tells the tutor to run is pre-approved and exists
+    for cmd in re.findall(r"`(llmlab [a-z -]+?)(?: [A-Z\-\$]|`)", body):
+        words = cmd.split()
+        if words[1] in ("init", "serve"):  # for the learner to run, not the tutor
+            continue
+        assert any(t.startswith(f"Bash({' '.join(words[:3])}") or
+                   t.startswith(f"Bash({' '.join(words[:2])}") for t in tools), cmd
+    if name in ("next", "progress", "quiz", "predict"):
+        assert "mcp__plugin_llmlab_llmlab" in tools
+    assert "never" in body.lower() or name in ("flashcards", "predict")
+
+
+def test_command_bodies_name_real_cli_commands(cli):
+    """The CLI commands the slash commands rely on exist (help exits 0)."""
+    for args in (["next", "--help"], ["state", "--help"], ["flashcards", "export", "--help"],
+                 ["log", "observe", "--help"], ["predict", "--help"], ["site", "build", "--help"]):
+        r = cli(*args)
+        assert r.returncode == 0, (args, r.stderr)
+
+
+# ---------------------------------------------------------------- running the hooks
+
+def payload(name: str, cwd: Path, transcript: Path | str = "", **extra) -> str:
+    text = (FIX / name).read_text(encoding="utf-8")
+    text = text.replace("__CWD__", str(cwd)).replace("__TRANSCRIPT__", str(transcript))
+    return json.dumps(json.loads(text) | extra)
+
+
+def run_hook(event: str, stdin: str, tmp_path: Path, cwd: Path | None = None, env=None):
+    e = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), **(env or {}))
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "llmlab.plugin.hooks", event], input=stdin,
+                       capture_output=True, text=True, cwd=cwd or tmp_path, env=e, timeout=60)
+    r.wall = time.perf_counter() - t
+    return r
+
+
+def seed(ws) -> None:
+    api.observe(ws, "tokenization", 0.7, "explained BPE merges", at="2026-03-01T09:00:00Z")
+    api.observe(ws, "softmax", 0.4, "thought softmax picks the max", at="2026-03-01T09:05:00Z")
+    api.open_misconception(ws, "tokenization", catalog="tokens_are_words",
+                           quote="each word is one token", at="2026-03-01T09:10:00Z")
+
+
+def hook_log(ws) -> list[dict]:
+    p = ws.root / "state" / "hooks.log"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_session_start_injects_the_learner_brief(ws, tmp_path):
+    seed(ws)
+    r = run_hook("session-start", payload("session_start.json", ws.root), tmp_path)
+    assert r.returncode == 0 and r.stderr == ""
+    out = json.loads(r.stdout)
+    assert set(out) == {"hookSpecificOutput"}
+    hso = out["hookSpecificOutput"]
+    assert hso["hookEventName"] == "SessionStart"
+    text = hso["additionalContext"]
+    assert "3 evidence events; last evt_000003" in text
+    assert "Current module: basics (Basics)." in text
+    assert "[resolve_misconception] tokenization" in text
+    assert "evt_000003 on tokenization: \"A token is a word.\"" in text
+    assert "mastered 0/4" in text
+    assert len(text) < 4000
+    assert hook_log(ws) == []
+
+
+def test_session_start_from_a_subfolder_lists_ready_exit_items(ws, tmp_path):
+    sub = ws.root / "notes"
+    r = run_hook("session-start", payload("session_start.json", sub), tmp_path)
+    text = json.loads(r.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "0 evidence events; last none" in text and "[frontier] tokenization" in text
+
+
+def test_silent_outside_a_workspace(ws, tmp_path):
+    """LLMLAB_HOME alone does not switch the hooks on in an unrelated project."""
+    elsewhere = tmp_path / "some-project"
+    elsewhere.mkdir()
+    for event, fx in (("session-start", "session_start.json"), ("stop", "stop.json")):
+        r = run_hook(event, payload(fx, elsewhere, FIX / "answered_unrecorded.jsonl"), tmp_path,
+                     cwd=elsewhere, env={"LLMLAB_HOME": str(ws.root)})
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert not (tmp_path / "cache").exists() and hook_log(ws) == []
+
+
+def test_stop_reminds_when_an_answered_probe_went_unrecorded(ws, tmp_path):
+    seed(ws)
+    log_before = ws.log_path.read_bytes()
+    r = run_hook("stop", payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl"), tmp_path)
+    assert r.returncode == 0 and r.stderr == ""
+    out = json.loads(r.stdout)
+    assert set(out) == {"hookSpecificOutput", "systemMessage"}
+    assert "decision" not in out  # feedback, not a blocking error
+    hso = out["hookSpecificOutput"]
+    assert hso["hookEventName"] == "Stop"
+    assert "About 4 times: every token attends" in hso["additionalContext"]
+    assert "evt_000003, predates it" in hso["additionalContext"]
+    assert "llmlab log observe" in hso["additionalContext"]
+    assert "not recorded" in out["systemMessage"]
+    assert ws.log_path.read_bytes() == log_before  # the hook never writes evidence
+
+
+@pytest.mark.parametrize("fixture", ["answered_recorded_mcp.jsonl", "answered_recorded_bash.jsonl",
+                                     "slash_command.jsonl", "small_talk.jsonl"])
+def test_stop_is_silent_when_nothing_is_missing(ws, tmp_path, fixture):
+    seed(ws)
+    r = run_hook("stop", payload("stop.json", ws.root, FIX / fixture), tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_stop_counts_evidence_logged_after_the_answer(ws, tmp_path):
+    """The session log may lag, or the learner recorded in another terminal: an event
+    newer than the learner's message counts."""
+    seed(ws)
+    api.observe(ws, "attention", 0.8, "n squared", at="2026-03-02T10:01:30Z")
+    r = run_hook("stop", payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl"), tmp_path)
+    assert (r.returncode, r.stdout) == (0, "")
+
+
+def test_stop_never_loops_and_respects_the_setting(ws, tmp_path):
+    seed(ws)
+    stdin = payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl", stop_hook_active=True)
+    assert run_hook("stop", stdin, tmp_path).stdout == ""
+    cfg = ws.config_path.read_text()
+    assert "[plugin]\nremind = true\n" in cfg  # `llmlab init` writes the defaults
+    ws.config_path.write_text(cfg.replace("remind = true", "remind = false"))
+    stdin = payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl")
+    assert run_hook("stop", stdin, tmp_path).stdout == ""
+
+
+def test_stop_with_a_missing_transcript_is_silent(ws, tmp_path):
+    r = run_hook("stop", payload("stop.json", ws.root, tmp_path / "gone.jsonl"), tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+# ---------------------------------------------------------------- a corrupt workspace
+
+def test_torn_log(ws, tmp_path):
+    seed(ws)
+    with open(ws.log_path, "ab") as f:
+        f.write(b'{"id":"evt_000004","ts":"2026-03-0')
+    before = ws.log_path.read_bytes()
+    r = run_hook("session-start", payload("session_start.json", ws.root), tmp_path)
+    assert r.returncode == 0 and r.stderr == "" and r.wall < 10
+    text = json.loads(r.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "torn, incomplete line" in text and "llmlab repair" in text
+    assert "3 evidence events" in text  # every complete event still counts
+    r2 = run_hook("stop", payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl"), tmp_path)
+    assert r2.returncode == 0 and "evt_000003" in r2.stdout  # the last complete event
+    assert ws.log_path.read_bytes() == before
+    (entry,) = hook_log(ws)
+    assert entry["event"] == "session-start" and "torn line" in entry["error"]
+
+
+def test_garbage_state_cache(ws, tmp_path):
+    seed(ws)
+    before = ws.log_path.read_bytes()
+    (ws.state_dir / "snapshot.json").write_bytes(b"\x00garbage{")
+    r = run_hook("session-start", payload("session_start.json", ws.root), tmp_path)
+    assert r.returncode == 0 and r.stderr == "" and r.wall < 10
+    assert "Current module: basics" in json.loads(r.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert ws.log_path.read_bytes() == before
+    (entry,) = hook_log(ws)
+    assert "snapshot.json" in entry["error"]
+
+
+def test_unreadable_state_cache_on_a_big_log_is_not_refolded_in_the_hook(ws, tmp_path, monkeypatch):
+    """Re-deriving 10,000 events would blow the time budget: the hook answers at once and
+    leaves the rebuild to a background `llmlab rebuild`."""
+    import io
+
+    from llmlab.plugin import hooks
+
+    seed(ws)
+    (ws.state_dir / "snapshot.json").write_text("[]")  # valid JSON, wrong shape
+    spawned = []
+    monkeypatch.setattr(hooks, "REBUILD_LIMIT", 0)
+    monkeypatch.setattr(hooks, "spawn", lambda args, cwd: spawned.append(args))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(payload("session_start.json", ws.root)))
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert hooks.main(["session-start"]) == 0
+    text = json.loads(out.getvalue())["hookSpecificOutput"]["additionalContext"]
+    assert "being rebuilt in the background" in text
+    assert spawned and spawned[0][-2:] == ["llmlab", "rebuild"]
+
+
+def test_broken_config_and_bad_input_exit_zero_and_are_logged(ws, tmp_path):
+    before = ws.log_path.read_bytes()
+    ws.config_path.write_text("[mastery\nalpha = ")
+    r = run_hook("session-start", payload("session_start.json", ws.root), tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert "not valid TOML" in hook_log(ws)[0]["error"]
+    r = run_hook("stop", "this is not json", tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = run_hook("no-such-event", "{}", tmp_path)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    cached = (tmp_path / "cache" / "llmlab" / "hooks.log").read_text().splitlines()
+    assert [json.loads(x)["event"] for x in cached] == ["stop", "no-such-event"]
+    assert ws.log_path.read_bytes() == before
+
+
+def test_hook_imports_stay_light(ws, tmp_path):
+    """No typer, rich or torch on the hook path (python -X importtime)."""
+    seed(ws)
+    e = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for event, fx in (("session-start", "session_start.json"), ("stop", "stop.json")):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmlab.plugin.hooks", event],
+                           input=payload(fx, ws.root, FIX / "answered_unrecorded.jsonl"),
+                           capture_output=True, text=True, env=e, timeout=60)
+        mods = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+        assert mods and not {m for m in mods if m.split(".")[0] in {"typer", "rich", "torch",
+                                                                     "transformers", "click"}}
+        if event == "stop":  # the stop path needs no pydantic at all
+            assert "pydantic" not in mods
