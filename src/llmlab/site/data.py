@@ -84,6 +84,12 @@ def activity(per_day: Counter, now: datetime, days: int = ACTIVITY_DAYS) -> list
     return out
 
 
+def _blank_run(rid: str, **over) -> dict:
+    return {"run_id": rid, "experiment": "?", "question": "", "concepts": [], "params": {},
+            "metrics": {}, "tables": {}, "summary": [], "conditions": {}, "figures": [],
+            "_figure_src": [], "comparisons": [], "ts": "", "recorded": False} | over
+
+
 def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
     """Lab runs, newest first: result.json files merged with the run events of the log."""
     events = {r["run_id"]: r for r in state_runs}
@@ -98,7 +104,7 @@ def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
                 if not isinstance(r, dict):
                     raise ValueError("not an object")
             except (OSError, ValueError) as e:
-                runs[rid] = {"run_id": rid, "error": f"result.json unreadable: {e}"}
+                runs[rid] = _blank_run(rid, error=f"result.json unreadable: {e}")
                 continue
             figs = [str(x) for x in r.get("figures") or [] if FIGURE.match(str(x))
                     and (f.parent / str(x)).is_file()]
@@ -113,10 +119,8 @@ def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
                 "ts": (r.get("conditions") or {}).get("started") or "", "recorded": False,
             }
     for rid, ev in events.items():
-        r = runs.setdefault(rid, {"run_id": rid, "experiment": ev["experiment"], "question": "",
-                                  "concepts": ev["concepts"], "params": {}, "metrics": ev["metrics"],
-                                  "tables": {}, "summary": [], "conditions": {}, "figures": [],
-                                  "_figure_src": [], "comparisons": [], "ts": ev["ts"]})
+        r = runs.setdefault(rid, _blank_run(rid, experiment=ev["experiment"],
+                                            concepts=ev["concepts"], metrics=ev["metrics"]))
         r["recorded"], r["event"], r["ts"] = True, ev["id"], ev["ts"]
         if ev["comparisons"]:
             r["comparisons"] = ev["comparisons"]  # what the log counted is authoritative
