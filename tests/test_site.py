@@ -314,3 +314,34 @@ def test_serve_reports_a_busy_port_as_a_user_error(ws, cli):
         s.listen()
         r = cli("serve", "--port", str(s.getsockname()[1]), timeout=30)
     assert r.returncode == 1 and "--port 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readme_dashboard_commands_run_as_written(ws, cli):
+    from test_readme import commands, section
+
+    cmds = commands(section("Dashboard"))
+    assert "llmlab site build" in cmds and "llmlab serve" in cmds
+    api.observe(ws, "softmax", 0.7, "exponentiated first")
+    with socket.socket() as s:  # plain `llmlab serve` uses settings.port: point it at a free one
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    ws.config_path.write_text(ws.config_path.read_text().replace("port = 8765", f"port = {free}"))
+    env = {**os.environ, "LLMLAB_HOME": str(ws.root)}
+    for line in cmds:
+        args = line.split()[1:]
+        if args[0] != "serve":
+            r = cli(*args)
+            assert r.returncode == 0, f"`{line}` failed:\n{r.stdout}\n{r.stderr}"
+            continue
+        p = subprocess.Popen([sys.executable, "-m", "llmlab", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out = p.stdout.readline()
+            assert out.startswith("Serving the dashboard at http://127.0.0.1:"), (line, out)
+            port = int(out.strip().rstrip("/").rsplit(":", 1)[1])
+            if args == ["serve"]:
+                assert port == free
+            assert _raw(port, "GET / HTTP/1.1")[0] == 200
+        finally:
+            p.terminate()
+            p.communicate(timeout=10)
