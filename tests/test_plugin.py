@@ -401,3 +401,50 @@ def test_hook_imports_stay_light(ws, tmp_path):
                                                                      "transformers", "click"}}
         if event == "stop":  # the stop path needs no pydantic at all
             assert "pydantic" not in mods
+
+
+# ---------------------------------------------------------------- the cached brief
+
+def test_brief_is_cached_until_the_log_changes(ws, tmp_path):
+    seed(ws)
+    stdin = payload("session_start.json", ws.root)
+    first = json.loads(run_hook("session-start", stdin, tmp_path).stdout)
+    assert (ws.state_dir / "brief.json").is_file()
+    e = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmlab.plugin.hooks",
+                        "session-start"], input=stdin, capture_output=True, text=True, env=e)
+    assert json.loads(r.stdout) == first
+    mods = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+    assert "pydantic" not in mods and "llmlab.snapshot" not in mods  # served from the cache
+    api.observe(ws, "softmax", 0.9, "now explains the exponent")
+    text = json.loads(run_hook("session-start", stdin, tmp_path).stdout)[
+        "hookSpecificOutput"]["additionalContext"]
+    assert "4 evidence events; last evt_000004" in text
+
+
+def test_stop_refreshes_the_brief_in_the_background(ws, tmp_path):
+    seed(ws)
+    run_hook("session-start", payload("session_start.json", ws.root), tmp_path)
+    before = json.loads((ws.state_dir / "brief.json").read_text())
+    api.observe(ws, "attention", 0.8, "n squared", at="2026-03-02T10:01:30Z")
+    run_hook("stop", payload("stop.json", ws.root, FIX / "answered_unrecorded.jsonl"), tmp_path)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        after = json.loads((ws.state_dir / "brief.json").read_text())
+        if after["key"] != before["key"]:
+            break
+        time.sleep(0.2)
+    assert "4 evidence events" in after["text"]
+
+
+def test_valid_until_takes_the_longest_horizon_without_a_flip():
+    from datetime import datetime, timedelta, timezone
+
+    from llmlab.plugin import briefcache
+
+    now = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    never = briefcache.valid_until(lambda t: [False, True], now)
+    assert never == now + timedelta(hours=12)
+    flips_in_3h = briefcache.valid_until(lambda t: [t >= now + timedelta(hours=3)], now)
+    assert flips_in_3h == now + timedelta(hours=1)
+    assert briefcache.valid_until(lambda t: [t > now], now) is None

@@ -9,6 +9,8 @@ reminder, and imperative "system" text can trip prompt-injection defences
 
 from __future__ import annotations
 
+from datetime import datetime
+
 MAX_CHARS = 4000  # well under Claude Code's 10,000-character cap on hook output strings
 
 
@@ -18,11 +20,12 @@ def _clip(text: str, n: int) -> str:
 
 
 def brief(summary: dict, titles: dict[str, str], probes: int = 5,
-          notes: list[str] | None = None) -> str:
+          as_of: datetime | None = None) -> str:
     """The brief as text. `titles` maps concept and module ids to titles."""
     o = summary["overall"]
+    when = f"as of {as_of:%Y-%m-%d %H:%M} UTC; " if as_of else ""
     lines = [
-        f"llmlab learner state ({summary['events']} evidence events; "
+        f"llmlab learner state ({when}{summary['events']} evidence events; "
         f"last {summary.get('last_event') or 'none'}):",
         f"- Overall mastery {o['mastery']:.2f} over all {o['total']} concepts; mastered "
         f"{o['mastered']}/{o['total']}; exit items passed {o['exit_passed']}/{o['exit_total']}.",
@@ -52,8 +55,6 @@ def brief(summary: dict, titles: dict[str, str], probes: int = 5,
     if ready:
         lines.append("- Exit items ready to attempt: " + ", ".join(
             f"{e['id']} ({e['kind']}: {_clip(e['title'], 80)})" for e in ready[:6]) + ".")
-    for n in notes or []:
-        lines.append(f"- {n}")
     lines.append("- Evidence is recorded only through the llmlab MCP record tools or "
                  "`llmlab log ...`; these hooks never record anything. "
                  "`llmlab next` gives the full list.")

@@ -33,7 +33,7 @@ import os
 import sys
 import time
 import traceback
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 CONFIG_FILE = "llmlab.toml"
@@ -157,50 +157,64 @@ def _context(event: str, text: str) -> dict:
 
 # ---------------------------------------------------------------- session start
 
+REBUILDING = ("llmlab: the learner-state cache is being rebuilt in the background, so no "
+              "summary is available at this moment; `llmlab next` lists what to probe.")
+
+
 def session_start(payload: dict, root: Path, started: float) -> dict | None:
+    from . import briefcache
     from .settings import read
 
     ps = read(root / CONFIG_FILE)
-    notes: list[str] = []
-    log_path = root / LOG_FILE
-    torn = torn_tail(log_path)
+    notes = []
+    torn = torn_tail(root / LOG_FILE)
     if torn:
         log_error(root, "session-start", f"evidence.jsonl ends with a torn line ({torn} bytes)",
                   started)
-        notes.append(f"The evidence log ends with a torn, incomplete line ({torn} bytes, a crash "
-                     "mid-write), so recording fails until `llmlab repair` quarantines it; "
-                     "`llmlab verify` shows the details.")
+        notes.append(f"- The evidence log ends with a torn, incomplete line ({torn} bytes, a "
+                     "crash mid-write), so recording fails until `llmlab repair` quarantines "
+                     "it; `llmlab verify` shows the details.")
+    now = datetime.now(timezone.utc)
+    k = briefcache.key(root, ps.curriculum, ps.brief_probes)  # before reading the log
+    text = briefcache.read(root, k, now) or compute_brief(root, ps, k, now, started)
+    return _context("SessionStart", "\n".join([text, *notes]))
 
-    # The reads of `api.state`, without its import cost (filelock) and without its
-    # from-scratch fallback on a big log (see REBUILD_LIMIT).
+
+def compute_brief(root: Path, ps, k: list, now: datetime, started: float) -> str:
+    """The brief from the derived state (the reads of `api.state`, without its import cost
+    and without re-folding a big log inside the hook); cached in state/brief.json."""
     from .. import snapshot, view
-    from ..events import now_utc
     from ..workspace import Workspace
+    from . import briefcache
     from .brief import brief
 
     ws = Workspace(root)
     cur, params = ws.curriculum, ws.config.mastery
-    cache = ws.state_dir / "snapshot.json"
+    log_path, cache = root / LOG_FILE, ws.state_dir / "snapshot.json"
     try:
         usable = snapshot.load(cache, snapshot.fingerprint(cur, params)) is not None
     except Exception:  # e.g. valid JSON of the wrong shape
         usable = False
     if not usable:
-        size = log_path.stat().st_size if log_path.exists() else 0
         if cache.exists():
             log_error(root, "session-start", "state/snapshot.json is unreadable or out of date; "
                       "the state is re-derived from the log", started)
-        if size > REBUILD_LIMIT:
+        if log_path.exists() and log_path.stat().st_size > REBUILD_LIMIT:
             spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
-            return _context("SessionStart", "\n".join(
-                ["llmlab: the learner-state cache is being rebuilt in the background, so no "
-                 "summary is available at this moment; `llmlab next` lists what to probe."]
-                + [f"- {n}" for n in notes]))
+            return REBUILDING
     state, _tip = snapshot.current(log_path, cache, cur, params, use_cache=usable)
-    summary = view.summarize(cur, state, params, now_utc())
+    summary = view.summarize(cur, state, params, now)
     summary["next"] = view.next_probes(cur, summary, ps.brief_probes)
     titles = {c.id: c.title for c in cur.concepts.values()} | {m.id: m.title for m in cur.modules}
-    return _context("SessionStart", brief(summary, titles, ps.brief_probes, notes))
+    text = brief(summary, titles, ps.brief_probes, as_of=now)
+
+    def stale_at(t: datetime) -> list[bool]:
+        return [view.staleness(state.concepts[c], params, t)[0] for c in cur.concepts]
+
+    until = briefcache.valid_until(stale_at, now)
+    if until is not None:
+        briefcache.write(root, k, text, until)
+    return text
 
 
 # ---------------------------------------------------------------- stop
@@ -213,6 +227,7 @@ def stop(payload: dict, root: Path, started: float) -> dict | None:
     if ps.transcript and isinstance(tpath, str) and tpath:
         spawn([sys.executable, "-m", "llmlab.plugin.hooks", "transcript-refresh",
                str(Path(tpath).expanduser()), str(root)], root)
+    refresh_brief_if_stale(root, ps)
     if not ps.remind or payload.get("stop_hook_active") or not isinstance(tpath, str):
         return None
     from .turn import last_turn
@@ -248,6 +263,16 @@ def stop(payload: dict, root: Path, started: float) -> dict | None:
                              "reminded to record it."}
 
 
+def refresh_brief_if_stale(root: Path, ps) -> None:
+    """After a turn that recorded evidence, re-compute the cached brief in the background,
+    so that the next session start (or /clear, resume, compaction) finds it ready."""
+    from . import briefcache
+
+    k = briefcache.key(root, ps.curriculum, ps.brief_probes)
+    if briefcache.read(root, k, datetime.now(timezone.utc)) is None:
+        spawn([sys.executable, "-m", "llmlab.plugin.hooks", "refresh-brief", str(root)], root)
+
+
 # ---------------------------------------------------------------- transcript refresh
 
 def transcript_refresh(transcript_path: str, root: Path) -> None:
@@ -271,9 +296,19 @@ def main(argv: list[str] | None = None) -> int:
     event = argv[0] if argv else ""
     root: Path | None = None
     try:
-        if event == "transcript-refresh" and len(argv) >= 3:
+        if event == "transcript-refresh" and len(argv) >= 3:  # background jobs
             root = Path(argv[2])
             transcript_refresh(argv[1], root)
+            return 0
+        if event == "refresh-brief" and len(argv) >= 2:
+            from . import briefcache
+            from .settings import read
+
+            root = Path(argv[1])
+            ps = read(root / CONFIG_FILE)
+            now = datetime.now(timezone.utc)
+            compute_brief(root, ps, briefcache.key(root, ps.curriculum, ps.brief_probes), now,
+                          started)
             return 0
         handler = HANDLERS.get(event)
         if handler is None:

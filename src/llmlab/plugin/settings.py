@@ -17,15 +17,19 @@ class PluginSettings:
     remind: bool = True  # stop hook: remind the tutor when an answered probe went unrecorded
     transcript: bool = False  # stop hook: refresh the session transcript page after each turn
     brief_probes: int = 5  # session start: how many next probes to list
+    curriculum: str = "default"  # from [settings]: which curriculum the workspace uses
 
 
 def read(config_path: Path) -> PluginSettings:
     try:
-        table = tomllib.loads(config_path.read_text(encoding="utf-8")).get("plugin", {})
+        doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return PluginSettings()
+    table = doc.get("plugin", {})
     if not isinstance(table, dict):
-        return PluginSettings()
+        table = {}
+    settings = doc.get("settings", {})
+    ref = settings.get("curriculum", "default") if isinstance(settings, dict) else "default"
     d = PluginSettings()
     remind = table.get("remind", d.remind)
     transcript = table.get("transcript", d.transcript)
@@ -34,4 +38,5 @@ def read(config_path: Path) -> PluginSettings:
         remind=remind if isinstance(remind, bool) else d.remind,
         transcript=transcript if isinstance(transcript, bool) else d.transcript,
         brief_probes=probes if isinstance(probes, int) and 0 < probes <= 20 else d.brief_probes,
+        curriculum=ref if isinstance(ref, str) else d.curriculum,
     )
