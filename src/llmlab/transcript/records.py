@@ -52,7 +52,8 @@ def parse_ts(s) -> datetime | None:
 def _image(src: dict) -> Image:
     src = src or {}
     data = src.get("data", "") if src.get("type") == "base64" else ""
-    return Image(media_type=str(src.get("media_type", "image")), data=data, size=len(data) * 3 // 4)
+    return Image(media_type=str(src.get("media_type", "image")), data=data,
+                 size=len(data) * 3 // 4 - data[-2:].count("="))
 
 
 def _tool_summary(name: str, inp) -> str:
