@@ -1,0 +1,102 @@
+"""Watch mode: appended records update the page; a torn last line waits until complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llmlab.transcript import Options, Publisher, Settings
+
+FIX = Path(__file__).parent / "fixtures" / "transcript" / "claude" / "-home-alice-llm-course"
+SID2 = "7d2e9c41-55aa-4f0e-8b3c-2a9f1e6d4c02"
+
+
+def rec(i: int, parent: str, text: str, typ: str = "user") -> dict:
+    r = {"type": typ, "uuid": f"w-{i:03d}", "parentUuid": parent, "sessionId": SID2, "isSidechain": False,
+         "cwd": "/home/alice/llm-course", "timestamp": f"2025-06-05T15:{i:02d}:00.000Z"}
+    if typ == "user":
+        r["message"] = {"role": "user", "content": text}
+    else:
+        r["message"] = {"id": f"msg_w{i}", "role": "assistant", "content": [{"type": "text", "text": text}]}
+    return r
+
+
+def line(r: dict) -> str:
+    return json.dumps(r) + "\n"
+
+
+def test_poll_reads_appends_and_waits_for_a_torn_line(tmp_path):
+    log = tmp_path / f"{SID2}.jsonl"
+    shutil.copy(FIX / f"{SID2}.jsonl", log)
+    out = tmp_path / "out"
+    pub = Publisher(Settings(out=out, opts=Options(tz="UTC"), force=True), keep=True)
+    pub.build([log])
+    page = out / f"{SID2}.html"
+    assert "A logit is the raw score" in page.read_text()
+    assert pub.poll() == []  # nothing changed, nothing written
+
+    parent = "b-002"
+    with open(log, "a") as f:
+        for i in range(10):  # ten records: five exchanges
+            r = rec(i, parent, f"WATCHED_{i} secret sk-ant-api03-WatchFake00000000000000000000",
+                    "user" if i % 2 == 0 else "assistant")
+            f.write(line(r))
+            parent = r["uuid"]
+        torn = line(rec(10, parent, "TORN_PROMPT arrives in two writes"))
+        f.write(torn[:40])  # half a line
+    t0 = time.perf_counter()
+    changed = pub.poll()
+    elapsed = time.perf_counter() - t0
+    assert [e["id"] for e in changed] == [SID2] and elapsed < 1.0
+    html = page.read_text()
+    assert all(f"WATCHED_{i}" in html for i in range(10))
+    assert "TORN_PROMPT" not in html and "sk-ant-api03-WatchFake" not in html
+    assert "6 exchanges" in html  # 1 + 5 appended
+
+    with open(log, "a") as f:
+        f.write(torn[40:])  # the rest of the line
+    assert [e["id"] for e in pub.poll()] == [SID2]
+    assert "TORN_PROMPT arrives in two writes" in page.read_text()
+
+
+def test_same_size_rewrite_is_noticed_by_mtime_and_growth_by_size(tmp_path):
+    log = tmp_path / f"{SID2}.jsonl"
+    shutil.copy(FIX / f"{SID2}.jsonl", log)
+    pub = Publisher(Settings(out=tmp_path / "o", opts=Options(tz="UTC"), force=True), keep=True)
+    pub.build([log])
+    st = os.stat(log)
+    with open(log, "a") as f:
+        f.write(line(rec(1, "b-002", "GROWN")))
+    os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, larger file (coarse clocks)
+    assert [e["id"] for e in pub.poll()] == [SID2]
+    assert "GROWN" in (tmp_path / "o" / f"{SID2}.html").read_text()
+
+
+def test_cli_watch_updates_the_page(tmp_path):
+    log = tmp_path / f"{SID2}.jsonl"
+    shutil.copy(FIX / f"{SID2}.jsonl", log)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "llmlab", "transcript", "build", str(log), "--out", str(out),
+                             "--tz", "UTC", "--watch", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        page = out / f"{SID2}.html"
+        deadline = time.time() + 30
+        while not page.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert page.exists()
+        with open(log, "a") as f:
+            f.write(line(rec(1, "b-002", "LIVE_APPEND")))
+        deadline = time.time() + 15
+        while "LIVE_APPEND" not in page.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert "LIVE_APPEND" in page.read_text()
+        assert not list(out.glob(".*.tmp"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
