@@ -163,8 +163,62 @@ def test_hooks_json_runs_the_hook_entry_point():
 def test_mcp_server_entry():
     mcp = load(PLUGIN / ".mcp.json")
     jsonschema.validate(mcp, MCP_SCHEMA)
-    # the same command as the workspace's own .mcp.json, so Claude Code treats them as one
-    assert mcp["mcpServers"]["llmlab"] == {"command": "llmlab", "args": ["mcp"]}
+    entry = mcp["mcpServers"]["llmlab"]
+    # plugin MCP configs substitute ${CLAUDE_PROJECT_DIR}; the server finds the workspace
+    # by walking up from there (https://code.claude.com/docs/en/mcp#plugin-provided-mcp-servers)
+    assert entry["command"] == "sh" and entry["args"][-1] == "${CLAUDE_PROJECT_DIR}"
+    assert entry["args"][1].endswith("exec llmlab mcp")
+
+
+def test_mcp_server_starts_in_the_project_folder(ws, tmp_path):
+    """The wrapper runs `llmlab mcp` from the project folder (a fake llmlab on PATH)."""
+    entry = load(PLUGIN / ".mcp.json")["mcpServers"]["llmlab"]
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "llmlab").write_text('#!/bin/sh\necho "$PWD $*"\n')
+    (bin_ / "llmlab").chmod(0o755)
+    args = [a.replace("${CLAUDE_PROJECT_DIR}", str(ws.root / "notes")) for a in entry["args"]]
+    r = subprocess.run([entry["command"], *args], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}"))
+    assert r.stdout.strip() == f"{ws.root / 'notes'} mcp"
+
+
+def test_write_tool_names_match_the_mcp_server():
+    """The stop hook counts exactly the MCP server's write tools as recorded evidence."""
+    from llmlab.plugin.turn import is_write_call
+
+    writes = ["record_observation", "open_misconception", "resolve_misconception",
+              "record_exit_attempt", "record_prediction", "retract_event", "run_experiment"]
+    reads = ["get_state", "next_probes", "get_concept", "get_curriculum", "list_experiments"]
+    for server in ("mcp__llmlab__", "mcp__plugin_llmlab_llmlab__"):
+        for name in writes:
+            assert is_write_call({"type": "tool_use", "name": server + name}), name
+        for name in reads:
+            assert not is_write_call({"type": "tool_use", "name": server + name}), name
+    bash = lambda c: is_write_call({"type": "tool_use", "name": "Bash", "input": {"command": c}})
+    assert bash("cd ~/course && llmlab log observe softmax -q 0.7 -e 'x'")
+    assert bash("python -m llmlab predict tokens n_tokens 4")
+    assert not bash("llmlab next --json") and not bash("llmlab state")
+
+
+def test_plugin_setup_enables_the_plugin_for_the_workspace(ws):
+    from llmlab.plugin import setup
+
+    settings = ws.root / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"permissions": {"allow": ["Bash(ls:*)"]}}))
+    res = setup.setup(ws)
+    assert res["change"] == "updated"
+    data = json.loads(settings.read_text())
+    assert data["permissions"] == {"allow": ["Bash(ls:*)"]}  # kept
+    assert data["enabledPlugins"] == {"llmlab@llmlab": True}
+    src = data["extraKnownMarketplaces"]["llmlab"]["source"]
+    assert src["source"] == "directory" and Path(src["path"]) == ROOT
+    assert setup.setup(ws)["change"] == "unchanged"
+    settings.write_text("{not json")
+    with pytest.raises(Exception, match="not valid JSON"):
+        setup.setup(ws)
+    assert settings.read_text() == "{not json"
 
 
 def _frontmatter(p: Path) -> tuple[dict, str]:
