@@ -24,6 +24,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from email.utils import formatdate
 from urllib.parse import parse_qs, unquote
 
 from ..errors import UserError
@@ -156,21 +157,36 @@ class LiveSite:
 
 
 class _Cache:
-    """File bytes by path, revalidated by (mtime, size, inode) on every request."""
+    """Per file: its bytes, ETag and ready-made response head, revalidated by
+    (mtime, size, inode) on every request."""
 
     def __init__(self):
-        self.files: dict[Path, tuple[tuple, bytes, str]] = {}
+        self.files: dict[Path, tuple[tuple, bytes, str, bytes]] = {}
 
-    def get(self, path: Path) -> tuple[bytes, str]:
+    def get(self, path: Path) -> tuple[bytes, str, bytes]:
         st = path.stat()
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         hit = self.files.get(path)
         if hit is not None and hit[0] == key:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         data = path.read_bytes()
         etag = '"' + hashlib.blake2b(data, digest_size=10).hexdigest() + '"'
-        self.files[path] = (key, data, etag)
-        return data, etag
+        ctype = TYPES.get(path.suffix.lower(), "application/octet-stream")
+        head = "".join(f"{k}: {v}\r\n" for k, v in (
+            *SECURITY_HEADERS, ("Content-Type", ctype), ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-cache"), ("ETag", etag))).encode("latin-1")
+        self.files[path] = (key, data, etag, head)
+        return data, etag, head
+
+
+_date_cache: list = [0, b""]
+
+
+def _date_header() -> bytes:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode()]
+    return _date_cache[1]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -224,16 +240,15 @@ class Handler(BaseHTTPRequestHandler):
         if target is None:
             return self._plain(HTTPStatus.NOT_FOUND, "Not found\n")
         try:
-            data, etag = self.server.cache.get(target)
+            data, etag, head = self.server.cache.get(target)
         except OSError:
             return self._plain(HTTPStatus.NOT_FOUND, "Not found\n")
-        ctype = TYPES.get(target.suffix.lower(), "application/octet-stream")
-        caching = (("Cache-Control", "no-cache"), ("ETag", etag))
         if self.headers.get("If-None-Match") == etag:
-            return self._start(HTTPStatus.NOT_MODIFIED, extra=caching)
-        self._start(HTTPStatus.OK, ctype, len(data), caching)
-        if self.command != "HEAD":
-            self.wfile.write(data)
+            return self._start(HTTPStatus.NOT_MODIFIED,
+                               extra=(("Cache-Control", "no-cache"), ("ETag", etag)))
+        # the hot path: one ready-made head, one write
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nServer: llmlab\r\n" + _date_header() + head
+                         + b"\r\n" + (data if self.command != "HEAD" else b""))
 
     def do_HEAD(self) -> None:
         self.do_GET()
