@@ -41,6 +41,9 @@ app.add_typer(transcript_app, name="transcript")
 site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
                        no_args_is_help=True)
 app.add_typer(site_app, name="site")
+tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
+                        "client set-up.", no_args_is_help=True)
+app.add_typer(tutor_app, name="tutor")
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
@@ -70,7 +73,8 @@ def init(
     curriculum: Optional[str] = typer.Option(None, "--curriculum",
                                              help="A curriculum folder to use instead of the default course."),
 ) -> None:
-    """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json."""
+    """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
+    tutor instructions AGENTS.md and CLAUDE.md."""
     ws = Workspace.init(directory, name=name, goal=goal, curriculum=curriculum)
     console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
 
@@ -318,6 +322,73 @@ def flashcards_export(
             f"misconception) to {d['anki']} (Anki: File > Import) and {d['markdown']}."
             + ("" if d["cards"] else " Nothing is due or weak yet: use --all, --module or "
                "--concept to choose cards.")))
+
+
+# ---------------------------------------------------------------- tutor
+
+@app.command()
+def mcp() -> None:
+    """Run the MCP server on stdio for an agent client (Claude Code, Claude Desktop, Cursor):
+    tools to read state and record evidence, resources, a start_session prompt."""
+    from .mcp_server import main as serve_mcp
+
+    serve_mcp()
+
+
+@tutor_app.command("instructions")
+def tutor_instructions(
+    force: bool = typer.Option(False, "--force", help="Overwrite AGENTS.md/CLAUDE.md even if "
+                               "they were edited by hand."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 unless both files "
+                               "are current."),
+    print_: bool = typer.Option(False, "--print", help="Print AGENTS.md instead of writing it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate AGENTS.md and CLAUDE.md from the curriculum, llmlab.toml and notes/tutor.md.
+    Idempotent: unchanged inputs leave the files byte-identical."""
+    from . import tutor
+
+    ws = Workspace.find()
+    if print_:
+        sys.stdout.write(tutor.render(ws)[tutor.AGENTS])
+        return
+    if check:
+        status = tutor.check(ws)
+        _out(status, as_json, lambda d: console.print(
+            "; ".join(f"{k}: {v}" for k, v in d.items()) + "."))
+        if any(v != "current" for v in status.values()):
+            raise typer.Exit(1)
+        return
+    res = tutor.write_instructions(ws, force=force)
+    _out(res, as_json, lambda d: console.print(
+        (f"Wrote {', '.join(d['written'])}" if d["written"] else "Up to date")
+        + f" in {ws.root}." + (f" Kept hand-edited {', '.join(d['kept'])}." if d["kept"] else "")))
+
+
+@tutor_app.command("setup")
+def tutor_setup(
+    client: str = typer.Option(..., "--client", help="claude-code, claude-desktop, cursor, "
+                               "vscode or gemini."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The client's config file "
+                                          "(default: where that client looks for it)."),
+    name: str = typer.Option("llmlab", "--name", help="Server name in the client (use another "
+                             "per workspace to register several)."),
+    print_: bool = typer.Option(False, "--print", help="Print the server entry to add; write "
+                                "nothing."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add the llmlab MCP server to an agent client's configuration, merging with what is
+    there (other servers are kept; an unreadable file is never overwritten)."""
+    from . import clients
+
+    res = clients.setup(Workspace.find(), client, config, name, write=not print_)
+    if print_:  # only our entry: the rest of the file may hold other servers' secrets
+        sys.stdout.write(json.dumps(res["entry"], indent=2, ensure_ascii=False) + "\n")
+        err_console.print(f"Merge this into {res['path']} (or run without --print).")
+        return
+    _out(res, as_json, lambda d: console.print(
+        f"{d['change'].capitalize()} server '{d['name']}' in {d['path']}"
+        f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"))
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ holds `llmlab.toml`. Everything else (state/, site/) is derived from `evidence.j
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -114,7 +113,8 @@ class Workspace:
         fd = os.open(root / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         os.chmod(root / LOG_FILE, 0o600)
-        mcp = {"mcpServers": {"llmlab": {"command": "llmlab", "args": ["mcp"],
-                                          "env": {"LLMLAB_HOME": str(root)}}}}
-        (root / ".mcp.json").write_text(json.dumps(mcp, indent=2) + "\n", encoding="utf-8")
+        from . import clients, tutor  # .mcp.json for Claude Code; AGENTS.md and CLAUDE.md
+
+        clients.setup(ws, "claude-code")
+        tutor.write_instructions(ws, strict=False)  # keeps an AGENTS.md already there
         return ws

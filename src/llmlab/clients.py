@@ -1,0 +1,180 @@
+"""MCP client set-up: put the `llmlab mcp` server into an agent client's configuration.
+
+One small function per client says where its configuration lives and how the server entry
+looks there. Writing merges into the existing file: other servers and settings are kept,
+only our entry (by server name) is added or replaced, and a file that cannot be parsed is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError, unknown
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a client's config lives, the key holding its servers, and our entry there."""
+
+    client: str
+    path: Path
+    key: str  # top-level object holding servers by name: "mcpServers" or "servers"
+    entry: dict
+    after: str  # what the learner does next
+
+
+def command() -> tuple[str, list[str]]:
+    """How to start the server from any folder: the absolute `llmlab` script next to this
+    interpreter when there is one (clients start servers with a minimal PATH), else this
+    interpreter with `-m llmlab`."""
+    script = Path(sys.executable).parent / ("llmlab.exe" if os.name == "nt" else "llmlab")
+    if script.is_file():
+        return str(script), ["mcp"]
+    found = shutil.which("llmlab")
+    if found:
+        return str(Path(found).resolve()), ["mcp"]
+    return sys.executable, ["-m", "llmlab", "mcp"]
+
+
+def server_entry(ws: Workspace) -> dict:
+    cmd, args = command()
+    return {"command": cmd, "args": args, "env": {"LLMLAB_HOME": str(ws.root)}}
+
+
+# ---------------------------------------------------------------- one function per client
+
+def claude_code(ws: Workspace, config: Path | None) -> Target:
+    return Target("claude-code", config or ws.root / ".mcp.json", "mcpServers",
+                  {"type": "stdio", **server_entry(ws)},
+                  f"Open Claude Code in {ws.root} (`cd {ws.root} && claude`) and approve the "
+                  "project's llmlab server when asked; `/mcp` shows it connected.")
+
+
+def claude_desktop_config_path() -> Path:
+    """claude_desktop_config.json: macOS and Windows as Claude Desktop documents them; on
+    Linux (no official build) the XDG config folder that community builds use."""
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+    if os.name == "nt":
+        base = Path(os.environ.get("APPDATA", home / "AppData" / "Roaming"))
+        return base / "Claude" / "claude_desktop_config.json"
+    base = Path(os.environ.get("XDG_CONFIG_HOME", home / ".config"))
+    return base / "Claude" / "claude_desktop_config.json"
+
+
+def claude_desktop(ws: Workspace, config: Path | None) -> Target:
+    return Target("claude-desktop", config or claude_desktop_config_path(), "mcpServers",
+                  server_entry(ws),
+                  "Quit and reopen Claude Desktop; the llmlab tools appear under the tools "
+                  "icon. Start a chat with the `start_session` prompt (the + menu).")
+
+
+def cursor(ws: Workspace, config: Path | None) -> Target:
+    return Target("cursor", config or ws.root / ".cursor" / "mcp.json", "mcpServers",
+                  server_entry(ws),
+                  f"Open {ws.root} in Cursor and enable the llmlab server in Settings > MCP. "
+                  "Cursor reads AGENTS.md as the project's rules.")
+
+
+def vscode(ws: Workspace, config: Path | None) -> Target:
+    return Target("vscode", config or ws.root / ".vscode" / "mcp.json", "servers",
+                  {"type": "stdio", **server_entry(ws)},
+                  f"Open {ws.root} in VS Code; start the llmlab server from .vscode/mcp.json "
+                  "and use Copilot Chat in agent mode.")
+
+
+def gemini(ws: Workspace, config: Path | None) -> Target:
+    return Target("gemini", config or ws.root / ".gemini" / "settings.json", "mcpServers",
+                  server_entry(ws),
+                  f"Run `gemini` in {ws.root}; `/mcp` lists the llmlab tools. Point it to the "
+                  "tutor instructions with `/memory add` or by naming AGENTS.md in "
+                  "contextFileName.")
+
+
+CLIENTS: dict[str, Callable[[Workspace, Path | None], Target]] = {
+    "claude-code": claude_code,
+    "claude-desktop": claude_desktop,
+    "cursor": cursor,
+    "vscode": vscode,
+    "gemini": gemini,
+}
+
+
+# ---------------------------------------------------------------- merge and write
+
+def target(ws: Workspace, client: str, config: Path | None = None) -> Target:
+    if client not in CLIENTS:
+        raise unknown("client", client, CLIENTS,
+                      f"Supported clients: {', '.join(CLIENTS)}. For any other MCP client, "
+                      "run `llmlab tutor setup --client claude-desktop --print` and copy the "
+                      "server entry into its configuration.")
+    return CLIENTS[client](ws, config.expanduser() if config else None)
+
+
+def merged(t: Target, name: str) -> tuple[dict, str]:
+    """The client's config with our server entry merged in, and what changed:
+    `added`, `updated` or `unchanged`."""
+    data: dict = {}
+    if t.path.exists():
+        try:
+            text = t.path.read_text(encoding="utf-8")
+            data = json.loads(text) if text.strip() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(
+                f"{t.path} is not valid JSON ({e}), so llmlab will not touch it. Fix the file, "
+                f"or run `llmlab tutor setup --client {t.client} --print` and add the entry "
+                "by hand.") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{t.path} does not hold a JSON object, so llmlab will not touch it. "
+                            f"Use `llmlab tutor setup --client {t.client} --print` and add the "
+                            "entry by hand.")
+    servers = data.get(t.key, {})
+    if not isinstance(servers, dict):
+        raise UserError(f"In {t.path}, '{t.key}' is not an object; llmlab will not replace it. "
+                        "Fix it by hand, then run this again.")
+    before = servers.get(name)
+    change = "unchanged" if before == t.entry else ("updated" if before is not None else "added")
+    return data | {t.key: servers | {name: t.entry}}, change
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Atomic write (temp file, fsync, rename), keeping an existing file's mode."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def setup(ws: Workspace, client: str, config: Path | None = None, name: str = "llmlab",
+          write: bool = True) -> dict:
+    """Merge the llmlab server entry into `client`'s configuration (or only compute it)."""
+    if not name or any(c.isspace() for c in name):
+        raise UserError(f"Server name {name!r} must be a non-empty word, e.g. 'llmlab' or "
+                        "'llmlab-course2'.")
+    t = target(ws, client, config)
+    data, change = merged(t, name)
+    if write and change != "unchanged":
+        _write_json(t.path, data)
+    return {"client": t.client, "path": str(t.path), "name": name, "change": change,
+            "written": write and change != "unchanged", "entry": {t.key: {name: t.entry}},
+            "config": data, "next": t.after}

@@ -1,0 +1,379 @@
+"""`llmlab mcp`: the MCP server (stdio), a thin shell over `llmlab.api`.
+
+Every tool is one library call plus formatting; validation and the write path live in
+`api.record`. A rejected call (`UserError`) comes back as a tool error whose text is the
+same message the CLI prints, and nothing is written. Tool names and their CLI twins are
+listed once, in `tutor.TOOLS`, which the generated AGENTS.md presents to the tutor.
+
+The workspace is looked up on every call (LLMLAB_HOME, else the folder the client started
+the server in), so edits to llmlab.toml or the curriculum take effect without a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from . import api, tutor
+from .errors import UserError
+from .workspace import Workspace
+
+INSTRUCTIONS = """\
+llmlab keeps the evidence log of a learner studying how LLMs work, with you as their \
+Socratic tutor. Start every session with get_state (it includes `next`, what to probe and \
+why). After every substantive exchange call record_observation with the quality of that \
+exchange alone (0..1). Open and resolve misconceptions with their tools. Never claim \
+mastery: it is derived from the log. Before a lab run, ask the learner for a number and \
+record it with record_prediction, then run_experiment. A rejected call wrote nothing; its \
+message names the fix. The full tutor instructions are the start_session prompt and the \
+llmlab://instructions resource (AGENTS.md in the workspace)."""
+
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                        open_world_hint=False)
+
+
+def _lab_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def _ws() -> Workspace:
+    return Workspace.find()
+
+
+def _error(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def _shell(fn):
+    """Run a tool body; a UserError becomes a tool error carrying its message verbatim."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            return _error(str(e))
+    return wrapper
+
+
+def _text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+
+
+# ---------------------------------------------------------------- argument types
+
+ConceptId = Annotated[str, Field(description="A concept id of this workspace's curriculum, e.g. "
+                                 "'tokenization' (get_curriculum lists them).")]
+EventId = Annotated[str, Field(description="An event id from the log, e.g. 'evt_000012'.")]
+Quality = Annotated[float, Field(
+    description="How well THIS exchange went, from 0 to 1: 0-0.2 wrong model or no answer; "
+                "0.3-0.5 right words, missing mechanism, or heavy hints; 0.6-0.7 right mechanism "
+                "with a hint; 0.8-0.9 right and unaided on a concrete case; 1.0 also transfers "
+                "to a new case. Never the learner's overall level.",
+    json_schema_extra={"minimum": 0, "maximum": 1})]
+Evidence = Annotated[str, Field(description="A short factual note of what the learner said or "
+                                "did, quoting their key words.")]
+
+
+def build_server() -> MCPServer:
+    server = MCPServer(name="llmlab", title="LLM Learning Lab", instructions=INSTRUCTIONS,
+                       version=_version(), log_level="WARNING")
+    tool = server.tool
+
+    # ------------------------------------------------------------ reads
+
+    @tool(annotations=READ)
+    @_shell
+    def get_state() -> dict[str, Any]:
+        """The learner's state, derived from the evidence log: overall mastery (over all
+        concepts), each concept's mastery, observations, days, staleness and prerequisite
+        gaps, open and resolved misconceptions, exit items (ready/passed), the prediction
+        record, and `next` (what to probe next, with reasons). Call this at the start of every
+        session; quote its numbers, never round them up."""
+        return api.state(_ws())
+
+    @tool(annotations=READ)
+    @_shell
+    def next_probes(
+        limit: Annotated[int, Field(description="How many items to return.", ge=1, le=50)] = 5,
+    ) -> dict[str, Any]:
+        """What to do next with the learner, most urgent first. Each item has a `reason`
+        (resolve_misconception, shore_up_prerequisite, reprobe_due, frontier, exit_ready), a
+        `target` (concept or exit item id) and `why`."""
+        return {"next": api.next_probes(_ws(), limit=limit)}
+
+    @tool(annotations=READ)
+    @_shell
+    def get_concept(concept: ConceptId) -> dict[str, Any]:
+        """One concept in full: summary, behaviours (symptoms to open a probe with), known
+        misconceptions with their corrections and catalog ids, prerequisites and their state,
+        linked experiments, exit items that need it, and every event recorded on it."""
+        return api.concept(_ws(), concept)
+
+    @tool(annotations=READ)
+    @_shell
+    def get_curriculum() -> dict[str, Any]:
+        """The course: modules in order, every concept (ids, prerequisites, behaviours,
+        misconceptions) and the exit items (mechanism questions and build milestones)."""
+        return _ws().curriculum.model_dump()
+
+    # ------------------------------------------------------------ writes
+
+    @tool(annotations=WRITE)
+    @_shell
+    def record_observation(
+        concept: ConceptId, quality: Quality, evidence: Evidence,
+        probe: Annotated[str, Field(description="The question or task you posed.")] = "",
+    ) -> dict[str, Any]:
+        """Record one substantive exchange on one concept: how well it went (quality of this
+        exchange alone) and what the learner said. Mastery is derived from many of these over
+        several days; no single observation makes a concept mastered. Returns the event."""
+        return api.observe(_ws(), concept, quality, evidence, probe).to_dict()
+
+    @tool(annotations=WRITE)
+    @_shell
+    def open_misconception(
+        concept: ConceptId,
+        catalog: Annotated[str | None, Field(
+            description="Id of one of the concept's known misconceptions (get_concept lists "
+                        "them) when it matches; the claim is then taken from the catalog.")] = None,
+        claim: Annotated[str | None, Field(
+            description="The wrong claim in plain words, when no catalog id fits.")] = None,
+        quote: Annotated[str, Field(description="The learner's own words that showed it.")] = "",
+    ) -> dict[str, Any]:
+        """Record that the learner showed a wrong mental model. It stays open (and blocks
+        mastery of the concept) until resolved. Give `catalog` or `claim`. Returns the event;
+        its id is what resolve_misconception needs."""
+        return api.open_misconception(_ws(), concept, claim, catalog, quote).to_dict()
+
+    @tool(annotations=WRITE)
+    @_shell
+    def resolve_misconception(
+        misconception: Annotated[str, Field(
+            description="Id of the misconception_opened event, e.g. 'evt_000012' (open ones are "
+                        "in get_state under misconceptions.open).")],
+        evidence: Annotated[str, Field(
+            description="How the learner, unprompted and in a new case, applied the correct "
+                        "model.")] = "",
+    ) -> dict[str, Any]:
+        """Record that an open misconception is resolved: only when the learner later applied
+        the correct model to a case you did not just explain, not when they repeat your
+        correction. Returns the event."""
+        return api.resolve_misconception(_ws(), misconception, evidence).to_dict()
+
+    @tool(annotations=WRITE)
+    @_shell
+    def record_exit_attempt(
+        item: Annotated[str, Field(description="Exit item id (mechanism question or build "
+                                   "milestone; get_curriculum lists them).")],
+        passed: Annotated[bool, Field(description="True only if every required part was "
+                                      "covered without help, or the build produced the "
+                                      "numbers the milestone asks for.")],
+        notes: Annotated[str, Field(description="What was covered, missing or wrong.")] = "",
+    ) -> dict[str, Any]:
+        """Record an attempt at an exit-test question or a build milestone, passed or failed.
+        Returns the event."""
+        return api.exit_attempt(_ws(), item, passed, notes).to_dict()
+
+    @tool(annotations=WRITE)
+    @_shell
+    def record_prediction(
+        experiment: Annotated[str, Field(description="Experiment name (list_experiments).")],
+        quantity: Annotated[str, Field(description="A predictable quantity of that "
+                                       "experiment (list_experiments).")],
+        value: Annotated[float, Field(description="The learner's predicted number.")],
+        concept: Annotated[str | None, Field(description="Concept id the prediction "
+                                             "tests.")] = None,
+        tolerance: Annotated[float | None, Field(description="Relative error that counts as "
+                                                 "right (default from llmlab.toml).")] = None,
+        note: Annotated[str, Field(description="The learner's reasoning, in a sentence.")] = "",
+    ) -> dict[str, Any]:
+        """Record the learner's numeric prediction BEFORE the lab run that measures it (actor:
+        learner). The next run of that experiment compares it with the measurement. Returns
+        the event."""
+        return api.predict(_ws(), experiment, quantity, value, concept, tolerance, note,
+                           "learner").to_dict()
+
+    @tool(annotations=WRITE)
+    @_shell
+    def retract_event(
+        event: EventId,
+        reason: Annotated[str, Field(description="Why it should stop counting.")],
+    ) -> dict[str, Any]:
+        """Retract an event you recorded by mistake: it stays in the log, marked, and stops
+        counting. Then record the right event. Never add a compensating observation
+        instead. Returns the retraction event."""
+        return api.retract(_ws(), event, reason).to_dict()
+
+    @tool(annotations=READ)
+    @_shell
+    def list_experiments() -> dict[str, Any]:
+        """The lab's experiments on a real small model: the question each answers, the concepts
+        it exercises, its parameters (type, default) and the quantities a learner can predict
+        (use those names in record_prediction). `lab_installed` says whether run_experiment
+        can run here."""
+        from .lab import specs
+
+        return {"lab_installed": _lab_installed(), "experiments": [
+            {"name": s.name, "question": s.question, "concepts": list(s.concepts),
+             "params": [{"name": p.name, "type": getattr(p, "type_name", p.type.__name__),
+                         "default": p.default, "help": p.help} for p in s.params],
+             "quantities": [{"name": q.name, "unit": q.unit, "help": q.help}
+                            for q in s.quantities],
+             "typical_seconds": s.seconds} for s in specs().values()]}
+
+    lab_note = ("" if _lab_installed() else
+                " The lab extra is not installed here: this tool will say how to install it.")
+
+    @tool(annotations=WRITE, description=(
+        "Run a lab experiment on the real model (takes seconds to a few minutes; reports "
+        "progress). Record the learner's prediction first with record_prediction: the run "
+        "compares pending predictions with the measurement and appends an experiment_run "
+        "event. Returns metrics, the prediction comparisons, a summary and where the full "
+        "result and figures were written." + lab_note))
+    async def run_experiment(
+        name: Annotated[str, Field(description="Experiment name (list_experiments).")],
+        ctx: Context,
+        params: Annotated[dict[str, Any] | None, Field(
+            description="Parameters by name (list_experiments gives types and defaults); "
+                        "omitted ones take their defaults.")] = None,
+        record: Annotated[bool, Field(description="Append the experiment_run event "
+                                      "(default true).")] = True,
+    ) -> dict[str, Any]:
+        from . import lab
+
+        try:
+            ws = _ws()
+            spec = lab.spec(name)
+            spec.resolve(params)  # bad parameters fail here, before anything loads
+            lab.require_torch()
+        except UserError as e:
+            return _error(str(e))
+        done = anyio.Event()
+
+        async def heartbeat() -> None:
+            t0 = time.monotonic()
+            while not done.is_set():
+                elapsed = time.monotonic() - t0
+                await ctx.report_progress(
+                    round(elapsed, 1), None,
+                    f"{name}: {elapsed:.0f} s elapsed (typically about {spec.seconds:.0f} s)")
+                with anyio.move_on_after(2):
+                    await done.wait()
+
+        result: dict = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat)
+            try:
+                result = await anyio.to_thread.run_sync(functools.partial(
+                    lab.run_experiment, ws, name, params, record=record, show_progress=False))
+            except UserError as e:
+                return _error(str(e))
+            finally:
+                done.set()
+        tables = result.get("tables") or {}
+        return {k: v for k, v in result.items() if k != "tables"} | {
+            "tables": sorted(tables), "note": "Full tables and figures are in result.json in "
+                                              "`dir`; `llmlab lab show RUN_ID` prints them."}
+
+    # ------------------------------------------------------------ resources
+
+    def _resource(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except UserError as e:
+                raise ResourceError(str(e)) from None
+        return wrapper
+
+    @server.resource("llmlab://curriculum", name="curriculum", mime_type="application/json",
+                     description="The workspace's curriculum: modules, concepts, exit items.")
+    @_resource
+    def curriculum_resource() -> str:
+        return _text(_ws().curriculum.model_dump())
+
+    @server.resource("llmlab://state", name="state", mime_type="application/json",
+                     description="The learner state derived from the evidence log, with next "
+                                 "probes (same as get_state and `llmlab state --json`).")
+    @_resource
+    def state_resource() -> str:
+        return _text(api.state(_ws()))
+
+    @server.resource("llmlab://instructions", name="instructions", mime_type="text/markdown",
+                     description="The tutor instructions (AGENTS.md) for this workspace.")
+    @_resource
+    def instructions_resource() -> str:
+        return tutor.render(_ws())[tutor.AGENTS]
+
+    @server.resource("llmlab://concept/{concept_id}", name="concept",
+                     mime_type="application/json",
+                     description="One concept with its derived state and evidence.")
+    @_resource
+    def concept_resource(concept_id: str) -> str:
+        return _text(api.concept(_ws(), concept_id))
+
+    # ------------------------------------------------------------ prompt
+
+    @server.prompt(name="start_session", title="Start a tutoring session",
+                   description="Open a Socratic tutoring session: the tutor instructions, the "
+                               "learner's current state and what to probe first.")
+    def start_session(
+        focus: Annotated[str, Field(description="Optional: a concept id or topic the learner "
+                                    "wants to work on today.")] = "",
+    ) -> list[UserMessage]:
+        try:
+            ws = _ws()
+            instructions = tutor.render(ws)[tutor.AGENTS]
+            s = api.state(ws)
+        except UserError as e:
+            return [UserMessage(f"llmlab could not open the workspace: {e}")]
+        brief = {"learner": s["learner"], "overall": s["overall"],
+                 "current_module": s["current_module"],
+                 "open_misconceptions": s["misconceptions"]["open"], "next": s["next"][:5]}
+        wish = (f"The learner wants to work on: {focus}. Start there unless an open "
+                "misconception comes first." if focus else
+                "Start with the first item of `next`.")
+        return [UserMessage(
+            f"{instructions}\n\n---\n\nYou are now starting a tutoring session. The learner's "
+            f"current state (from get_state):\n\n```json\n{_text(brief)}\n```\n\n{wish} "
+            "Greet the learner by name, tell them in two sentences where they stand (the "
+            "numbers as derived), then ask your first question and wait for the answer.")]
+
+    return server
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("llmlab")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def main() -> None:
+    """Run the server on stdio. Refreshes outdated tutor instructions first (cheap; never
+    fails the start; hand-edited files are kept)."""
+    try:
+        ws = Workspace.find()
+    except UserError as e:
+        print(f"llmlab mcp: {e} The server starts anyway; every tool will say this until "
+              "a workspace is found.", file=sys.stderr)
+    else:
+        res = tutor.refresh(ws)
+        if res and res["written"]:
+            print(f"llmlab mcp: regenerated {', '.join(res['written'])} in {ws.root}.",
+                  file=sys.stderr)
+    build_server().run("stdio")
