@@ -13,7 +13,7 @@ from rich.console import Console
 
 from ..errors import UserError, unknown
 from ..workspace import Workspace
-from .spec import Spec
+from .experiment import Spec
 
 NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost")
 
@@ -24,6 +24,11 @@ def _module(name: str):
 
 def specs() -> dict[str, Spec]:
     return {n: _module(n).SPEC for n in NAMES}
+
+
+def declarations() -> list[dict]:
+    """Every experiment's declaration as plain data (`llmlab lab list --json`, MCP)."""
+    return [s.to_dict() for s in specs().values()]
 
 
 def spec(name: str) -> Spec:
@@ -53,7 +58,11 @@ def run_experiment(ws: Workspace | None, name: str, params: dict | None = None,
                    console: Console | None = None, show_progress: bool = True) -> dict:
     """Run experiment `name`: measure, write result.json and figures, record the event."""
     s = spec(name)
-    s.resolve(params)  # fail on bad parameters before loading anything
+    resolved = s.resolve(params)  # fail on bad parameters before loading anything
+    if s.model and "model" in resolved and not resolved.get("config"):
+        from . import models
+
+        models.resolve(resolved["model"])  # unknown model: fail now, listing the valid ones
     require_torch()
     from . import runner
 

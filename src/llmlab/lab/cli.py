@@ -47,20 +47,17 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
 @app.command("list")
 def list_cmd(as_json: bool = JsonOpt) -> None:
     """The experiments: the question each answers, its parameters and predictable quantities."""
-    from . import specs
+    from . import declarations, specs
 
-    data = [{"name": s.name, "question": s.question, "concepts": list(s.concepts),
-             "params": [{"name": p.name, "type": p.type.__name__, "default": p.default,
-                         "help": p.help} for p in s.params],
-             "quantities": [{"name": q.name, "unit": q.unit, "help": q.help} for q in s.quantities],
-             "seconds": s.seconds} for s in specs().values()]
     if as_json:
-        return _json(data)
-    for d in data:
-        console.print(Text(f"{d['name']}", style="bold") + Text(f"  {d['question']}"))
-        console.print(Text("  concepts: " + ", ".join(d["concepts"])))
-        console.print(Text("  predict: " + ", ".join(f"{q['name']} ({q['unit']})" for q in d["quantities"])))
-        console.print(Text("  params: " + ", ".join(f"{p['name']}={p['default']!r}" for p in d["params"])))
+        return _json(declarations())
+    for s in specs().values():
+        console.print(Text(s.name, style="bold") + Text(f"  {s.question}  (~{s.seconds:g} s)"))
+        console.print(Text("  concepts: " + ", ".join(s.concepts)))
+        console.print(Text("  predict:  " + ", ".join(f"{q.name} ({q.unit})" for q in s.quantities)))
+        console.print(Text("  params:   " + ", ".join(f"{p.name}={p.shown_default}" for p in s.params)))
+    console.print("Run one: llmlab lab run NAME -p name=value ...; predict first: "
+                  "llmlab predict NAME QUANTITY VALUE")
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
@@ -78,11 +75,18 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 def run_cmd(
     name: str = typer.Argument(..., help="Experiment name (see `llmlab lab list`)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Parameter as name=value; repeatable."),
-    no_record: bool = typer.Option(False, "--no-record", help="Do not append an experiment_run event."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the run folder here instead of the workspace."),
+    no_record: bool = typer.Option(False, "--no-record", help="Measure only: do not compare "
+                                   "predictions or append an experiment_run event."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the run folder under this "
+                                       "folder instead of the workspace (implies --no-record)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run an experiment on the real model; write result.json and figures; compare predictions."""
+    """Run an experiment on the real model; write result.json and figures; compare predictions.
+
+    Inside a workspace the run goes to lab/runs/<run-id>/ and is recorded (the learner's
+    pending predictions for this experiment are compared). Outside one, or with --out or
+    --no-record, it is measured and written but not recorded, and the summary says so.
+    """
     from . import run_experiment, spec
 
     s = spec(name)
@@ -90,10 +94,9 @@ def run_cmd(
     try:
         ws = Workspace.find()
     except UserError:
-        if not no_record and out is None:
-            raise
         ws = None
-    result = run_experiment(ws, name, params, record=not no_record, out=out,
+    record = not no_record and out is None
+    result = run_experiment(ws, name, params, record=record, out=out,
                             show_progress=not as_json)
     if as_json:
         return _json(result)
@@ -127,15 +130,21 @@ def _show(r: dict) -> None:
 
 
 @app.command("show")
-def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/runs)."),
+def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/runs), or the "
+                                          "path of a run folder (e.g. one written with --out)."),
              as_json: bool = JsonOpt) -> None:
     """Show a finished run: its summary, metrics, conditions and prediction comparisons."""
-    ws = Workspace.find()
-    path = ws.runs_dir / run_id / "result.json"
-    if "/" in run_id or not path.is_file():
-        runs = [p.parent.name for p in sorted(ws.runs_dir.glob("*/result.json"))]
-        raise UserError(f"No run '{run_id}' in {ws.runs_dir}. Runs: {', '.join(runs[-5:]) or 'none yet'}"
-                        " (`llmlab lab run NAME` makes one).")
+    given = Path(run_id).expanduser()
+    if (given / "result.json").is_file():
+        path = given / "result.json"
+    else:
+        ws = Workspace.find()
+        path = ws.runs_dir / run_id / "result.json"
+        if "/" in run_id or run_id in ("", ".", "..") or not path.is_file():
+            runs = [p.parent.name for p in sorted(ws.runs_dir.glob("*/result.json"))]
+            raise UserError(f"No run '{run_id}' in {ws.runs_dir}. Latest runs: "
+                            f"{', '.join(runs[-5:]) or 'none yet'} (`llmlab lab run NAME` "
+                            "makes one; a run folder's path also works).")
     r = json.loads(path.read_text())
     r["dir"] = str(path.parent)
     if as_json:

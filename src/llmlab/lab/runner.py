@@ -1,21 +1,33 @@
 """Running an experiment: resolve params, load the model, measure, write, record.
 
-A run writes `lab/runs/<run-id>/result.json`:
+A run writes `<run dir>/result.json` (schema stable; the dashboard and the MCP server
+read it) and its PNG figures next to it. The run dir is `lab/runs/<run-id>/` in a
+workspace, else `--out DIR/<run-id>/` or a temporary folder:
 
-    {"run_id", "experiment", "question", "concepts", "params", "metrics", "tables",
-     "figures": [relative png paths], "conditions": {model, model_sha256, device, dtype,
-     seed, duration_s, packages, started}, "comparisons", "summary": [lines]}
+    run_id       "20261123-004512-sampling-1a2b" (UTC time, experiment, random suffix)
+    experiment   the experiment's name;  question: what it answers
+    concepts     course concept ids it exercises
+    params       every parameter, resolved (defaults filled in): the full config
+    metrics      {name: float}; includes every predictable quantity of the experiment
+    tables       {name: [row dicts]}: the detailed measurements
+    figures      [file names of PNGs in the run dir]
+    conditions   {model, model_sha256, model_source, device, dtype, seed, duration_s,
+                  model_load_s, started, threads, machine, packages: {name: version}}
+    comparisons  [{prediction, quantity, predicted, measured, abs_error, rel_error,
+                  tolerance, within, concept}]: the learner's pending predictions vs metrics
+    event        id of the `experiment_run` event, or null when not recorded
+    summary      [human-readable lines]
 
-and, inside a workspace, appends an `experiment_run` event through `api.record`, which
-compares the learner's pending predictions for this experiment with the metrics.
+Inside a workspace the run is recorded through `api.record_experiment_run` (the one write
+path), which compares pending predictions and appends the `experiment_run` event.
 """
-
 from __future__ import annotations
 
 import json
 import platform
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,9 +38,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .. import api
+from ..errors import UserError
 from ..snapshot import atomic_write
 from ..workspace import Workspace
-from .spec import Spec
+from .experiment import Spec
 
 PACKAGES = ("llmlab", "torch", "transformers", "gguf", "numpy", "matplotlib")
 
@@ -59,10 +72,24 @@ class Context:
         """Refuse a prompt longer than the model's context window."""
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and n_tokens > limit:
-            from ..errors import UserError
-
             raise UserError(f"The prompt is {n_tokens} tokens, longer than the model's context "
                             f"window of {limit} tokens. Shorten it or lower the length parameter.")
+
+    def encode(self, text: str):
+        """Tokenize a prompt (no special tokens) onto the model's device, checking its length."""
+        tok, model = self.model.tokenizer, self.model.model
+        enc = tok(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+        n = enc.input_ids.shape[1]  # (1, seq)
+        if n == 0:
+            raise UserError("The prompt is empty (0 tokens). Give some text, e.g. "
+                            "-p prompt=\"The capital of France is\".")
+        self.check_length(n)
+        return enc
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 def _versions() -> dict[str, str]:
@@ -91,7 +118,12 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     needs_model = spec.model and not params.get("config")  # anatomy's config-only mode
-    loaded = models.load(params.get("model", models.DEFAULT)) if needs_model else None
+    loaded = None
+    if needs_model:
+        with console.status(f"Loading {params.get('model', models.DEFAULT)}...",
+                            spinner="dots") if show_progress else _nothing():
+            loaded = models.load(params.get("model", models.DEFAULT))
+    load_s = time.perf_counter() - t0
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=True,
@@ -100,6 +132,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     with progress:
         outcome = run_fn(ctx, params)
     duration = time.perf_counter() - t0
+    missing = [q.name for q in spec.quantities if q.name not in outcome.metrics]
+    if missing:  # a programming error: every predictable quantity must be measured
+        raise RuntimeError(f"experiment {spec.name} did not report {missing}")
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = []
     for fname, fig in outcome.figures.items():
@@ -115,7 +150,8 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "model_source": loaded.source if loaded else None,
         "device": str(next(loaded.model.parameters()).device) if loaded else "cpu",
         "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "") if loaded else None,
-        "seed": seed, "duration_s": round(duration, 3), "started": started.isoformat(),
+        "seed": seed, "duration_s": round(duration, 3), "model_load_s": round(load_s, 3),
+        "started": started.isoformat(),
         "threads": torch.get_num_threads(), "machine": platform.machine(),
         "packages": _versions(),
     }
@@ -146,7 +182,7 @@ def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bo
 
         out_dir = Path(tempfile.mkdtemp(prefix="llmlab-run-")) / run_id
     result = execute(spec, run_fn, params, out_dir, console, show_progress)
-    if ws is not None and record:
+    if ws is not None and record and out is None:  # a run outside lab/runs is never recorded
         ev, comparisons = api.record_experiment_run(
             ws, experiment=spec.name, run_id=run_id, params=params, metrics=result["metrics"],
             conditions=result["conditions"], concepts=list(spec.concepts))
@@ -154,6 +190,10 @@ def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bo
         result["event"] = ev.id
     else:
         result["event"] = None
+        why = ("no workspace found (`llmlab init DIR` makes one; LLMLAB_HOME points to it)"
+               if ws is None else "written outside the workspace" if out is not None
+               else "recording was turned off (--no-record)")
+        result["summary"].append(f"Not recorded: {why}; no prediction was compared.")
     write_result(out_dir, result)
     result["dir"] = str(out_dir)
     return result

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ...errors import UserError
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1, "int4": 0.5}
 
@@ -18,10 +18,14 @@ SPEC = Spec(
               "parameter_memory", "mlp_blocks"),
     params=(
         Param("config", str, "", "Path to any Hugging Face config.json: count without weights (meta device)"),
-        Param("contexts", str, "1024,8192,32768", "Context lengths for the KV-cache table"),
-        Param("batches", str, "1,8", "Batch sizes for the KV-cache table"),
-        Param("dtypes", str, "float16,int8", "KV-cache dtypes for the table"),
-        Param("measure_tokens", int, 64, "Tokens run through the loaded model to measure the cache"),
+        Param("contexts", int, (1024, 8192, 32768), "Context lengths for the KV-cache table",
+              many=True, low=1, high=10_000_000),
+        Param("batches", int, (1, 8), "Batch sizes for the KV-cache table", many=True, low=1,
+              high=100_000),
+        Param("dtypes", str, ("float16", "int8"), "KV-cache dtypes for the table", many=True,
+              choices=tuple(BYTES)),
+        Param("measure_tokens", int, 64, "Tokens run through the loaded model to measure the "
+              "cache", low=1, high=100_000),
         *common(),
     ),
     quantities=(
@@ -32,13 +36,6 @@ SPEC = Spec(
     ),
     seconds=5,
 )
-
-
-def _ints(s: str, name: str) -> list[int]:
-    try:
-        return [int(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"Parameter '{name}' must be comma-separated integers; got {s!r}.") from None
 
 
 def kv_bytes_per_token(cfg, bytes_per_value: float, kv_heads: int | None = None) -> float:
@@ -66,11 +63,7 @@ def _counts(model) -> dict:
 def run(ctx, p: dict) -> Outcome:
     import torch
 
-    contexts, batches = _ints(p["contexts"], "contexts"), _ints(p["batches"], "batches")
-    dtypes = [d.strip() for d in p["dtypes"].split(",") if d.strip()]
-    for d in dtypes:
-        if d not in BYTES:
-            raise UserError(f"Unknown dtype '{d}'. Valid: {', '.join(BYTES)}.")
+    contexts, batches, dtypes = p["contexts"], p["batches"], p["dtypes"]
     measured = None
     if p["config"]:
         from transformers import AutoConfig, AutoModelForCausalLM

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
     name="attention",
@@ -15,8 +15,9 @@ SPEC = Spec(
     params=(
         Param("text", str, "When Mary and John went to the store, John gave a drink to Mary.",
               "Text whose attention maps are drawn"),
-        Param("repeat_len", int, 40, "Length of the random token sequence that is repeated"),
-        Param("top_heads", int, 5, "How many top induction heads to name"),
+        Param("repeat_len", int, 40, "Length of the random token sequence that is repeated",
+              low=4, high=4096),
+        Param("top_heads", int, 5, "How many top induction heads to name", low=1, high=1000),
         *common(),
     ),
     quantities=(
@@ -34,8 +35,11 @@ def run(ctx, p: dict) -> Outcome:
 
     tok, model = ctx.model.tokenizer, ctx.model.model
     cfg = model.config
-    enc = tok(p["text"], return_tensors="pt", add_special_tokens=False).to(model.device)
-    ctx.check_length(enc.input_ids.shape[1])
+    enc = ctx.encode(p["text"])
+    if enc.input_ids.shape[1] < 2:
+        from ...errors import UserError
+
+        raise UserError("The text must be at least 2 tokens long to show where attention goes.")
     with torch.no_grad():
         att = model(**enc, output_attentions=True).attentions  # layers x (1, heads, q, k)
     A = torch.stack([a[0] for a in att])  # (layers, heads, seq, seq)
@@ -90,42 +94,48 @@ def run(ctx, p: dict) -> Outcome:
         "induction_heads": top,
         "tokens": [{"position": i, "token": t} for i, t in enumerate(tokens)],
     }
+    best = IA[top[0]["layer"], top[0]["head_index"]]  # (2L, 2L)
     return Outcome(metrics=metrics, tables=tables,
-                   figures={"attention_maps": _maps(A, tokens),
-                            "sinks_and_induction": _sinks(sink_layer, prefix, nll, L)},
+                   figures={"attention_maps": _maps(A),
+                            "sinks_and_induction": _sinks(sink_layer, prefix, nll, L, best,
+                                                          top[0]["head"])},
                    summary=summary)
 
 
-def _maps(A, tokens):
+def _maps(A):
+    """Every layer's and head's attention map in one mosaic (one imshow: fast to draw)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    n_layers, n_heads = A.shape[:2]
-    layers = sorted({0, n_layers // 3, 2 * n_layers // 3, n_layers - 1})
-    fig, axes = plt.subplots(len(layers), n_heads, figsize=(1.4 * n_heads, 1.5 * len(layers)))
-    for r, l in enumerate(layers):
+    n_layers, n_heads, seq, _ = A.shape
+    gap = max(1, seq // 8)
+    cell = seq + gap
+    mosaic = np.full((n_layers * cell - gap, n_heads * cell - gap), np.nan)
+    for l in range(n_layers):
         for h in range(n_heads):
-            ax = axes[r][h]
-            ax.imshow(A[l, h].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if h == 0:
-                ax.set_ylabel(f"layer {l}", fontsize=7)
-            if r == 0:
-                ax.set_title(f"head {h}", fontsize=7)
-    fig.suptitle("Attention maps (rows: query position, columns: key position)", fontsize=9)
+            mosaic[l * cell:l * cell + seq, h * cell:h * cell + seq] = A[l, h].cpu().numpy()
+    fig, ax = plt.subplots(figsize=(0.9 * n_heads + 1, 0.9 * n_layers * 0.6 + 1))
+    ax.imshow(mosaic, cmap="viridis", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    ax.set_xticks([h * cell + seq / 2 for h in range(n_heads)], [f"head {h}" for h in range(n_heads)],
+                  fontsize=7)
+    ax.set_yticks([l * cell + seq / 2 for l in range(n_layers)], [f"layer {l}" for l in range(n_layers)],
+                  fontsize=6)
+    ax.tick_params(length=0)
+    ax.set_title(f"Attention maps, all {n_layers} layers x {n_heads} heads\n(each cell: rows = "
+                 f"query position, columns = key position, {seq} tokens)", fontsize=9)
     return fig
 
 
-def _sinks(sink_layer, prefix, nll, L):
+def _sinks(sink_layer, prefix, nll, L, best, best_name):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, (a, b, c, d) = plt.subplots(1, 4, figsize=(16, 3.4))
     a.plot(sink_layer.cpu().numpy(), "o-")
     a.set_xlabel("layer")
     a.set_ylabel("attention on first token")
@@ -140,5 +150,9 @@ def _sinks(sink_layer, prefix, nll, L):
     c.set_xlabel("position")
     c.set_ylabel("loss (nats)")
     c.set_title("Repeated random tokens")
+    d.imshow(best.cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
+    d.set_xlabel("key position")
+    d.set_ylabel("query position")
+    d.set_title(f"Top induction head {best_name}: the off-diagonal stripe", fontsize=9)
     fig.tight_layout()
     return fig

@@ -7,7 +7,7 @@ import statistics
 import time
 
 from ...errors import UserError
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
     name="cost",
@@ -15,10 +15,14 @@ SPEC = Spec(
              "save per generated token?",
     concepts=("attention_cost", "kv_cache", "autoregressive_loop"),
     params=(
-        Param("lengths", str, "32,64,128,256,512,1024", "Prompt lengths (tokens) for the forward-time curve"),
-        Param("repeats", int, 2, "Timed repeats per length (median is reported)"),
-        Param("gen_tokens", int, 32, "Tokens generated for the per-token timing"),
-        Param("gen_prompt", int, 64, "Prompt length (tokens) for the generation timing"),
+        Param("lengths", int, (32, 64, 128, 256, 512, 1024), "Prompt lengths (tokens) for the "
+              "forward-time curve (at least two)", many=True, low=1, high=1_000_000),
+        Param("repeats", int, 2, "Timed repeats per length (the median is reported)", low=1,
+              high=50),
+        Param("gen_tokens", int, 32, "Tokens generated for the per-token timing", low=1,
+              high=4096),
+        Param("gen_prompt", int, 64, "Prompt length (tokens) for the generation timing", low=1,
+              high=1_000_000),
         *common(),
     ),
     quantities=(
@@ -50,12 +54,10 @@ def run(ctx, p: dict) -> Outcome:
     import torch
 
     model, cfg = ctx.model.model, ctx.model.model.config
-    try:
-        lengths = sorted({int(x) for x in p["lengths"].split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"Parameter 'lengths' must be comma-separated integers; got {p['lengths']!r}.") from None
+    lengths = sorted(set(p["lengths"]))
     if len(lengths) < 2:
-        raise UserError("Parameter 'lengths' needs at least two lengths to fit a growth exponent.")
+        raise UserError("Parameter 'lengths' needs at least two different lengths to fit a "
+                        "growth exponent, e.g. -p lengths=64,128,256.")
     ctx.check_length(max(lengths + [p["gen_prompt"] + p["gen_tokens"]]))
     gen = torch.Generator().manual_seed(ctx.seed)
     rand = lambda n: torch.randint(1000, cfg.vocab_size - 1000, (1, n), generator=gen).to(model.device)  # noqa: E731

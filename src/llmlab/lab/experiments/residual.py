@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..hooks import hooked
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..hooks import capture_residual, hooked
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
     name="residual",
@@ -13,13 +13,15 @@ SPEC = Spec(
     params=(
         Param("prompt", str, "The Eiffel Tower is located in the city of",
               "Prompt whose last position is read at every layer"),
-        Param("top_k", int, 5, "Top tokens shown per layer"),
+        Param("top_k", int, 5, "Top tokens shown per layer", low=1, high=50),
         *common(),
     ),
     quantities=(
-        Quantity("answer_first_layer", "layer", "First layer at which the final answer is the logit-lens top token"),
+        Quantity("answer_first_layer", "layer", "First layer from which on the final answer stays "
+                 "the logit-lens top token (layers count from 0)"),
         Quantity("final_answer_prob", "probability", "Probability of the final answer at the output"),
-        Quantity("residual_norm_growth", "ratio", "Residual norm at the last layer / after layer 0 (last position)"),
+        Quantity("residual_norm_growth", "ratio", "Residual norm after the last layer / after "
+                 "layer 0 (last position, before the final norm)"),
         Quantity("mlp_share", "fraction", "Share of the total update norm written by MLPs (last position)"),
     ),
     seconds=5,
@@ -30,8 +32,7 @@ def run(ctx, p: dict) -> Outcome:
     import torch
 
     tok, model = ctx.model.tokenizer, ctx.model.model
-    enc = tok(p["prompt"], return_tensors="pt", add_special_tokens=False).to(model.device)
-    ctx.check_length(enc.input_ids.shape[1])
+    enc = ctx.encode(p["prompt"])
     layers = model.model.layers
     writes: dict[str, list] = {"attn": [None] * len(layers), "mlp": [None] * len(layers)}
 
@@ -42,45 +43,52 @@ def run(ctx, p: dict) -> Outcome:
         return hook
 
     with hooked([l.self_attn for l in layers], keep("attn")), \
-            hooked([l.mlp for l in layers], keep("mlp")), torch.no_grad():
-        out = model(**enc, output_hidden_states=True)
-    hs = out.hidden_states  # embeddings + one per layer, each (1, seq, hidden)
+            hooked([l.mlp for l in layers], keep("mlp")), \
+            capture_residual(model) as resid, torch.no_grad():
+        out = model(**enc)
+    # resid[l]: the residual stream after layer l, (1, seq, hidden), before the final norm
+    # (transformers' hidden_states[-1] has the final norm applied; these never do).
     final = out.logits[0, -1]  # (vocab,)
     answer = int(final.argmax())
     probs = torch.softmax(final.double(), -1)
-    lens, first_layer = [], None
+    lens = []
     with torch.no_grad():
-        for l in range(1, len(hs)):
-            h = hs[l][0, -1]  # (hidden,)
-            if l < len(hs) - 1:  # hidden_states[-1] already has the final norm applied
-                h = model.model.norm(h)
-            lg = model.lm_head(h)  # (vocab,)
+        for l, h in enumerate(resid):
+            lg = model.lm_head(model.model.norm(h[0, -1]))  # logit lens: (vocab,)
             rank = int((lg > lg[answer]).sum())
             top = torch.topk(lg, p["top_k"]).indices.tolist()
-            if rank == 0 and first_layer is None:
-                first_layer = l - 1
-            lens.append({"layer": l - 1, "answer_rank": rank,
+            lens.append({"layer": l, "answer_rank": rank,
                          "top": [tok.decode([i]) for i in top]})
-    norms = [hs[l][0, -1].norm().item() for l in range(len(hs))]
-    # largest activations across all layers and positions
-    stack = torch.stack(hs[1:-1])[:, 0]  # (layers-1, seq, hidden), pre-final-norm states
-    flat = stack.abs().flatten()
-    top_vals = torch.topk(flat, 5)
+    first_layer = len(lens) - 1  # the last layer's top token is the answer by definition
+    while first_layer > 0 and lens[first_layer - 1]["answer_rank"] == 0:
+        first_layer -= 1
+    norms = [h[0, -1].norm().item() for h in resid]  # (layers,) at the last position
+    # Largest activations: for each hidden dimension its largest |value| over all layers and
+    # positions; the top dimensions, where they peak, and how they compare with a typical one.
+    stack = torch.stack(resid)[:, 0]  # (layers, seq, hidden)
     n_seq, n_hid = stack.shape[1], stack.shape[2]
+    per_dim = stack.abs().permute(2, 0, 1).reshape(n_hid, -1)  # (hidden, layers*seq)
+    peak, where = per_dim.max(dim=1)  # (hidden,)
+    typical = stack.abs().median().item()
     tokens = [tok.decode([i]) for i in enc.input_ids[0].tolist()]
     outliers = []
-    for v, idx in zip(top_vals.values.tolist(), top_vals.indices.tolist()):
-        l, rem = divmod(idx, n_seq * n_hid)
-        pos, dim = divmod(rem, n_hid)
-        outliers.append({"layer": l, "position": pos, "token": tokens[pos], "dim": dim,
-                         "value": round(stack[l, pos, dim].item(), 2), "abs": round(v, 2)})
+    for dim in torch.topk(peak, 5).indices.tolist():
+        l, pos = divmod(int(where[dim]), n_seq)
+        outliers.append({"dim": dim, "layer": l, "position": pos, "token": tokens[pos],
+                         "value": round(stack[l, pos, dim].item(), 2),
+                         "abs": round(peak[dim].item(), 2),
+                         "x_median": round(peak[dim].item() / typical, 1),
+                         "layers_in_top5": int((stack[:, :, dim].abs().amax(1) >=
+                                                stack.abs().flatten(1).topk(5, 1).values[:, -1]
+                                                ).sum())})
     attn_total, mlp_total = sum(writes["attn"]), sum(writes["mlp"])
     metrics = {
-        "answer_first_layer": float(first_layer if first_layer is not None else len(layers)),
+        "answer_first_layer": float(first_layer),
         "final_answer_prob": probs[answer].item(),
-        "residual_norm_growth": norms[-2] / norms[1],
+        "residual_norm_growth": norms[-1] / norms[0],
         "mlp_share": mlp_total / (attn_total + mlp_total),
         "max_abs_activation": outliers[0]["abs"],
+        "max_activation_x_median": outliers[0]["x_median"],
     }
     summary = [
         f"Final answer {tok.decode([answer])!r} (p = {metrics['final_answer_prob']:.3f}); the logit "
@@ -89,13 +97,15 @@ def run(ctx, p: dict) -> Outcome:
         "layer 0 to the last layer.",
         f"MLPs write {metrics['mlp_share']:.0%} of the total update norm at the last position.",
         f"Largest activation: {outliers[0]['value']} in dimension {outliers[0]['dim']} at layer "
-        f"{outliers[0]['layer']} on token {outliers[0]['token']!r}.",
+        f"{outliers[0]['layer']} on token {outliers[0]['token']!r} (position "
+        f"{outliers[0]['position']}), {outliers[0]['x_median']:.0f}x the median |activation|; "
+        "top dimensions: " + ", ".join(f"{o['dim']} ({o['token']!r})" for o in outliers) + ".",
     ]
     tables = {
         "logit_lens": lens,
-        "norms": [{"layer": l - 1, "residual_norm": round(norms[l], 3),
-                   "attn_write": round(writes["attn"][l - 1], 3),
-                   "mlp_write": round(writes["mlp"][l - 1], 3)} for l in range(1, len(hs))],
+        "norms": [{"layer": l, "residual_norm": round(norms[l], 3),
+                   "attn_write": round(writes["attn"][l], 3),
+                   "mlp_write": round(writes["mlp"][l], 3)} for l in range(len(norms))],
         "outliers": outliers,
     }
     return Outcome(metrics=metrics, tables=tables,
@@ -116,7 +126,7 @@ def _figure(lens, norms, writes):
     x = range(len(writes["attn"]))
     b.plot(x, writes["attn"], label="attention write")
     b.plot(x, writes["mlp"], label="MLP write")
-    b.plot(x, norms[1:], label="residual norm")
+    b.plot(x, norms, label="residual norm")
     b.set_yscale("log")
     b.set_xlabel("layer")
     b.legend(fontsize=7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ...errors import UserError
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
     name="sampling",
@@ -14,12 +14,15 @@ SPEC = Spec(
     concepts=("logits", "softmax", "temperature", "sampling_strategies"),
     params=(
         Param("prompt", str, "The capital of Australia is", "Text whose next token is studied"),
-        Param("top_k", int, 8, "How many top tokens to tabulate"),
-        Param("temperatures", str, "0.5,1,2", "Comma-separated temperatures"),
-        Param("draws", int, 2000, "Seeded samples drawn at T=1 to compare with softmax"),
-        Param("greedy_runs", int, 3, "Repeated greedy generations to compare"),
-        Param("greedy_tokens", int, 12, "Tokens per greedy generation"),
-        Param("logits", str, "4,1", "Calculator: comma-separated logits to softmax at each temperature"),
+        Param("top_k", int, 8, "How many top tokens to tabulate", low=1, high=100),
+        Param("temperatures", float, (0.5, 1.0, 2.0), "Temperatures to compare (T -> 0 is "
+              "greedy decoding)", many=True, low=0.01, high=100),
+        Param("draws", int, 2000, "Seeded samples drawn at T=1 to compare with softmax",
+              low=1, high=1_000_000),
+        Param("greedy_runs", int, 3, "Repeated greedy generations to compare", low=2, high=20),
+        Param("greedy_tokens", int, 12, "Tokens per greedy generation", low=1, high=256),
+        Param("logits", float, (4.0, 1.0), "Calculator: logits to softmax at each temperature",
+              many=True, low=-1e4, high=1e4),
         *common(),
     ),
     quantities=(
@@ -30,16 +33,6 @@ SPEC = Spec(
     ),
     seconds=10,
 )
-
-
-def _floats(s: str, name: str) -> list[float]:
-    try:
-        vals = [float(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"Parameter '{name}' must be comma-separated numbers, e.g. 4,1; got {s!r}.") from None
-    if not vals:
-        raise UserError(f"Parameter '{name}' needs at least one number, e.g. 4,1.")
-    return vals
 
 
 def softmax_list(logits: list[float], t: float) -> list[float]:
@@ -59,24 +52,22 @@ def entropy_bits(probs) -> float:
 def run(ctx, p: dict) -> Outcome:
     import torch
 
-    temps = _floats(p["temperatures"], "temperatures")
-    calc_logits = _floats(p["logits"], "logits")
-    if any(t <= 0 for t in temps):
-        raise UserError("Temperatures must be positive (T -> 0 is greedy decoding).")
+    temps, calc_logits = p["temperatures"], p["logits"]
     tok, model = ctx.model.tokenizer, ctx.model.model
-    enc = tok(p["prompt"], return_tensors="pt", add_special_tokens=False).to(model.device)
-    ctx.check_length(enc.input_ids.shape[1])
+    enc = ctx.encode(p["prompt"])
     with torch.no_grad():
         logits = model(**enc).logits[0, -1].double()  # (vocab,)
-    k = max(1, min(p["top_k"], logits.numel()))
-    order = torch.argsort(logits, descending=True)
+    k = min(p["top_k"], logits.numel())
+    order = torch.argsort(logits, descending=True, stable=True)  # (vocab,)
     top_ids = order[:k].tolist()
     rows, entropies, rank_changes, sum_errors = [], [], 0, []
-    base_rank = order.tolist()[:50]
     for t in sorted(set(temps) | {1.0}):
         probs = torch.softmax(logits / t, dim=-1)  # (vocab,)
         sum_errors.append(abs(probs.sum().item() - 1))
-        if torch.argsort(probs, descending=True).tolist()[:50] != base_rank:
+        # The ranking of the whole vocabulary, read from log-probabilities (probabilities
+        # underflow to 0 at low T and would tie): temperature rescales, it never re-ranks.
+        logp = torch.log_softmax(logits / t, dim=-1)  # (vocab,)
+        if not torch.equal(torch.argsort(logp, descending=True, stable=True), order):
             rank_changes += 1
         entropies.append({"temperature": t, "entropy_bits": entropy_bits(probs.tolist())})
         for r, i in enumerate(top_ids):

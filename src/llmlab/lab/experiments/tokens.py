@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from ..spec import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 # One sentence, in several languages, plus source code: the same content, different bills.
 SAMPLES = {
@@ -32,7 +32,7 @@ SPEC = Spec(
     concepts=("tokenization", "token_economics", "context_window"),
     params=(
         Param("text", str, "", "Extra text to tokenize and show piece by piece"),
-        Param("trials", int, 6, "Letter-counting trials per condition (1-10)"),
+        Param("trials", int, 6, "Letter-counting trials (words) per condition", low=1, high=10),
         *common(),
     ),
     quantities=(
@@ -66,7 +66,11 @@ def split(tok, text: str) -> dict:
     """Token ids, their exact bytes and readable pieces. The bytes join back to the text."""
     ids = tok(text, add_special_tokens=False).input_ids
     dec = _byte_decoder()
-    raw = [bytes(dec[ch] for ch in t) for t in tok.convert_ids_to_tokens(ids)]
+    toks = tok.convert_ids_to_tokens(ids)
+    if all(ch in dec for t in toks for ch in t):  # byte-level BPE (GPT-2, Llama 3, SmolLM2)
+        raw = [bytes(dec[ch] for ch in t) for t in toks]
+    else:  # other tokenizers (e.g. SentencePiece): each token decoded on its own
+        raw = [tok.decode([i]).encode("utf-8") for i in ids]
     pieces = [b.decode("utf-8", errors="replace") for b in raw]
     return {"ids": ids, "bytes": raw, "pieces": pieces}
 
