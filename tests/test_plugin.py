@@ -502,3 +502,19 @@ def test_valid_until_takes_the_longest_horizon_without_a_flip():
     flips_in_3h = briefcache.valid_until(lambda t: [t >= now + timedelta(hours=3)], now)
     assert flips_in_3h == now + timedelta(hours=1)
     assert briefcache.valid_until(lambda t: [t > now], now) is None
+
+
+def test_stop_refreshes_the_transcript_page_when_turned_on(ws, tmp_path):
+    cfg = ws.config_path.read_text()
+    ws.config_path.write_text(cfg.replace("transcript = false", "transcript = true"))
+    session = tmp_path / "6f1c2a7e-3b4d-4c1e-9a55-0d8e2f4b7c19.jsonl"
+    session.write_text((FIX / "answered_recorded_mcp.jsonl").read_text())
+    r = run_hook("stop", payload("stop.json", ws.root, session), tmp_path)
+    assert (r.returncode, r.stdout) == (0, "")
+    pages = ws.root / "site" / "transcripts"
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(pages.glob("**/*.html")):
+        time.sleep(0.3)
+    html_pages = list(pages.glob("**/*.html"))
+    assert html_pages, hook_log(ws)
+    assert any("About 4 times" in p.read_text() for p in html_pages)

@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         out = handler(payload, root, started)
         if out:
-            sys.stdout.write(json.dumps(out, ensure_ascii=False))
+            sys.stdout.write(json.dumps(out))  # ASCII: valid whatever the locale
             sys.stdout.flush()
     except BaseException as e:  # a hook must never fail the session: log, exit 0
         log_error(root, event, e, started)
