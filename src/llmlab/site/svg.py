@@ -132,54 +132,36 @@ def activity(days: list[tuple[str, int]], cell: int = 12, gap: int = 3) -> Marku
 
 # ---------------------------------------------------------------- the prerequisite graph
 
-NODE_W, NODE_H, COL_GAP, ROW_GAP = 168, 26, 44, 8
-
-
-def _depths(prereqs: dict[str, tuple[str, ...]]) -> dict[str, int]:
-    depth: dict[str, int] = {}
-
-    def d(c: str) -> int:
-        if c not in depth:
-            depth[c] = 0  # the curriculum is acyclic (validated); guards recursion anyway
-            depth[c] = 1 + max((d(p) for p in prereqs[c] if p in prereqs), default=-1)
-        return depth[c]
-
-    for c in prereqs:
-        d(c)
-    return depth
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD, HEAD = 146, 26, 22, 8, 8, 40
 
 
 def layout(concepts: list[dict]) -> dict[str, tuple[float, float]]:
-    """Layered layout: x by prerequisite depth, y ordered by module then by the mean
-    position of the prerequisites (one barycentre sweep keeps edges short)."""
-    prereqs = {c["id"]: tuple(c["prerequisites"]) for c in concepts}
-    order = {c["id"]: (c["module_order"], i) for i, c in enumerate(concepts)}
-    depth = _depths(prereqs)
-    layers: dict[int, list[str]] = {}
-    for cid in prereqs:
-        layers.setdefault(depth[cid], []).append(cid)
-    pos: dict[str, float] = {}
-    for d in sorted(layers):
-        ids = layers[d]
-        if d == 0:
-            ids.sort(key=lambda c: order[c])
-        else:
-            def key(c: str) -> tuple:
-                ps = [pos[p] for p in prereqs[c] if p in pos]
-                return (sum(ps) / len(ps) if ps else 0.0, order[c])
-            ids.sort(key=key)
-        for i, c in enumerate(ids):
-            pos[c] = i / max(len(ids) - 1, 1)
-    tallest = max((len(v) for v in layers.values()), default=0)
+    """One column per module (in module order); inside a column, concepts ordered by their
+    prerequisite depth within the module, then by curriculum order. Prerequisites in
+    earlier modules sit in columns to the left, prerequisites in the same module above."""
+    by_id = {c["id"]: c for c in concepts}
+    cols = {m: i for i, m in enumerate(sorted({c["module_order"] for c in concepts}))}
+    depth: dict[str, int] = {}
+
+    def d(cid: str) -> int:
+        if cid not in depth:
+            depth[cid] = 0  # the curriculum is acyclic (validated); this guards recursion
+            mo = by_id[cid]["module_order"]
+            depth[cid] = 1 + max((d(p) for p in by_id[cid]["prerequisites"]
+                                  if p in by_id and by_id[p]["module_order"] == mo), default=-1)
+        return depth[cid]
+
+    columns: dict[int, list[tuple[int, int, str]]] = {}
+    for i, c in enumerate(concepts):
+        columns.setdefault(cols[c["module_order"]], []).append((d(c["id"]), i, c["id"]))
     xy = {}
-    for d, ids in layers.items():
-        off = (tallest - len(ids)) * (NODE_H + ROW_GAP) / 2
-        for i, c in enumerate(ids):
-            xy[c] = (10 + d * (NODE_W + COL_GAP), 10 + off + i * (NODE_H + ROW_GAP))
+    for ci, items in columns.items():
+        for row, (_, _, cid) in enumerate(sorted(items)):
+            xy[cid] = (PAD + ci * (NODE_W + COL_GAP), HEAD + row * (NODE_H + ROW_GAP))
     return xy
 
 
-def _short(s: str, n: int = 24) -> str:
+def _short(s: str, n: int = 21) -> str:
     return s if len(s) <= n else s[: n - 1].rstrip() + "…"
 
 
@@ -190,23 +172,40 @@ def graph(concepts: list[dict], href: str = "concepts/") -> Markup:
         return Markup("")
     xy = layout(concepts)
     by_id = {c["id"]: c for c in concepts}
-    w = max(x for x, _ in xy.values()) + NODE_W + 10
-    h = max(y for _, y in xy.values()) + NODE_H + 10
-    out = [f'<svg class="graph" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" height="{h:.0f}" '
-           f'role="img" aria-label="prerequisite graph of {len(concepts)} concepts">',
-           '<g class="edges">']
+    w = max(x for x, _ in xy.values()) + NODE_W + PAD + COL_GAP
+    h = max(y for _, y in xy.values()) + NODE_H + PAD
+    out = [f'<svg class="graph" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
+           f'aria-label="prerequisite graph of {len(concepts)} concepts">', '<g class="heads">']
+    seen_cols = {}
+    for c in concepts:
+        x = xy[c["id"]][0]
+        if x not in seen_cols:
+            seen_cols[x] = c
+            cls = "mhead current" if c.get("current") else "mhead"
+            out.append(f'<text class="{cls}" x="{x + 2:.0f}" y="{HEAD - 14}">'
+                       f'<title>{escape(c["module_title"])}</title>{c["module_order"]}. '
+                       f'{escape(_short(c["module_title"], 20))}</text>')
+    out.append('</g><g class="edges">')
     for c in concepts:
         x2, y2 = xy[c["id"]]
+        y2m = y2 + NODE_H / 2
         for p in c["prerequisites"]:
             if p not in xy:
                 continue
             x1, y1 = xy[p]
-            x1, y1, y2m = x1 + NODE_W, y1 + NODE_H / 2, y2 + NODE_H / 2
-            mx = (x1 + x2) / 2
+            y1m = y1 + NODE_H / 2
             cls = "edge ok" if by_id[p]["mastered"] else "edge"
-            out.append(f'<path class="{cls}" d="M{x1:.0f},{y1:.0f} C{mx:.0f},{y1:.0f} '
-                       f'{mx:.0f},{y2m:.0f} {x2:.0f},{y2m:.0f}"/>')
-    out.append("</g><g class=\"nodes\">")
+            if x1 == x2:  # same module: a loop on the right-hand side of the column
+                k = NODE_W + min(COL_GAP - 4, 6 + 2 * abs(y2 - y1) / (NODE_H + ROW_GAP))
+                d = (f"M{x1 + NODE_W:.0f},{y1m:.0f} C{x1 + k:.0f},{y1m:.0f} "
+                     f"{x2 + k:.0f},{y2m:.0f} {x2 + NODE_W:.0f},{y2m:.0f}")
+            else:
+                a, b = (x1 + NODE_W, x2) if x1 < x2 else (x1, x2 + NODE_W)
+                mx = (a + b) / 2
+                d = f"M{a:.0f},{y1m:.0f} C{mx:.0f},{y1m:.0f} {mx:.0f},{y2m:.0f} {b:.0f},{y2m:.0f}"
+            out.append(f'<path class="{cls}" d="{d}"><title>{escape(p)} → '
+                       f'{escape(c["id"])}</title></path>')
+    out.append('</g><g class="nodes">')
     for c in concepts:
         x, y = xy[c["id"]]
         cls = ["node", f"lv{c['level']}"]
@@ -224,6 +223,6 @@ def graph(concepts: list[dict], href: str = "concepts/") -> Markup:
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
             f'<rect class="mfill" x="{x:.0f}" y="{y + NODE_H - 4:.0f}" '
             f'width="{NODE_W * max(0.0, min(1.0, c["mastery"])):.0f}" height="4" rx="1"/>'
-            f'<text x="{x + 8:.0f}" y="{y + NODE_H / 2 + 3:.0f}">{escape(label)}</text></a>')
+            f'<text x="{x + 7:.0f}" y="{y + NODE_H / 2 + 3:.0f}">{escape(label)}</text></a>')
     out.append("</g></svg>")
     return Markup("".join(out))
