@@ -33,6 +33,7 @@ class Param:
     low: float | None = None  # inclusive bounds for numbers (each item when many)
     high: float | None = None
     choices: tuple[str, ...] = ()  # allowed values for str (each item when many)
+    min_items: int = 1  # for many: how many different values are needed at least
 
     @property
     def type_name(self) -> str:
@@ -90,8 +91,9 @@ class Param:
             return self._one(raw)
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         values = [self._one(x) for x in items if str(x).strip()]
-        if not values:
-            raise self._fail(raw, "needs at least one value")
+        if len(set(values)) < self.min_items:
+            n = "one value" if self.min_items == 1 else f"{self.min_items} different values"
+            raise self._fail(raw, f"needs at least {n}")
         return values
 
 

@@ -6,7 +6,6 @@ import math
 import statistics
 import time
 
-from ...errors import UserError
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
@@ -16,7 +15,7 @@ SPEC = Spec(
     concepts=("attention_cost", "kv_cache", "autoregressive_loop"),
     params=(
         Param("lengths", int, (32, 64, 128, 256, 512, 1024), "Prompt lengths (tokens) for the "
-              "forward-time curve (at least two)", many=True, low=1, high=1_000_000),
+              "forward-time curve (at least two)", many=True, low=1, high=1_000_000, min_items=2),
         Param("repeats", int, 2, "Timed repeats per length (the median is reported)", low=1,
               high=50),
         Param("gen_tokens", int, 32, "Tokens generated for the per-token timing", low=1,
@@ -54,10 +53,7 @@ def run(ctx, p: dict) -> Outcome:
     import torch
 
     model, cfg = ctx.model.model, ctx.model.model.config
-    lengths = sorted(set(p["lengths"]))
-    if len(lengths) < 2:
-        raise UserError("Parameter 'lengths' needs at least two different lengths to fit a "
-                        "growth exponent, e.g. -p lengths=64,128,256.")
+    lengths = sorted(set(p["lengths"]))  # at least two (min_items): a slope needs two points
     ctx.check_length(max(lengths + [p["gen_prompt"] + p["gen_tokens"]]))
     gen = torch.Generator().manual_seed(ctx.seed)
     rand = lambda n: torch.randint(1000, cfg.vocab_size - 1000, (1, n), generator=gen).to(model.device)  # noqa: E731
