@@ -296,7 +296,7 @@ def test_prediction_then_a_small_run_through_mcp(ws, cli):
                 "concept": "softmax", "note": "e^3/(e^3+1)"}))
             r = data(await c.call_tool("run_experiment", {
                 "name": "sampling",
-                "params": {"draws": 200, "greedy_runs": 1, "greedy_tokens": 2,
+                "params": {"draws": 200, "greedy_runs": 2, "greedy_tokens": 2,
                            "temperatures": "1.0", "top_k": 3}},
                 progress_callback=on_progress))
             s = data(await c.call_tool("get_state", {}))

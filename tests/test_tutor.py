@@ -1,0 +1,259 @@
+"""Generated tutor instructions and MCP client set-up, through the CLI a learner runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import tomli_w
+import tomllib
+
+from llmlab import tutor
+from llmlab.workspace import Workspace
+
+MINI = Path(__file__).parent / "fixtures" / "mini"
+
+
+def agents(ws) -> str:
+    return (ws.root / "AGENTS.md").read_text()
+
+
+# ---------------------------------------------------------------- content
+
+@pytest.mark.parametrize("fixture", ["ws", "default_ws"])
+def test_agents_md_names_the_real_ids_tools_and_cli_twins(fixture, request):
+    ws = request.getfixturevalue(fixture)
+    text = agents(ws)
+    cur = ws.curriculum
+    for cid in cur.concepts:
+        assert f"`{cid}`" in text, cid
+    for item in cur.exit_items.values():
+        assert f"`{item.id}`" in text and item.title in text
+    for c in cur.concepts.values():
+        for m in c.misconceptions:
+            assert f"`{m.id}`" in text
+    for t in tutor.TOOLS:
+        assert f"`{t.name}`" in text and f"`{t.cli}`" in text
+    assert "Test Learner" in text and ws.config.learner.goal in text
+    for section in ("## Teaching method", "## Memory protocol", "## Failure patterns to name",
+                    "Depth as procrastination", "Completion-seeking", "Theory over shipping",
+                    "### Mechanism questions", "### Build milestones", "Never claim mastery"):
+        assert section in text, section
+    p = ws.config.mastery
+    assert (f"at least {p.bar}," in text and f"at least {p.min_observations} observations on at "
+            f"least {p.min_days} different days" in text)
+    # no clock, no machine paths: the same inputs give the same bytes anywhere
+    assert str(ws.root) not in text and not re.search(r"20\d\d-\d\d-\d\dT", text)
+
+
+def test_the_cli_twins_in_agents_md_are_real_commands(ws, cli):
+    """Every CLI equivalent the instructions name exists (its --help runs)."""
+    for t in tutor.TOOLS:
+        words = [w for w in t.cli.split() if re.fullmatch(r"[a-z][a-z-]*", w)][1:]
+        group = words[:2] if words[0] in {"log", "lab", "concept", "curriculum"} else words[:1]
+        r = cli(*group, "--help")
+        assert r.returncode == 0, (t.cli, r.stderr)
+
+
+def test_claude_md_imports_agents_md(ws):
+    text = (ws.root / "CLAUDE.md").read_text()
+    assert "\n@AGENTS.md\n" in text
+
+
+def test_tool_docs_match_the_server():
+    from llmlab.mcp_server import build_server
+
+    tools = asyncio.run(build_server().list_tools())
+    assert [t.name for t in tools] == list(tutor.TOOL_NAMES)
+
+
+def test_learner_notes_are_included(ws, cli):
+    (ws.root / "notes" / "tutor.md").write_text("Prefers examples in Go.\n")
+    r = cli("tutor", "instructions")
+    assert r.returncode == 0 and "Wrote AGENTS.md" in r.stdout
+    assert "## The learner's notes for you" in agents(ws) and "Prefers examples in Go." in agents(ws)
+
+
+# ---------------------------------------------------------------- writing and idempotence
+
+def test_init_writes_instructions_and_mcp_json(tmp_path, cli):
+    r = cli("init", str(tmp_path / "w"), "--name", "Ana", "--goal", "ship a RAG feature")
+    assert r.returncode == 0, r.stderr
+    w = tmp_path / "w"
+    assert "**Name:** Ana" in (w / "AGENTS.md").read_text()
+    entry = json.loads((w / ".mcp.json").read_text())["mcpServers"]["llmlab"]
+    assert entry["args"][-1] == "mcp" and entry["env"] == {"LLMLAB_HOME": str(w)}
+    assert Path(entry["command"]).is_file() and os.access(entry["command"], os.X_OK)
+
+
+def test_init_keeps_an_agents_md_it_did_not_write(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "AGENTS.md").write_text("# my repo's own agent rules\n")
+    (root / ".mcp.json").write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}}))
+    Workspace.init(root)
+    assert (root / "AGENTS.md").read_text() == "# my repo's own agent rules\n"
+    servers = json.loads((root / ".mcp.json").read_text())["mcpServers"]
+    assert set(servers) == {"other", "llmlab"}
+
+
+def test_regenerating_is_idempotent(ws, cli):
+    before = {n: (ws.root / n).read_bytes() for n in ("AGENTS.md", "CLAUDE.md")}
+    mtimes = {n: (ws.root / n).stat().st_mtime_ns for n in before}
+    for _ in range(2):
+        r = cli("tutor", "instructions", "--json")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert res["written"] == [] and res["unchanged"] == ["AGENTS.md", "CLAUDE.md"]
+    assert {n: (ws.root / n).read_bytes() for n in before} == before
+    assert {n: (ws.root / n).stat().st_mtime_ns for n in before} == mtimes
+    # deleting and regenerating gives the same bytes
+    (ws.root / "AGENTS.md").unlink()
+    assert cli("tutor", "instructions").returncode == 0
+    assert (ws.root / "AGENTS.md").read_bytes() == before["AGENTS.md"]
+    assert cli("tutor", "instructions", "--check").returncode == 0
+    assert cli("tutor", "instructions", "--print").stdout == before["AGENTS.md"].decode()
+
+
+@pytest.fixture
+def own_ws(tmp_path, monkeypatch) -> Workspace:
+    """A workspace with its own editable copy of the mini curriculum."""
+    cur = tmp_path / "course"
+    shutil.copytree(MINI, cur)
+    w = Workspace.init(tmp_path / "ws", name="Test Learner", curriculum=str(cur))
+    monkeypatch.setenv("LLMLAB_HOME", str(w.root))
+    return w
+
+
+def _edit_curriculum(ws: Workspace) -> None:
+    f = Path(ws.curriculum.path) / "modules" / "01_basics.toml"
+    f.write_text(f.read_text().replace('title = "Softmax"', 'title = "Softmax, renamed"'))
+
+
+def test_curriculum_change_is_detected_and_regenerated(own_ws, cli):
+    _edit_curriculum(own_ws)
+    r = cli("tutor", "instructions", "--check", "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["AGENTS.md"] == "outdated"
+    assert cli("tutor", "instructions").returncode == 0
+    assert "Softmax, renamed" in agents(own_ws)
+    assert cli("tutor", "instructions", "--check").returncode == 0
+
+
+def test_learner_profile_change_is_regenerated(ws, cli):
+    cfg = tomllib.loads(ws.config_path.read_text())
+    cfg["learner"]["name"] = "Bo"
+    ws.config_path.write_text(tomli_w.dumps(cfg))
+    assert cli("tutor", "instructions").returncode == 0
+    assert "**Name:** Bo" in agents(ws)
+
+
+def test_mcp_start_refreshes_outdated_instructions(own_ws):
+    from mcp import Client, StdioServerParameters
+
+    _edit_curriculum(own_ws)
+
+    async def go():
+        async with Client(StdioServerParameters(
+                command=sys.executable, args=["-m", "llmlab", "mcp"],
+                env={**os.environ, "LLMLAB_HOME": str(own_ws.root)})) as c:
+            await c.list_tools()
+
+    asyncio.run(go())
+    assert "Softmax, renamed" in agents(own_ws)
+    assert tutor.check(own_ws) == {"AGENTS.md": "current", "CLAUDE.md": "current"}
+
+
+def test_hand_edits_are_never_overwritten_silently(own_ws, cli):
+    path = own_ws.root / "AGENTS.md"
+    path.write_text(path.read_text() + "\nMy own rule.\n")
+    _edit_curriculum(own_ws)
+    r = cli("tutor", "instructions")
+    assert r.returncode == 1
+    assert "edited by hand" in r.stderr and "notes/tutor.md" in r.stderr and "--force" in r.stderr
+    assert path.read_text().endswith("My own rule.\n")
+    assert tutor.refresh(own_ws)["kept"] == ["AGENTS.md"]  # the automatic refresh keeps it too
+    assert path.read_text().endswith("My own rule.\n")
+    assert cli("tutor", "instructions", "--force").returncode == 0
+    assert "My own rule." not in path.read_text() and "Softmax, renamed" in path.read_text()
+
+
+# ---------------------------------------------------------------- client set-up
+
+def test_claude_desktop_setup_merges_without_clobbering(ws, cli, tmp_path):
+    cfg = tmp_path / "claude_desktop_config.json"
+    other = {"mcpServers": {"github": {"command": "gh-mcp", "env": {"TOKEN": "s3cret"}}},
+             "globalShortcut": "Ctrl+Space"}
+    cfg.write_text(json.dumps(other, indent=4))
+    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["change"] == "added"
+    merged = json.loads(cfg.read_text())
+    assert merged["globalShortcut"] == "Ctrl+Space"
+    assert merged["mcpServers"]["github"] == other["mcpServers"]["github"]
+    assert merged["mcpServers"]["llmlab"]["env"] == {"LLMLAB_HOME": str(ws.root)}
+    first = cfg.read_bytes()
+    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
+    assert json.loads(r.stdout)["change"] == "unchanged" and cfg.read_bytes() == first
+    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg),
+            "--name", "llmlab-2")
+    assert r.returncode == 0
+    assert set(json.loads(cfg.read_text())["mcpServers"]) == {"github", "llmlab", "llmlab-2"}
+
+
+def test_setup_refuses_to_touch_a_file_it_cannot_parse(ws, cli, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text("{ // a comment\n}")
+    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg))
+    assert r.returncode == 1 and "not valid JSON" in r.stderr and "--print" in r.stderr
+    assert cfg.read_text() == "{ // a comment\n}"
+
+
+def test_setup_print_writes_nothing_and_shows_only_our_entry(ws, cli, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"mcpServers": {"github": {"env": {"TOKEN": "s3cret"}}}}))
+    before = cfg.read_bytes()
+    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--print")
+    assert r.returncode == 0 and cfg.read_bytes() == before
+    printed = json.loads(r.stdout)
+    assert list(printed["mcpServers"]) == ["llmlab"] and "s3cret" not in r.stdout
+    assert str(cfg) in r.stderr
+
+
+def test_cursor_and_claude_code_write_project_files(ws, cli):
+    assert cli("tutor", "setup", "--client", "cursor").returncode == 0
+    entry = json.loads((ws.root / ".cursor" / "mcp.json").read_text())["mcpServers"]["llmlab"]
+    assert entry["args"][-1] == "mcp" and entry["env"]["LLMLAB_HOME"] == str(ws.root)
+    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    assert json.loads(r.stdout)["change"] == "unchanged"  # init already wrote it
+    r = cli("tutor", "setup", "--client", "vscode")
+    assert "llmlab" in json.loads((ws.root / ".vscode" / "mcp.json").read_text())["servers"]
+
+
+def test_unknown_client_names_the_supported_ones(ws, cli):
+    r = cli("tutor", "setup", "--client", "cursr")
+    assert r.returncode == 1 and "Did you mean 'cursor'" in r.stderr and "claude-desktop" in r.stderr
+
+
+def test_the_configured_command_starts_a_working_server(ws, tmp_path):
+    """The entry `tutor setup` writes is runnable as a client would run it: from another
+    folder, with a bare environment plus what the entry sets."""
+    from mcp import Client, StdioServerParameters
+
+    from llmlab import clients
+
+    entry = clients.setup(ws, "claude-desktop", tmp_path / "c.json")["entry"]["mcpServers"]["llmlab"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **entry["env"]}
+
+    async def go():
+        async with Client(StdioServerParameters(command=entry["command"], args=entry["args"],
+                                                env=env, cwd=str(tmp_path))) as c:
+            return await c.call_tool("get_state", {})
+
+    res = asyncio.run(go())
+    assert not res.is_error and res.structured_content["overall"]["total"] == 4
