@@ -382,13 +382,19 @@ def tutor_setup(
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
+    if client == "claude-code":  # also the Claude Code plugin: hooks and slash commands
+        from .plugin import setup as plugin_setup
+
+        res["plugin"] = plugin_setup.best_effort(Workspace.find(), write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
         sys.stdout.write(json.dumps(res["entry"], indent=2, ensure_ascii=False) + "\n")
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
     _out(res, as_json, lambda d: console.print(
         f"{d['change'].capitalize()} server '{d['name']}' in {d['path']}"
-        f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"))
+        f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"
+        + (f"\nClaude Code plugin: {d['plugin']['change']} {d['plugin'].get('path', '')}. "
+           f"{d['plugin'].get('error') or d['plugin']['next']}" if "plugin" in d else "")))
 
 
 def main() -> None:

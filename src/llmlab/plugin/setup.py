@@ -74,6 +74,15 @@ def setup(ws: Workspace, write: bool = True) -> dict:
                     "/llmlab:predict, /llmlab:quiz and /llmlab:flashcards."}
 
 
+def best_effort(ws: Workspace, write: bool = True) -> dict:
+    """`setup`, for `llmlab tutor setup --client claude-code`: a plugin that cannot be set up
+    (no source checkout, an unreadable settings file) is reported, never an error."""
+    try:
+        return setup(ws, write)
+    except UserError as e:
+        return {"change": "skipped", "written": False, "error": str(e)}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
