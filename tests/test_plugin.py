@@ -518,3 +518,14 @@ def test_stop_refreshes_the_transcript_page_when_turned_on(ws, tmp_path):
     html_pages = list(pages.glob("**/*.html"))
     assert html_pages, hook_log(ws)
     assert any("About 4 times" in p.read_text() for p in html_pages)
+
+
+def test_tutor_setup_for_claude_code_enables_the_plugin(ws, cli):
+    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["plugin"]["change"] == "created"
+    settings = json.loads((ws.root / ".claude" / "settings.json").read_text())
+    assert settings["enabledPlugins"] == {"llmlab@llmlab": True}
+    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    assert json.loads(r.stdout)["plugin"]["change"] == "unchanged"
