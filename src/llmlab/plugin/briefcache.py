@@ -20,7 +20,8 @@ from .. import __version__
 
 FILE = "brief.json"
 FORMAT = 1
-HORIZONS = (timedelta(hours=12), timedelta(hours=1), timedelta(minutes=10))
+HORIZONS = (timedelta(days=3), timedelta(days=1), timedelta(hours=12), timedelta(hours=1),
+            timedelta(minutes=10))
 
 
 def curriculum_dir(root: Path, ref: str) -> Path:
