@@ -78,6 +78,7 @@ def test_misconception_cards_carry_the_correction(ws, cli, tmp_path):
     assert html.escape(cur.concepts["softmax"].summary, quote=True) in free[2]
     md = Path(res["markdown"]).read_text()
     assert cur.misconception("tokenization", "tokens_are_words").correction in md
+    assert "&lt;b&gt;the max&lt;/b&gt;" in md and "<b>the max" not in md
 
 
 def test_concept_card_is_behaviour_to_mechanism(ws, cli, tmp_path):

@@ -146,14 +146,19 @@ def anki_text(cards: list[Card], deck: str = DECK) -> str:
     return "\n".join(head + rows) + "\n"
 
 
+def _md(text: str) -> str:
+    """Markdown text with raw HTML neutralised (renderers pass HTML through)."""
+    return html.escape(text, quote=False).replace("\n", "  \n")
+
+
 def markdown(cards: list[Card], title: str) -> str:
-    out = [f"# Flashcards: {title}", "",
+    out = [f"# Flashcards: {_md(title)}", "",
            f"{len(cards)} cards. Import `{ANKI_FILE}` into Anki (File > Import); "
            "its header lines set every import option.", ""]
     for i, c in enumerate(cards, 1):
         out += [f"## {i}. {c.kind}: `{c.concept}` ({c.tags[-1]})", ""]
-        out += ["**Q:** " + c.front.replace("\n", "  \n"), ""]
-        out += ["**A:** " + c.back.replace("\n", "  \n"), ""]
+        out += ["**Q:** " + _md(c.front), ""]
+        out += ["**A:** " + _md(c.back), ""]
     return "\n".join(out)
 
 
@@ -167,7 +172,8 @@ def export(ws: Workspace, out: Path | None = None, concepts: list[str] | None = 
         raise UserError(f"{out_dir} is a file; give --out a folder for the flashcard files.")
     cur = ws.curriculum
     anki_path, md_path = out_dir / ANKI_FILE, out_dir / MARKDOWN_FILE
-    atomic_write(anki_path, anki_text(cards, f"{DECK}::{cur.title}").encode("utf-8"))
+    deck = f"{DECK}::{' '.join(cur.title.split())}"  # one line: it is a header
+    atomic_write(anki_path, anki_text(cards, deck).encode("utf-8"))
     atomic_write(md_path, markdown(cards, cur.title).encode("utf-8"))
     return {
         "anki": str(anki_path), "markdown": str(md_path), "cards": len(cards),
