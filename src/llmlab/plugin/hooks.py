@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,6 +76,8 @@ def log_error(root: Path | None, event: str, err: BaseException | str, started: 
     """Append one JSON line describing the error; never raises."""
     try:
         if isinstance(err, BaseException):
+            import traceback  # only on the error path: it costs start-up time
+
             tb = traceback.extract_tb(err.__traceback__)
             where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
             msg = f"{type(err).__name__}: {err}"

@@ -8,16 +8,21 @@ never fails because of a settings typo (the CLI reports those).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class PluginSettings:
-    remind: bool = True  # stop hook: remind the tutor when an answered probe went unrecorded
-    transcript: bool = False  # stop hook: refresh the session transcript page after each turn
-    brief_probes: int = 5  # session start: how many next probes to list
-    curriculum: str = "default"  # from [settings]: which curriculum the workspace uses
+    """A plain class, not a dataclass: `dataclasses` imports `inspect`, which costs the
+    hook several milliseconds of start-up."""
+
+    __slots__ = ("remind", "transcript", "brief_probes", "curriculum")
+
+    def __init__(self, remind: bool = True, transcript: bool = False, brief_probes: int = 5,
+                 curriculum: str = "default") -> None:
+        self.remind = remind  # stop hook: remind the tutor when an answered probe went unrecorded
+        self.transcript = transcript  # stop hook: refresh the session transcript page each turn
+        self.brief_probes = brief_probes  # session start: how many next probes to list
+        self.curriculum = curriculum  # from [settings]: which curriculum the workspace uses
 
 
 def read(config_path: Path) -> PluginSettings:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 BLOCK = 1 << 16
@@ -39,13 +38,15 @@ HARNESS_PREFIXES = ("<command-name>", "<command-message>", "<local-command-stdou
 PROBE_WORDS = re.compile(r"\b(predict|guess|estimate|explain|why|how|what)\b", re.IGNORECASE)
 
 
-@dataclass
 class Turn:
-    prompt: str | None = None  # the learner's last typed message
-    prompt_ts: str | None = None  # its timestamp (RFC 3339)
-    command: bool = False  # the message was a slash command, not an answer
-    probe: str | None = None  # the tutor's last text before that message
-    write_calls: list[str] = field(default_factory=list)  # evidence writes seen in this turn
+    """What the stop hook needs to know about the turn (a plain class: see settings.py)."""
+
+    def __init__(self) -> None:
+        self.prompt: str | None = None  # the learner's last typed message
+        self.prompt_ts: str | None = None  # its timestamp (RFC 3339)
+        self.command = False  # the message was a slash command, not an answer
+        self.probe: str | None = None  # the tutor's last text before that message
+        self.write_calls: list[str] = []  # evidence writes seen in this turn
 
     @property
     def answered_probe(self) -> bool:
