@@ -6,7 +6,8 @@ kept, a file that is not valid JSON is left alone and reported) with
   (`.claude-plugin/marketplace.json`) as a local `directory` source, and
 - `enabledPlugins["llmlab@llmlab"] = true`,
 so Claude Code offers the marketplace and enables the plugin once the learner trusts the
-folder, for this project only (https://code.claude.com/docs/en/plugin-marketplaces#require-marketplaces-for-your-team;
+folder, for this project only
+(https://code.claude.com/docs/en/plugin-marketplaces#require-marketplaces-for-your-team;
 source types: https://code.claude.com/docs/en/settings-reference).
 
     python -m llmlab.plugin.setup            # in (or below) the workspace
