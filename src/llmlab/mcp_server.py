@@ -64,6 +64,7 @@ def _shell(fn):
             return fn(*args, **kwargs)
         except UserError as e:
             return _error(str(e))
+    wrapper.__doc__ = " ".join((fn.__doc__ or "").split())  # the description, one paragraph
     return wrapper
 
 
