@@ -349,3 +349,13 @@ def test_readme_dashboard_commands_run_as_written(ws, cli):
         finally:
             p.terminate()
             p.communicate(timeout=10)
+
+
+def test_references_link_urls_and_arxiv_ids_and_escape_the_rest():
+    from llmlab.site.build import reference
+
+    assert str(reference("arXiv:2205.14135 (Dao et al.)")) == (
+        '<a href="https://arxiv.org/abs/2205.14135" rel="noopener noreferrer">arXiv:2205.14135</a>'
+        " (Dao et al.)")
+    assert "<script>" not in str(reference("<script>x</script> arXiv:1706.03762"))
+    assert str(reference("javascript:alert(1)")) == "javascript:alert(1)"  # not a link

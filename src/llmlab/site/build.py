@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -41,7 +42,23 @@ def _env() -> Environment:
     env.filters["when"] = lambda ts: (ts or "")[:16].replace("T", " ") + (" UTC" if ts else "")
     env.filters["day"] = lambda ts: (ts or "")[:10]
     env.filters["reason"] = lambda r: r.replace("_", " ")
+    env.filters["reference"] = reference
     return env
+
+
+ARXIV = re.compile(r"\barXiv:(\d{4}\.\d{4,5})(v\d+)?\b")
+
+
+def reference(text: str) -> Markup:
+    """A curriculum reference as HTML: URLs and arXiv ids become links (all text escaped)."""
+    if text.startswith(("https://", "http://")) and " " not in text:
+        return Markup('<a href="{0}" rel="noopener noreferrer">{0}</a>').format(text)
+    m = ARXIV.search(text)
+    if m:
+        url = f"https://arxiv.org/abs/{m.group(1)}"
+        return Markup('{0}<a href="{1}" rel="noopener noreferrer">{2}</a>{3}').format(
+            text[:m.start()], url, m.group(0), text[m.end():])
+    return Markup.escape(text)
 
 
 def _num(x) -> str:
