@@ -60,6 +60,10 @@ def test_site_build_cli_writes_every_page_and_twin(ws, cli):
     assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 2
     # no temp files left behind by the atomic writes
     assert not [p for p in site.rglob(".*") if p.is_file()]
+    # pages of concepts the curriculum no longer has are removed
+    (site / "concepts" / "gone.html").write_text("old")
+    assert json.loads(cli("site", "build", "--json").stdout)["pruned"] == 1
+    assert not (site / "concepts" / "gone.html").exists()
 
 
 def test_json_twins_equal_the_state_and_the_api(ws, cli):

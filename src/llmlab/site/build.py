@@ -139,6 +139,17 @@ def _dump(obj) -> bytes:
             + "\n").encode("utf-8")
 
 
+def _prune(site: Path, keep: dict[str, set[str]]) -> int:
+    """Remove pages of concepts or modules the curriculum no longer has."""
+    n = 0
+    for folder, ids in keep.items():
+        for f in (site / folder).glob("*"):
+            if f.is_file() and f.suffix in (".html", ".json") and f.stem not in ids:
+                f.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
 def build(ws: Workspace, now: datetime | None = None) -> dict:
     """Render index, concept, study and ladder pages plus JSON twins into `ws.site_dir`."""
     t0 = time.perf_counter()
@@ -194,7 +205,8 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
     page("ladder.html", "ladder.html", "", ladder=d["ladder"])
     out.put("ladder.json", _dump({"ladder": d["ladder"], "build": build_id}))
     out.flush()
+    pruned = _prune(site, {"concepts": set(cur.concepts), "study": {m.id for m in cur.modules}})
     pages = 2 + len(d["concepts"]) + len(cur.modules)
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
-            "pages": pages, "written": out.written, "unchanged": out.unchanged,
+            "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
             "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3)}
