@@ -286,7 +286,13 @@ def test_server_rebuilds_on_a_new_event_and_pushes_the_build_id(server, ws):
 def test_server_keeps_serving_when_a_rebuild_fails(server, ws):
     ok = server.live.build_id
     cfg = ws.config_path.read_text()
-    ws.config_path.write_text(cfg + "\n[[[broken\n")
+
+    def replace(text: str) -> None:  # atomically, so the watcher never sees half a file
+        tmp = ws.root / "llmlab.toml.new"
+        tmp.write_text(text)
+        os.replace(tmp, ws.config_path)
+
+    replace(cfg + "\n[[[broken\n")
     deadline = time.monotonic() + 5
     while server.live.error is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -294,7 +300,11 @@ def test_server_keeps_serving_when_a_rebuild_fails(server, ws):
     assert server.live.build_id == ok
     port = server.httpd.server_address[1]
     assert _raw(port, "GET / HTTP/1.1")[0] == 200
-    ws.config_path.write_text(cfg)
+    replace(cfg)
+    deadline = time.monotonic() + 5
+    while server.live.error is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.live.error is None  # fixed: rebuilt, banner gone
 
 
 def test_serve_cli_prints_the_url_and_warns_off_loopback(ws):
