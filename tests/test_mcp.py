@@ -133,7 +133,8 @@ def test_session_round_trip_equals_cli_state(ws, cli):
                 "concept": "softmax", "quality": 0.2, "evidence": "logged on the wrong concept"}))
             out["u"] = data(await c.call_tool("retract_event", {
                 "event": out["bad"]["id"], "reason": "meant attention"}))
-            out["state"] = data(await c.call_tool("get_state", {}))
+            out["state"] = data(await c.call_tool("get_state", {"history": True}))
+            out["brief"] = data(await c.call_tool("get_state", {}))
             out["resource"] = json.loads(
                 (await c.read_resource("llmlab://state")).contents[0].text)
             out["next"] = data(await c.call_tool("next_probes", {"limit": 3}))
@@ -149,6 +150,9 @@ def test_session_round_trip_equals_cli_state(ws, cli):
     cli_state = json.loads(r.stdout)
     assert timeless(out["state"]) == timeless(cli_state)
     assert timeless(out["resource"]) == timeless(cli_state)
+    for c in cli_state["concepts"].values():  # the default leaves out only the histories
+        del c["history"]
+    assert timeless(out["brief"]) == timeless(cli_state)
     s = out["state"]
     assert s["events"] == 8
     assert s["misconceptions"]["open"] == [] and len(s["misconceptions"]["resolved"]) == 1

@@ -345,7 +345,9 @@ def tutor_instructions(
     as_json: bool = JsonOpt,
 ) -> None:
     """Generate AGENTS.md and CLAUDE.md from the curriculum, llmlab.toml and notes/tutor.md.
-    Idempotent: unchanged inputs leave the files byte-identical."""
+
+    Idempotent: unchanged inputs leave the files byte-identical. A hand-edited file is kept
+    unless --force."""
     from . import tutor
 
     ws = Workspace.find()
@@ -377,8 +379,10 @@ def tutor_setup(
                                 "nothing."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Add the llmlab MCP server to an agent client's configuration, merging with what is
-    there (other servers are kept; an unreadable file is never overwritten)."""
+    """Add the llmlab MCP server to an agent client's configuration (merged, never clobbered).
+
+    Other servers and settings in the file are kept; a file that cannot be parsed is left
+    alone."""
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)

@@ -56,12 +56,19 @@ def _error(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
+def _result(data: dict) -> CallToolResult:
+    """Structured content, plus the same JSON compact as text (tokens are the tutor's budget)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=json.loads(text))
+
+
 def _shell(fn):
     """Run a tool body; a UserError becomes a tool error carrying its message verbatim."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return _result(fn(*args, **kwargs))
         except UserError as e:
             return _error(str(e))
     wrapper.__doc__ = " ".join((fn.__doc__ or "").split())  # the description, one paragraph
@@ -96,13 +103,21 @@ def build_server() -> MCPServer:
 
     @tool(annotations=READ)
     @_shell
-    def get_state() -> dict[str, Any]:
+    def get_state(
+        history: Annotated[bool, Field(description="Include each concept's mastery history "
+                                       "(one point per observation; long for an active "
+                                       "learner). get_concept has it for one concept.")] = False,
+    ) -> dict[str, Any]:
         """The learner's state, derived from the evidence log: overall mastery (over all
         concepts), each concept's mastery, observations, days, staleness and prerequisite
         gaps, open and resolved misconceptions, exit items (ready/passed), the prediction
-        record, and `next` (what to probe next, with reasons). Call this at the start of every
-        session; quote its numbers, never round them up."""
-        return api.state(_ws())
+        record, recent events, and `next` (what to probe next, with reasons). Call this at
+        the start of every session; quote its numbers, never round them up."""
+        s = api.state(_ws())
+        if not history:
+            s["concepts"] = {k: {f: v for f, v in c.items() if f != "history"}
+                             for k, c in s["concepts"].items()}
+        return s
 
     @tool(annotations=READ)
     @_shell
@@ -284,9 +299,9 @@ def build_server() -> MCPServer:
             finally:
                 done.set()
         tables = result.get("tables") or {}
-        return {k: v for k, v in result.items() if k != "tables"} | {
+        return _result({k: v for k, v in result.items() if k != "tables"} | {
             "tables": sorted(tables), "note": "Full tables and figures are in result.json in "
-                                              "`dir`; `llmlab lab show RUN_ID` prints them."}
+                                              "`dir`; `llmlab lab show RUN_ID` prints them."})
 
     # ------------------------------------------------------------ resources
 
