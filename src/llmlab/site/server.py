@@ -102,8 +102,11 @@ class LiveSite:
         self.cond = threading.Condition()
         self.stop = threading.Event()
         self.rebuilds = 0
+        self.sigs: tuple = ((), ())
 
     def rebuild(self) -> None:
+        # taken before reading anything: a change during the build triggers another one
+        self.sigs = (self._log_sig(), self._curriculum_sig())
         try:
             res = build(Workspace(self.root))  # fresh: llmlab.toml may have changed
         except Exception as e:  # keep serving the last good site, say why on open pages
@@ -138,19 +141,14 @@ class LiveSite:
             return ()
 
     def watch(self) -> None:
-        log_sig, cur_sig = self._log_sig(), self._curriculum_sig()
+        """Poll until stopped; rebuild when what the last build read has changed."""
         last_build = last_slow = time.monotonic()
         while not self.stop.wait(LOG_POLL_S):
-            changed = False
-            sig = self._log_sig()
-            if sig != log_sig:
-                log_sig, changed = sig, True
             now = time.monotonic()
+            changed = self._log_sig() != self.sigs[0]
             if now - last_slow >= SLOW_POLL_S:
                 last_slow = now
-                sig = self._curriculum_sig()
-                if sig != cur_sig:
-                    cur_sig, changed = sig, True
+                changed = changed or self._curriculum_sig() != self.sigs[1]
             if changed or now - last_build >= REFRESH_S:
                 last_build = now
                 self.rebuild()
