@@ -120,7 +120,8 @@ def conversation(conv: dict, scrub: Scrubber) -> Session:
                    ended=max(times) if times else _ts(conv.get("update_time")))
 
 
-def load(path: Path, scrub: Scrubber) -> list[Session]:
+def raw(path: Path) -> list[dict]:
+    """The conversations of an export, unparsed."""
     try:
         data = json.loads(Path(path).read_bytes())
     except ValueError as e:
@@ -130,4 +131,8 @@ def load(path: Path, scrub: Scrubber) -> list[Session]:
         data = [data]
     if not isinstance(data, list):
         raise UserError(f"{path} is not a ChatGPT export (expected a list of conversations).")
-    return [conversation(c, scrub) for c in data if isinstance(c, dict) and "mapping" in c]
+    return [c for c in data if isinstance(c, dict) and "mapping" in c]
+
+
+def load(path: Path, scrub: Scrubber) -> list[Session]:
+    return [conversation(c, scrub) for c in raw(path)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from .harness import one_line
@@ -38,6 +39,8 @@ class LogReader:
         self.size_seen = -1
         self.mtime_seen = -1
         self.pending = False  # a torn (incomplete) last line is waiting
+        self.new: list[Node] = []  # nodes read since the last assembly
+        self.assembler = None  # kept by build_session for incremental assembly
 
     def changed(self) -> bool:
         """Growth is detected by size as well as mtime (coarse clocks miss quick appends)."""
@@ -99,21 +102,29 @@ class LogReader:
         if node is None:
             return 1
         self.nodes[node.uuid] = node
+        self.new.append(node)
         return 1
 
 
 def order(nodes: dict[str, Node]) -> list[Node]:
-    """Depth-first along parentUuid, siblings in file order; orphans start new roots."""
+    """Depth-first along parentUuid, siblings in file order; orphans start new roots.
+
+    `nodes` is in file order (insertion order), so no sorting is needed."""
     children: dict[str, list[Node]] = {}
     roots: list[Node] = []
     for n in nodes.values():
-        if n.parent and n.parent in nodes and n.parent != n.uuid:
-            children.setdefault(n.parent, []).append(n)
+        p = n.parent
+        if p and p in nodes and p != n.uuid:
+            kids = children.get(p)
+            if kids is None:
+                children[p] = [n]
+            else:
+                kids.append(n)
         else:
             roots.append(n)
     out: list[Node] = []
     seen: set[str] = set()
-    stack = sorted(roots, key=lambda n: n.idx, reverse=True)
+    stack = roots[::-1]
     while stack:
         n = stack.pop()
         if n.uuid in seen:
@@ -122,51 +133,124 @@ def order(nodes: dict[str, Node]) -> list[Node]:
         out.append(n)
         kids = children.get(n.uuid)
         if kids:
-            stack.extend(sorted(kids, key=lambda k: k.idx, reverse=True))
+            stack.extend(reversed(kids))
     if len(out) < len(nodes):  # a parent cycle: keep the rest in file order
-        out.extend(sorted((n for n in nodes.values() if n.uuid not in seen), key=lambda n: n.idx))
+        out.extend(n for n in nodes.values() if n.uuid not in seen)
     return out
 
 
-def assemble(nodes: list[Node], stats: Stats) -> tuple[Conversation, dict[str, ToolCall]]:
-    """Messages in chain order, with streamed lines merged and results paired."""
-    msgs: list[Message] = []
-    by_msg_id: dict[str, Message] = {}
-    calls: dict[str, ToolCall] = {}
-    for n in nodes:
-        if n.type == "assistant":
-            m = by_msg_id.get(n.msg_id)
-            if m is None:
-                m = Message("assistant", [], n.ts, model=n.model)
-                m.key = n.uuid
-                by_msg_id[n.msg_id] = m
-                msgs.append(m)
-            for b in n.blocks:
-                if isinstance(b, ToolCall):
-                    if b.id in calls:
+class Assembler:
+    """Folds ordered nodes into messages: streamed lines merged by `message.id`, tool
+    results paired with their calls, command echoes joined with their output.
+
+    It keeps its state, so a watcher can feed only the nodes appended since the last
+    call when they extend the end of the chain (`extends`), instead of starting over."""
+
+    def __init__(self):
+        self.orphans = 0  # tool results whose call is not in the log
+        self.msgs: list[Message] = []
+        self.by_msg_id: dict[str, Message] = {}
+        self.calls: dict[str, ToolCall] = {}
+        self.path: list[str] = []  # the chain from the last root to the last node
+        self.where: dict[str, int] = {}  # uuid -> index in path
+
+    def feed(self, nodes: Iterable[Node]) -> None:
+        msgs, by_msg_id, calls = self.msgs, self.by_msg_id, self.calls
+        for n in nodes:
+            if n.type == "assistant":
+                m = by_msg_id.get(n.msg_id)
+                fresh = m is None
+                if fresh:
+                    m = Message("assistant", [], n.ts, model=n.model, key=n.uuid)
+                    by_msg_id[n.msg_id] = m
+                    msgs.append(m)
+                for b in n.blocks:
+                    if isinstance(b, ToolCall):
+                        if b.id in calls:
+                            continue
+                        b.result = None
+                        b.subagent = None
+                        calls[b.id] = b
+                    elif not fresh and b in m.blocks:  # the same block written twice
                         continue
-                    b.result = None
-                    b.subagent = None
-                    calls[b.id] = b
-                elif b in m.blocks:  # the same block written twice while streaming
-                    continue
-                m.blocks.append(b)
-        else:
-            for tid, res in n.results:
-                call = calls.get(tid)
-                if call is not None:
-                    call.result = res
-                else:
-                    stats.hide("orphan tool result")
-            for m in n.messages:
-                m.key = n.uuid
-                prev = msgs[-1] if msgs else None
-                if (prev is not None and prev.role == "harness" and m.role == "harness"
-                        and prev.label == m.label == "Command" and m.blocks[0].text.startswith("→")):
-                    prev.blocks = [Text(prev.blocks[0].text + " " + m.blocks[0].text)]
-                    continue
-                msgs.append(m)
-    return Conversation([m for m in msgs if m.blocks]), calls
+                    m.blocks.append(b)
+            else:
+                for tid, res in n.results:
+                    call = calls.get(tid)
+                    if call is not None:
+                        call.result = res
+                    else:
+                        self.orphans += 1
+                for m in n.messages:
+                    m.key = n.uuid
+                    prev = msgs[-1] if msgs else None
+                    if (prev is not None and prev.role == "harness" and m.role == "harness"
+                            and prev.label == m.label == "Command" and m.blocks[0].text.startswith("→")):
+                        # a new Message: the node's own stays as read (it is reused)
+                        msgs[-1] = Message("harness", [Text(prev.blocks[0].text + " " + m.blocks[0].text)],
+                                           prev.ts, "Command", key=prev.key)
+                        continue
+                    msgs.append(m)
+
+    def set_path(self, nodes: dict[str, Node], last: Node | None) -> None:
+        chain: list[str] = []
+        seen: set[str] = set()
+        n = last
+        while n is not None and n.uuid not in seen:
+            seen.add(n.uuid)
+            chain.append(n.uuid)
+            n = nodes.get(n.parent) if n.parent and n.parent != n.uuid else None
+        self.path = chain[::-1]
+        self.where = {u: i for i, u in enumerate(self.path)}
+
+    def extends(self, new: list[Node], nodes: dict[str, Node]) -> bool:
+        """True when depth-first order over all nodes is the old order plus `new`: each new
+        node hangs off the rightmost chain (or starts a root). Updates the chain if so."""
+        path, where = list(self.path), dict(self.where)
+        for n in new:
+            if n.sidechain:
+                return False
+            p = n.parent
+            if p and p in nodes and p != n.uuid:
+                i = where.get(p)
+                if i is None:
+                    return False
+                for u in path[i + 1:]:
+                    del where[u]
+                del path[i + 1:]
+            else:
+                path, where = [], {}
+            where[n.uuid] = len(path)
+            path.append(n.uuid)
+        self.path, self.where = path, where
+        return True
+
+    def conversation(self) -> Conversation:
+        return Conversation([m for m in self.msgs if m.blocks])
+
+
+def assemble(nodes: list[Node], stats: Stats) -> tuple[Conversation, dict[str, ToolCall]]:
+    """Messages in chain order (one-shot; see `Assembler`)."""
+    a = Assembler()
+    a.feed(nodes)
+    if a.orphans:
+        stats.hidden["orphan tool result"] = stats.hidden.get("orphan tool result", 0) + a.orphans
+    return a.conversation(), a.calls
+
+
+def _main_conversation(main: LogReader, nodes: dict[str, Node], has_side: bool) -> Assembler:
+    """The main chain's assembler: fed only the new nodes when they extend the chain."""
+    new, main.new = main.new, []
+    asm = main.assembler
+    if asm is not None and not has_side and asm.extends(new, nodes):
+        asm.feed(new)
+        return asm
+    ordered = order(nodes)
+    asm = Assembler()
+    asm.feed(ordered)
+    asm.set_path(nodes, ordered[-1] if ordered else None)
+    main.assembler = asm
+    return asm
 
 
 def _first_prompt(conv: Conversation) -> str:
@@ -180,10 +264,16 @@ def _first_prompt(conv: Conversation) -> str:
 
 def build_session(main: LogReader, agents: dict[str, LogReader] | None = None) -> Session:
     """The session from a main log reader and its sub-agent readers (by agent id)."""
-    stats = main.stats
-    main_nodes = {u: n for u, n in main.nodes.items() if not n.sidechain}
+    ms = main.stats
+    stats = Stats(ms.records, ms.duplicates, ms.torn, dict(ms.skipped), dict(ms.hidden))
     side_nodes = {u: n for u, n in main.nodes.items() if n.sidechain}
-    conv, calls = assemble(order(main_nodes), stats)
+    main_nodes = {u: n for u, n in main.nodes.items() if not n.sidechain} if side_nodes else main.nodes
+    asm = _main_conversation(main, main_nodes, bool(side_nodes))
+    conv, calls = asm.conversation(), asm.calls
+    if asm.orphans:
+        stats.hidden["orphan tool result"] = asm.orphans
+    for c in calls.values():  # links are made afresh below
+        c.subagent = None
 
     links = {n.agent_link[0]: n.agent_link[1] for n in main.nodes.values() if n.agent_link}
     by_prompt: dict[str, ToolCall] = {}

@@ -38,13 +38,14 @@ def resolve_tz(name: str) -> tzinfo:
 class Exchange:
     """A learner prompt and everything up to the next one (index 0 may have no prompt)."""
     messages: list[Message] = field(default_factory=list)
+    prompt: bool = False  # holds a learner message
 
     @property
     def start(self) -> datetime | None:
         return next((m.ts for m in self.messages if m.ts is not None), None)
 
     def has_prompt(self) -> bool:
-        return any(m.role == "learner" for m in self.messages)
+        return self.prompt
 
 
 @dataclass
@@ -64,12 +65,15 @@ class Day:
 def exchanges(session: Session) -> list[Exchange]:
     out: list[Exchange] = []
     for m in session.messages:
-        if m.role == "learner" or not out:
-            if out and m.role == "learner" and not out[-1].has_prompt() and all(
-                    x.role == "harness" for x in out[-1].messages):
-                out[-1].messages.append(m)  # harness preamble joins the first prompt
+        learner = m.role == "learner"
+        if learner or not out:
+            last = out[-1] if out else None
+            if (last is not None and learner and not last.prompt
+                    and all(x.role == "harness" for x in last.messages)):
+                last.messages.append(m)  # harness preamble joins the first prompt
+                last.prompt = True
                 continue
-            out.append(Exchange())
+            out.append(Exchange(prompt=learner))
         out[-1].messages.append(m)
     return out
 

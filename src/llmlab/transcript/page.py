@@ -93,7 +93,7 @@ class PageRenderer:
         self.caching = cache
         self.tz = tz or resolve_tz(opts.tz)
         self.check = check
-        self.cache: dict[tuple, str] = {}
+        self.cache: dict[tuple, bytes] = {}
         e = env()
         self._page = e.get_template("session.html.j2")
         self._exchange = e.get_template("exchange.html.j2")
@@ -101,20 +101,23 @@ class PageRenderer:
     def time(self, ts: datetime | None, fmt: str = "%H:%M") -> str:
         return ts.astimezone(self.tz).strftime(fmt) if ts else ""
 
-    def exchange(self, ex: Exchange, what: str, them: str = "Claude") -> str:
+    def exchange(self, ex: Exchange, what: str, them: str = "Claude") -> bytes:
+        """One exchange as UTF-8 (cached encoded, so a rewrite only copies bytes)."""
         key = (them, _key(ex))
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         out = self._exchange.render(ex=ex, opts=self.opts, time=self.time, them=them)
         self.check(out, what)
+        data = out.encode()
         if self.caching:
-            self.cache[key] = out
-        return out
+            self.cache[key] = data
+        return data
 
-    def session(self, s: Session, afterthought: str = "", scrub_total: int = 0) -> Iterator[str]:
+    def session(self, s: Session, afterthought: str = "", scrub_total: int = 0,
+                grouped: list[Day] | None = None) -> Iterator[str | bytes]:
         """The page in pieces (header, one per exchange, footer) for streaming to disk."""
-        grouped: list[Day] = days(s, self.tz)
+        grouped = days(s, self.tz) if grouped is None else grouped
         head, foot = self._page.render(
             s=s, days=grouped, opts=self.opts, time=self.time, afterthought=markdown(afterthought)
             if afterthought.strip() else "", scrub_total=scrub_total, tzname=self.opts.tz,

@@ -31,16 +31,18 @@ MANIFEST = ".transcripts.json"
 SCRUB_FILE = "transcript.toml"
 
 
-def atomic_write(path: Path, chunks: Iterable[str]) -> int:
-    """Write chunks to a temp file beside `path`, fsync, rename. Nothing is left on error."""
+def atomic_write(path: Path, chunks: Iterable[str | bytes]) -> int:
+    """Write chunks (text as UTF-8) to a temp file beside `path`, fsync, rename.
+    Nothing is left behind on error, and the old file stays until the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     size = 0
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with os.fdopen(fd, "wb") as f:
             for c in chunks:
-                f.write(c)
-                size += len(c)
+                data = c if isinstance(c, bytes) else c.encode()
+                f.write(data)
+                size += len(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -123,6 +125,7 @@ class Publisher:
         self.tz = resolve_tz(settings.opts.tz)
         self.renderer = PageRenderer(settings.opts, self.scrubber.check, self.tz, cache=keep)
         self.readers: dict[Path, tuple[LogReader, dict[str, LogReader]]] = {}
+        self.scrubbed: dict[Path, int] = {}  # replacements made in each source's records
         self.sources: list[Source] = []
         self.manifest = self._load_manifest()
         self._opts_key = hashlib.sha256(json.dumps(
@@ -165,25 +168,27 @@ class Publisher:
         for aid, p in src.agents.items():
             if aid not in agents:
                 agents[aid] = LogReader(p, self.scrubber)
+        before = self.scrubber.total()
         for r in (main, *agents.values()):
             if r.changed():
                 r.read()
+        self.scrubbed[src.path] = self.scrubbed.get(src.path, 0) + self.scrubber.total() - before
         return build_session(main, agents)
 
-    def _write(self, session: Session) -> dict:
+    def _write(self, session: Session, scrubbed: int) -> dict:
         name = _safe_name(session.id)
         after = self._afterthought(session.id)
+        ds = days(session, self.tz)
         written = []
         if "html" in self.s.formats:
             atomic_write(self.s.out / f"{name}.html",
-                         self.renderer.session(session, after, self.scrubber.report()["total"]))
+                         self.renderer.session(session, after, scrubbed, ds))
             written.append(f"{name}.html")
         if "md" in self.s.formats:
             text = "".join(mdout.render(session, self.s.opts, self.tz, after))
             self.scrubber.check(text, f"the markdown for {session.id}")
             atomic_write(self.s.out / f"{name}.md", [text])
             written.append(f"{name}.md")
-        ds = days(session, self.tz)
         return {"id": session.id, "title": session.title, "source": session.source,
                 "file": written[0], "files": written, "exchanges": session.exchanges(),
                 "days": len([d for d in ds if d.day]),
@@ -202,11 +207,17 @@ class Publisher:
         if (prev and not self.s.force and prev.get("sig") == sig and prev.get("opts") == self._opts_key
                 and all((self.s.out / f).is_file() for e in prev.get("sessions", []) for f in e.get("files", []))):
             return prev["sessions"], False
+        entries = []
         if src.kind == "chatgpt":
-            sessions = chatgpt.load(src.path, self.scrubber)
+            for conv in chatgpt.raw(src.path):
+                before = self.scrubber.total()
+                session = chatgpt.conversation(conv, self.scrubber)
+                entries.append(self._write(session, self.scrubber.total() - before))
         else:
-            sessions = [self._claude(src)]
-        entries = [self._write(s) for s in sessions]
+            if not self.keep:
+                self.scrubbed.pop(src.path, None)
+            session = self._claude(src)
+            entries.append(self._write(session, self.scrubbed.get(src.path, 0)))
         self.manifest["sources"][key] = {"sig": sig, "opts": self._opts_key, "sessions": entries}
         return entries, True
 

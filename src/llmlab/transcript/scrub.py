@@ -187,6 +187,9 @@ class Scrubber:
                     self.counts[(rule.name, where)] += n
         return s
 
+    def total(self) -> int:
+        return sum(self.counts.values())
+
     def report(self) -> dict:
         by_rule: Counter[str] = Counter()
         by_field: dict[str, dict[str, int]] = {}
