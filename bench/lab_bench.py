@@ -1,17 +1,21 @@
-"""Benchmark the lab (issue 3).
+"""Benchmark the lab (issue 3). Prints a markdown section for BENCHMARKS.md.
 
-1. Model load: cold (from the GGUF, dequantizing into an empty cache) and from the cache,
-   each in a fresh process, timing the load only (imports excluded).
-2. Capturing the residual stream after every layer vs a plain forward pass vs nnsight
-   saving the same tensors, on the same loaded model, interleaved in one run.
-3. Each experiment's default run (model already loaded).
+1. Model load, each in a fresh process, timing the load only (Python imports excluded):
+   cold (the GGUF dequantized into an empty cache), then from the cache (twice); plus a
+   check that the cached model's logits are identical to the model loaded from the GGUF.
+2. Capturing the residual stream after every layer (llmlab.lab.hooks.capture_residual) vs
+   a plain forward pass vs nnsight saving the same tensors, on the same loaded model,
+   interleaved in one run (medians), with the saved tensors checked equal.
+3. Each experiment's default run (model already loaded in the process), and one
+   `llmlab lab run` end to end in a fresh process.
 
-    .venv/bin/pip install -e '.[bench]'      # nnsight
-    .venv/bin/python bench/lab_bench.py
+    .venv/bin/pip install -e '.[lab,bench]'      # nnsight for part 2
+    .venv/bin/python bench/lab_bench.py [--only load,capture,experiments] [--reps 30]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -21,26 +25,48 @@ import sys
 import tempfile
 import time
 
-LOAD_CHILD = """
-import json, time, sys
-from llmlab.lab import models
+IMPORTS = """
+import json, time, sys, hashlib
 import torch, transformers  # imports excluded from the timing
 from transformers import AutoModelForCausalLM, AutoTokenizer
 import transformers.models.llama.modeling_llama, transformers.models.llama.configuration_llama
+from llmlab.lab import models
+IDS = torch.tensor([[504, 3575, 282, 4617, 314, 260, 3575, 282]])
+def digest(model):
+    with torch.no_grad():
+        return hashlib.sha256(model(IDS).logits.numpy().tobytes()).hexdigest()
+"""
+LOAD_CHILD = IMPORTS + """
 t = time.perf_counter()
 L = models.load()
-print(json.dumps({"seconds": time.perf_counter() - t, "source": L.source}))
+s = time.perf_counter() - t
+print(json.dumps({"seconds": s, "source": L.source, "logits": digest(L.model)}))
 """
+GGUF_CHILD = IMPORTS + """
+e = models.REGISTRY[models.DEFAULT]
+path = models.verified(e)
+t = time.perf_counter()
+m = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                         attn_implementation="eager", dtype=torch.float32).eval()
+s = time.perf_counter() - t
+print(json.dumps({"seconds": s, "source": "gguf, no cache", "logits": digest(m)}))
+"""
+
+
+def _child(code: str, env: dict) -> dict:
+    r = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                       text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def bench_load() -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "LLMLAB_CACHE": cache}
+        out["gguf_direct"] = _child(GGUF_CHILD, env)
         for label in ("cold", "cached", "cached_again"):
-            r = subprocess.run([sys.executable, "-c", LOAD_CHILD], env=env, check=True,
-                               capture_output=True, text=True)
-            out[label] = json.loads(r.stdout.strip().splitlines()[-1])
+            out[label] = _child(LOAD_CHILD, env)
+    out["identical_logits"] = len({v["logits"] for v in out.values()}) == 1
     return out
 
 
@@ -62,15 +88,18 @@ def bench_capture(reps: int = 30, tokens: int = 128) -> dict:
     def ours():
         with torch.no_grad(), capture_residual(m) as saved:
             m(ids)
-        assert len(saved) == 30
+        return saved
 
     def nnsight_save():
         out = []
         with torch.no_grad(), nn.trace(ids):
             for layer in nn.model.layers:
                 out.append(layer.output.save())
-        assert len(out) == 30
+        return [getattr(x, "value", x) for x in out]
 
+    a, b = ours(), nnsight_save()
+    same = len(a) == len(b) == 30 and all(torch.equal(x, y[0] if isinstance(y, tuple) else y)
+                                          for x, y in zip(a, b))
     fns = {"plain": plain, "capture": ours, "nnsight": nnsight_save}
     for f in fns.values():
         f()  # warm-up
@@ -81,38 +110,66 @@ def bench_capture(reps: int = 30, tokens: int = 128) -> dict:
             f()
             times[k].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return {"tokens": tokens, "reps": reps, "median_ms": med,
+    return {"tokens": tokens, "reps": reps, "median_ms": med, "same_tensors": same,
             "capture_over_plain": med["capture"] / med["plain"],
-            "nnsight_over_plain": med["nnsight"] / med["plain"]}
+            "nnsight_over_plain": med["nnsight"] / med["plain"],
+            "threads": torch.get_num_threads()}
 
 
 def bench_experiments() -> list[dict]:
-    from llmlab.lab import NAMES, run_experiment
+    from llmlab.lab import NAMES, models, run_experiment
 
+    models.load()
     rows = []
     for name in NAMES:
         t = time.perf_counter()
-        run_experiment(None, name, {}, record=False, show_progress=False)
-        rows.append({"experiment": name, "seconds": time.perf_counter() - t})
+        r = run_experiment(None, name, {}, record=False, show_progress=False)
+        rows.append({"experiment": name, "seconds": time.perf_counter() - t,
+                     "headline": r["summary"][0]})
     return rows
 
 
+def bench_cli() -> float:
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "llmlab", "lab", "run", "residual", "--out", out,
+                        "--json"], check=True, capture_output=True)
+        return time.perf_counter() - t
+
+
 def main() -> None:
-    print(f"# machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} "
-          f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d')}")
-    load = bench_load()
-    print(f"model load: cold (GGUF -> cache) {load['cold']['seconds']:.2f} s "
-          f"[{load['cold']['source']}]; cached {load['cached']['seconds']:.2f} s, again "
-          f"{load['cached_again']['seconds']:.2f} s [{load['cached']['source']}]", flush=True)
-    cap = bench_capture()
-    med = cap["median_ms"]
-    print(f"residual capture, {cap['tokens']} tokens, median of {cap['reps']} interleaved: "
-          f"plain {med['plain']:.1f} ms, capture {med['capture']:.1f} ms "
-          f"({cap['capture_over_plain']:.3f}x), nnsight {med['nnsight']:.1f} ms "
-          f"({cap['nnsight_over_plain']:.3f}x)", flush=True)
-    print("| experiment | default run (s) |\n|---|---|")
-    for r in bench_experiments():
-        print(f"| {r['experiment']} | {r['seconds']:.1f} |", flush=True)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="load,capture,experiments")
+    ap.add_argument("--reps", type=int, default=30)
+    args = ap.parse_args()
+    parts = set(args.only.split(","))
+    print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+          f"load average at start {os.getloadavg()[0]:.1f}\n", flush=True)
+    if "load" in parts:
+        ld = bench_load()
+        print(f"- Model load (fresh process each, imports excluded): GGUF straight into "
+              f"transformers {ld['gguf_direct']['seconds']:.1f} s; first llmlab load (GGUF -> "
+              f"dequantized cache) {ld['cold']['seconds']:.1f} s; from the cache "
+              f"{ld['cached']['seconds']:.2f} s and {ld['cached_again']['seconds']:.2f} s. "
+              f"Logits identical across all four: {ld['identical_logits']}.", flush=True)
+    if "capture" in parts:
+        cap = bench_capture(args.reps)
+        med = cap["median_ms"]
+        print(f"- Residual stream after all 30 layers, {cap['tokens']} tokens, median of "
+              f"{cap['reps']} interleaved runs ({cap['threads']} threads): plain forward "
+              f"{med['plain']:.1f} ms; llmlab capture {med['capture']:.1f} ms "
+              f"({(cap['capture_over_plain'] - 1) * 100:+.1f}%); nnsight {med['nnsight']:.1f} ms "
+              f"({(cap['nnsight_over_plain'] - 1) * 100:+.1f}%). Same tensors: "
+              f"{cap['same_tensors']}.", flush=True)
+    if "experiments" in parts:
+        print("\n| experiment | default run (s), model loaded | headline |\n|---|---|---|",
+              flush=True)
+        for r in bench_experiments():
+            print(f"| {r['experiment']} | {r['seconds']:.1f} | {r['headline']} |", flush=True)
+        print(f"\n- `llmlab lab run residual` end to end in a fresh process (imports, cached "
+              f"load, run, figures, result.json): {bench_cli():.1f} s.")
+    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         return _json(rows)
     t = Table(title="Models")
-    for c in ("name", "kind", "size MB", "ready", "cached", "architecture"):
+    t.add_column("name", no_wrap=True)
+    for c in ("kind", "size MB", "ready", "cached", "architecture"):
         t.add_column(c)
     for r in rows:
         t.add_row(r["name"], r["kind"], str(r["size_mb"] or "-"),

@@ -1,5 +1,6 @@
-"""Forward hooks, only inside context managers: registered before `try`, removed in
-`finally`, so a failing run never leaves a hook behind (and shows its real error)."""
+"""Forward hooks, only inside context managers: every handle is removed in `finally`, so
+a failing run (or a failing registration) never leaves a hook behind and shows its real
+error. Each hook is tagged, so `hook_count` can prove none is left."""
 
 from __future__ import annotations
 
@@ -9,8 +10,19 @@ from typing import Any, Callable
 
 
 def decoder_layers(model) -> list:
-    """The transformer blocks of a Llama-style model (`model.model.layers`)."""
-    return list(model.model.layers)
+    """The transformer blocks of a Llama-style model (`model.model.layers`: Llama, Mistral,
+    Qwen, Gemma, SmolLM); anything else is a user error naming what is supported."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    needed = ("self_attn", "mlp")
+    if layers is None or not all(hasattr(layers[0], n) for n in needed) or \
+            not hasattr(model.model, "norm") or not hasattr(model, "lm_head"):
+        from ..errors import UserError
+
+        raise UserError(f"This experiment reads the residual stream of Llama-style models "
+                        f"(model.model.layers[i].self_attn/.mlp, model.model.norm, lm_head); "
+                        f"{type(model).__name__} is laid out differently. Use "
+                        "smollm2-135m-instruct or a Llama/Mistral/Qwen-style folder.")
+    return list(layers)
 
 
 @contextmanager

@@ -58,6 +58,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLMLAB_CACHE", Path.home() / ".cache" / "llmlab")).expanduser()
 
 
+def cached_path(e: Entry) -> Path:
+    """Where the dequantized copy of a GGUF entry lives (keyed by the GGUF's hash)."""
+    return cache_dir() / "models" / f"{e.name}-{e.sha256[:12]}"
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -122,7 +127,7 @@ def resolve(name: str) -> Entry | Path:
 
 def _dequantized_cache(e: Entry, gguf: Path) -> tuple[Path, str]:
     """Path of the dequantized copy, creating it on first use. Returns (dir, source)."""
-    target = cache_dir() / "models" / f"{e.name}-{e.sha256[:12]}"
+    target = cached_path(e)
     if (target / "model.safetensors").is_file() and (target / "llmlab.json").is_file():
         return target, "cache"
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -212,8 +217,7 @@ def describe() -> list[dict]:
         except UserError as err:
             row["problem"] = str(err)
         if e.kind == "causal-lm":
-            row["cached"] = (cache_dir() / "models" / f"{e.name}-{e.sha256[:12]}"
-                             / "model.safetensors").is_file()
+            row["cached"] = (cached_path(e) / "model.safetensors").is_file()
         row["ready"] = row["installed"] and row["verified"]
         rows.append(row)
     return rows

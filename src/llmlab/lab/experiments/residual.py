@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..hooks import capture_residual, hooked
+from ..hooks import capture_residual, decoder_layers, hooked
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
 SPEC = Spec(
@@ -33,7 +33,7 @@ def run(ctx, p: dict) -> Outcome:
 
     tok, model = ctx.model.tokenizer, ctx.model.model
     enc = ctx.encode(p["prompt"])
-    layers = model.model.layers
+    layers = decoder_layers(model)
     writes: dict[str, list] = {"attn": [None] * len(layers), "mlp": [None] * len(layers)}
 
     def keep(kind):
