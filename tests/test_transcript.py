@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -479,3 +480,46 @@ def test_every_command_has_help():
                 walk(cmd, f"{prefix} {name}")
     walk(group, "transcript")
     assert {"transcript build", "transcript list", "transcript hook install", "transcript hook run"} <= set(names)
+
+
+def test_readme_transcript_commands_run_as_written(tmp_path):
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    m = re.search(r"^## Transcripts\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, "README has no '## Transcripts' section"
+    cmds = [ln.split("  #")[0].strip() for code in re.findall(r"```sh\n(.*?)```", m.group(1), re.S)
+            for ln in code.splitlines() if ln.strip()]
+    assert sum(c.startswith("llmlab transcript") for c in cmds) >= 7
+    home = tmp_path
+    ws = home / "llm-course"
+    env = {"HOME": str(home), "LLMLAB_HOME": ""}
+    r = subprocess.run([sys.executable, "-m", "llmlab", "init", str(ws)], capture_output=True, text=True,
+                       env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    enc = re.sub(r"[^A-Za-z0-9]", "-", str(ws.resolve()))
+    shutil.copytree(PROJECT, home / ".claude" / "projects" / enc)
+    shutil.copy(CHATGPT, ws / "conversations.json")
+    (ws / "notes" / "afterthought.md").write_text("What I would tell myself on day one.")
+    cwd = home
+    for line in cmds:
+        line = line.replace("~", str(home))
+        if line.startswith("cd "):
+            cwd = Path(line[3:])
+            continue
+        args = line.split()[2:]  # after `llmlab transcript`
+        if "--watch" in args:
+            proc = subprocess.Popen([sys.executable, "-m", "llmlab", "transcript", *args], cwd=cwd,
+                                    env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(3)
+            assert proc.poll() is None, proc.stderr.read()  # still watching
+            proc.terminate()
+            proc.wait(timeout=10)
+            continue
+        r = run(*args, cwd=cwd, env=env)
+        assert r.returncode == 0, f"`{line}` failed:\n{r.stdout}\n{r.stderr}"
+        if "--afterthought" in args:
+            page = ws / "site" / "transcripts" / f"{SID}.html"
+            assert "What I would tell myself on day one." in page.read_text()
+    site = ws / "site" / "transcripts"
+    assert (site / "index.html").is_file() and (site / f"{SID}.html").is_file()
+    assert (site / "6650a1b2-0000-4000-8000-000000000001.md").is_file()
+    assert "llmlab transcript hook run" in (ws / ".claude" / "settings.json").read_text()
