@@ -529,3 +529,24 @@ def test_tutor_setup_for_claude_code_enables_the_plugin(ws, cli):
     assert settings["enabledPlugins"] == {"llmlab@llmlab": True}
     r = cli("tutor", "setup", "--client", "claude-code", "--json")
     assert json.loads(r.stdout)["plugin"]["change"] == "unchanged"
+
+
+def test_lost_state_cache_on_a_big_log_answers_without_the_state_engine(ws, tmp_path, monkeypatch):
+    import io
+
+    from llmlab.plugin import hooks
+
+    seed(ws)
+    (ws.state_dir / "snapshot.json").write_bytes(b"\xff\xfe not json")
+    spawned = []
+    monkeypatch.setattr(hooks, "REBUILD_LIMIT", 0)
+    monkeypatch.setattr(hooks, "spawn", lambda args, cwd: spawned.append(args))
+    monkeypatch.setattr(hooks, "compute_brief", lambda *a: pytest.fail("state engine used"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(payload("session_start.json", ws.root)))
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert hooks.main(["session-start"]) == 0
+    assert "being rebuilt" in json.loads(out.getvalue())["hookSpecificOutput"]["additionalContext"]
+    assert spawned[0][-2:] == ["llmlab", "rebuild"]
+    (entry,) = hook_log(ws)
+    assert "unreadable" in entry["error"]

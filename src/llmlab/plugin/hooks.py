@@ -177,8 +177,36 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
                      "it; `llmlab verify` shows the details.")
     now = datetime.now(timezone.utc)
     k = briefcache.key(root, ps.curriculum, ps.brief_probes)  # before reading the log
-    text = briefcache.read(root, k, now) or compute_brief(root, ps, k, now, started)
+    text = briefcache.read(root, k, now)
+    problem = cache_problem(root) if text is None else None
+    if problem and _size(root / LOG_FILE) > REBUILD_LIMIT:
+        # decided before importing the state engine: nothing to summarize quickly
+        if problem != "missing":
+            log_error(root, "session-start", f"state/snapshot.json is {problem}; rebuilding it "
+                      "in the background", started)
+        spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
+        text = REBUILDING
+    text = text or compute_brief(root, ps, k, now, started)
     return _context("SessionStart", "\n".join([text, *notes]))
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+def cache_problem(root: Path) -> str | None:
+    """Why the state cache is certainly unusable, checked cheaply (no pydantic): "missing",
+    "unreadable" or "not a JSON object"; None when it may be fine."""
+    try:
+        doc = json.loads((root / "state" / "snapshot.json").read_bytes())
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "unreadable"
+    return None if isinstance(doc, dict) else "not a JSON object"
 
 
 def compute_brief(root: Path, ps, k: list, now: datetime, started: float) -> str:
@@ -200,7 +228,7 @@ def compute_brief(root: Path, ps, k: list, now: datetime, started: float) -> str
         if cache.exists():
             log_error(root, "session-start", "state/snapshot.json is unreadable or out of date; "
                       "the state is re-derived from the log", started)
-        if log_path.exists() and log_path.stat().st_size > REBUILD_LIMIT:
+        if _size(log_path) > REBUILD_LIMIT:
             spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
             return REBUILDING
     state, _tip = snapshot.current(log_path, cache, cur, params, use_cache=usable)
