@@ -6,10 +6,9 @@ workspaces (default course) of 100 and 10,000 events, 20 runs each, median and m
 
 - session-start, brief cached: `state/brief.json` is current (the stop hook refreshes it
   in the background after every turn that recorded evidence);
-- session-start, brief recomputed: `state/brief.json` deleted before every run (the first
-  start after new evidence when no stop hook ran, or once the brief's validity, at most 3
-  days and only while no concept turns due, has run out): the state is read from the warm
-  `state/snapshot.json` and summarized;
+- session-start, brief recomputed: `state/brief.json` deleted before every run (as at the
+  first start after evidence recorded outside Claude Code, or more than a week after the
+  last turn): the state is read from the warm `state/snapshot.json` and summarized;
 - session-start, state/ caches lost: both deleted before every run (`rm -rf state/`); the
   10,000-event case answers at once and leaves the rebuild to a background process;
 - stop, reminder: the session log (about 2 MB, 2,000 records) ends with an answered,

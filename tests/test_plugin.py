@@ -488,20 +488,54 @@ def test_stop_refreshes_the_brief_in_the_background(ws, tmp_path):
         if after["key"] != before["key"]:
             break
         time.sleep(0.2)
-    assert "4 evidence events" in after["text"]
+    assert "4 evidence events" in after["segments"][0]["text"]
 
 
-def test_valid_until_takes_the_longest_horizon_without_a_flip():
+def test_brief_segments_are_cut_where_a_concept_turns_stale():
     from datetime import datetime, timedelta, timezone
 
     from llmlab.plugin import briefcache
 
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)
-    never = briefcache.valid_until(lambda t: [False, True], now)
-    assert never == now + timedelta(days=3)
-    flips_in_3h = briefcache.valid_until(lambda t: [t >= now + timedelta(hours=3)], now)
-    assert flips_in_3h == now + timedelta(hours=1)
-    assert briefcache.valid_until(lambda t: [t > now], now) is None
+    due = {"a": now + timedelta(hours=30), "b": now + timedelta(days=2), "c": now - timedelta(1)}
+    stale = lambda cid, t: cid in due and t >= due[cid]  # noqa: E731
+    horizon = now + briefcache.HORIZON
+    flips = briefcache.flip_times(stale, ["a", "b", "c", "d"], now, horizon)
+    assert len(flips) == 2  # c is already stale, d never turns
+    for f, d in zip(flips, (due["a"], due["b"])):
+        assert d <= f < d + briefcache.TOLERANCE
+    segs = briefcache.segments(flips, now, horizon, lambda t: f"as of {t}", full=True)
+    assert [s[0] for s in segs] == [now, *flips] and segs[-1][1] == horizon
+    assert all(s[2] == f"as of {s[0]}" for s in segs)
+    assert len(briefcache.segments(flips, now, horizon, str, full=False)) == 1
+
+
+def test_background_brief_covers_the_coming_week(ws, tmp_path):
+    """A concept built up, then due in the coming days: the cached segments switch its
+    status at the right time, without recomputing."""
+    from datetime import datetime, timedelta, timezone
+
+    from llmlab.plugin import briefcache, hooks
+    from llmlab.plugin.settings import read
+
+    cfg = ws.config_path.read_text()
+    assert 'retention = "fsrs"' in cfg and "stale_days = 14" in cfg
+    ws.config_path.write_text(cfg.replace('retention = "fsrs"', 'retention = "fixed"')
+                              .replace("stale_days = 14", "stale_days = 3"))
+    t0 = datetime.now(timezone.utc) - timedelta(days=3)  # last seen a day ago: due in 2 days
+    for i, q in enumerate((0.9, 0.95, 0.95)):
+        api.observe(ws, "tokenization", q, "explained BPE", at=(t0 + timedelta(days=i)).isoformat())
+    ps = read(ws.config_path)
+    now = datetime.now(timezone.utc)
+    k = briefcache.key(ws.root, ps.curriculum, ps.brief_probes)
+    hooks.compute_brief(ws.root, ps, k, now, time.perf_counter(), full=True)
+    doc = json.loads((ws.state_dir / "brief.json").read_text())
+    assert len(doc["segments"]) >= 2
+    first, second = doc["segments"][0]["text"], doc["segments"][1]["text"]
+    assert "Due for review" not in first and "Due for review: tokenization" in second
+    later = datetime.fromisoformat(doc["segments"][1]["from"]) + timedelta(minutes=5)
+    assert briefcache.read(ws.root, k, later) == second
+    assert briefcache.read(ws.root, k, now + briefcache.HORIZON) is None
 
 
 def test_stop_refreshes_the_transcript_page_when_turned_on(ws, tmp_path):

@@ -1,18 +1,24 @@
 """`state/brief.json`: the session-start brief, cached so the hook usually needs no pydantic.
 
-Like every file in `state/`, it is derived and safe to delete. It is used only when
-- its key matches: the evidence log's and `llmlab.toml`'s size and modification time, every
-  curriculum file's size and modification time, and the llmlab version; and
-- `now` is before its `valid_until`: the brief depends on time only through staleness (due
-  reviews, exit readiness, next probes), and with no new events a concept can only turn
-  stale, never back, so if no flag differs between the time of computing and
-  `valid_until`, none differs in between (see `valid_until`).
+Like every file in `state/`, it is derived and safe to delete. It holds the brief as a list
+of time segments, each valid from one moment to the next, and is used only when its key
+matches: the evidence log's and `llmlab.toml`'s size and modification time, every
+curriculum file's size and modification time, and the llmlab version.
+
+Why segments are exact: with no new events the brief depends on time only through
+staleness (due reviews, exit readiness, next probes), and a concept can only turn stale,
+never back. So the times at which some concept turns stale (found by bisection, to the
+minute) cut the coming days into segments over which every flag is constant, and each
+segment's brief can be computed in advance, stamped with its start time ("as of").
+The stop hook computes a week of segments in the background after every turn that changed
+the log; a session start that finds no segment computes just the current one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,8 +26,9 @@ from .. import __version__
 
 FILE = "brief.json"
 FORMAT = 1
-HORIZONS = (timedelta(days=3), timedelta(days=1), timedelta(hours=12), timedelta(hours=1),
-            timedelta(minutes=10))
+HORIZON = timedelta(days=7)  # how far ahead the background refresh computes segments
+TOLERANCE = timedelta(minutes=1)  # precision of a stale flip time
+MAX_SEGMENTS = 100
 
 
 def curriculum_dir(root: Path, ref: str) -> Path:
@@ -55,31 +62,54 @@ def key(root: Path, curriculum_ref: str, probes: int) -> list:
 
 
 def read(root: Path, k: list, now: datetime) -> str | None:
-    """The cached brief text, or None when missing, unreadable, stale or for other inputs."""
+    """The cached brief text for `now`, or None when missing, unreadable, for other inputs
+    or with no segment covering `now`."""
     try:
         d = json.loads((root / "state" / FILE).read_bytes())
-        if d["key"] != k or now >= datetime.fromisoformat(d["valid_until"]):
+        if d["key"] != k:
             return None
-        return d["text"] if isinstance(d["text"], str) else None
+        for seg in d["segments"]:
+            if datetime.fromisoformat(seg["from"]) <= now < datetime.fromisoformat(seg["until"]):
+                return seg["text"] if isinstance(seg["text"], str) else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return None
 
 
-def write(root: Path, k: list, text: str, valid_until: datetime) -> None:
+def write(root: Path, k: list, segments: list[tuple[datetime, datetime, str]]) -> None:
     from ..snapshot import atomic_write
 
-    doc = {"key": k, "valid_until": valid_until.isoformat(), "text": text}
+    doc = {"key": k, "segments": [{"from": a.isoformat(), "until": b.isoformat(), "text": t}
+                                  for a, b, t in segments]}
     try:
         atomic_write(root / "state" / FILE, json.dumps(doc).encode())
     except OSError:
         pass  # a cache that cannot be written is computed again next time
 
 
-def valid_until(stale_at, now: datetime) -> datetime | None:
-    """The longest horizon over which no concept's stale flag changes; `stale_at(t)` gives
-    the flags at time t. None when even the shortest horizon sees a change."""
-    flags = stale_at(now)
-    for h in HORIZONS:
-        if stale_at(now + h) == flags:
-            return now + h
-    return None
+def flip_times(stale: Callable[[str, datetime], bool], ids: list[str], now: datetime,
+               horizon: datetime) -> list[datetime]:
+    """When, between `now` and `horizon`, each concept that is fresh now turns stale: the
+    first minute at which it is stale (bisection; `stale(id, t)` is monotone in t)."""
+    out = set()
+    for cid in ids:
+        if stale(cid, now) or not stale(cid, horizon):
+            continue
+        lo, hi = now, horizon
+        while hi - lo > TOLERANCE:
+            mid = lo + (hi - lo) / 2
+            if stale(cid, mid):
+                hi = mid
+            else:
+                lo = mid
+        out.add(hi)
+    return sorted(out)
+
+
+def segments(flips: list[datetime], now: datetime, horizon: datetime,
+             text_at: Callable[[datetime], str], full: bool) -> list[tuple[datetime, datetime, str]]:
+    """(from, until, text) over [now, horizon), cut at the flips; only the first one unless
+    `full`."""
+    bounds = [now, *[f for f in flips if now < f < horizon], horizon][: MAX_SEGMENTS + 1]
+    pairs = list(zip(bounds, bounds[1:]))
+    return [(a, b, text_at(a)) for a, b in (pairs if full else pairs[:1])]

@@ -209,9 +209,11 @@ def cache_problem(root: Path) -> str | None:
     return None if isinstance(doc, dict) else "not a JSON object"
 
 
-def compute_brief(root: Path, ps, k: list, now: datetime, started: float) -> str:
+def compute_brief(root: Path, ps, k: list, now: datetime, started: float,
+                  full: bool = False) -> str:
     """The brief from the derived state (the reads of `api.state`, without its import cost
-    and without re-folding a big log inside the hook); cached in state/brief.json."""
+    and without re-folding a big log inside the hook); cached in state/brief.json, for the
+    current segment only or (`full`, in the background) for the coming week."""
     from .. import snapshot, view
     from ..workspace import Workspace
     from . import briefcache
@@ -232,18 +234,21 @@ def compute_brief(root: Path, ps, k: list, now: datetime, started: float) -> str
             spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
             return REBUILDING
     state, _tip = snapshot.current(log_path, cache, cur, params, use_cache=usable)
-    summary = view.summarize(cur, state, params, now)
-    summary["next"] = view.next_probes(cur, summary, ps.brief_probes)
     titles = {c.id: c.title for c in cur.concepts.values()} | {m.id: m.title for m in cur.modules}
-    text = brief(summary, titles, ps.brief_probes, as_of=now)
 
-    def stale_at(t: datetime) -> list[bool]:
-        return [view.staleness(state.concepts[c], params, t)[0] for c in cur.concepts]
+    def text_at(t: datetime) -> str:
+        summary = view.summarize(cur, state, params, t)
+        summary["next"] = view.next_probes(cur, summary, ps.brief_probes)
+        return brief(summary, titles, ps.brief_probes, as_of=t)
 
-    until = briefcache.valid_until(stale_at, now)
-    if until is not None:
-        briefcache.write(root, k, text, until)
-    return text
+    def stale(cid: str, t: datetime) -> bool:
+        return view.staleness(state.concepts[cid], params, t)[0]
+
+    horizon = now + briefcache.HORIZON
+    flips = briefcache.flip_times(stale, list(cur.concepts), now, horizon)
+    segs = briefcache.segments(flips, now, horizon, text_at, full)
+    briefcache.write(root, k, segs)
+    return segs[0][2]
 
 
 # ---------------------------------------------------------------- stop
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             ps = read(root / CONFIG_FILE)
             now = datetime.now(timezone.utc)
             compute_brief(root, ps, briefcache.key(root, ps.curriculum, ps.brief_probes), now,
-                          started)
+                          started, full=True)
             return 0
         handler = HANDLERS.get(event)
         if handler is None:
