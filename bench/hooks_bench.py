@@ -120,7 +120,8 @@ def main() -> None:
             api.load_state(ws)  # a running workspace has its state cache
             warm = cache.read_bytes()
 
-            def lose_all() -> None:
+            def lose_all() -> None:  # a one-off: let the last run's background rebuild end
+                time.sleep(1.5)
                 cache.unlink(missing_ok=True)
                 brief.unlink(missing_ok=True)
 
