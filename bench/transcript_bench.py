@@ -94,7 +94,7 @@ def measure(cmd: list[str], cwd: Path, timeout: int = 1800) -> dict:
     wrapper = ("import json,resource,subprocess,sys,time;t=time.perf_counter();"
                "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
                "w=time.perf_counter()-t;r=resource.getrusage(resource.RUSAGE_CHILDREN);"
-               "print(json.dumps({'rc':p.returncode,'wall_s':w,'peak_mb':r.ru_maxrss/1024,"
+               "print(json.dumps({'rc':p.returncode,'wall_s':w,'peak_mb':r.ru_maxrss/1024,'cpu_s':r.ru_utime+r.ru_stime,"
                "'stderr':p.stderr.decode(errors='replace')[-600:]}))")
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], cwd=cwd, capture_output=True, text=True,
                          timeout=timeout)
@@ -200,9 +200,12 @@ def big(args) -> dict:
         m = measure(cmd, work)
         m["command"] = " ".join(shlex_quote(c) for c in cmd).replace(str(work), "$WORK")
         res["runs"][name] = m
-        print(f"  {name}: rc={m['rc']} {m['wall_s']:.2f} s, peak {m['peak_mb']:.0f} MB", file=sys.stderr)
+        print(f"  {name}: rc={m['rc']} {m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, peak {m['peak_mb']:.0f} MB",
+              file=sys.stderr)
     ours_s, ccl_s = res["runs"]["llmlab transcript"]["wall_s"], res["runs"]["claude-code-log"]["wall_s"]
     res["speedup_vs_claude_code_log"] = round(ccl_s / ours_s, 2)
+    res["cpu_ratio_vs_claude_code_log"] = round(res["runs"]["claude-code-log"]["cpu_s"]
+                                                / res["runs"]["llmlab transcript"]["cpu_s"], 2)
     print("watch-mode update ...", file=sys.stderr)
     res["watch"] = watch_update(log, work / "watch")
     res["work"] = str(work)
@@ -252,7 +255,7 @@ def hard_case(args) -> dict:
             "compaction_summary_present": "This session is being continued" in plain,
             "subagent_one_reply": "SUBAGENT_ONE_REPLY" in plain, "subagent_two_reply": "SUBAGENT_TWO_REPLY" in plain,
             "signature_only_thinking_noted": bool(re.search(r"signature|not (stored|recorded)|redacted", plain, re.I)),
-            "bash_call_count": plain.count("python softmax.py --T 0.5"),
+            "duplicate_uuid_rendered_once": plain.count("Run the softmax demo") == 1,
             "chain_order_ok": (plain.find("T=0.5 -&gt; [0.88") if "T=0.5 -&gt;" in plain else plain.find("T=0.5 -> [0.88"))
             < plain.find("SECOND_REPLY") if "SECOND_REPLY" in plain else None,
         }

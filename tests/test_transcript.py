@@ -523,3 +523,14 @@ def test_readme_transcript_commands_run_as_written(tmp_path):
     assert (site / "index.html").is_file() and (site / f"{SID}.html").is_file()
     assert (site / "6650a1b2-0000-4000-8000-000000000001.md").is_file()
     assert "llmlab transcript hook run" in (ws / ".claude" / "settings.json").read_text()
+
+
+def test_summaries_of_other_sessions_are_not_titles_and_empty_sessions_are_skipped(tmp_path, page):
+    assert "OTHER_SESSION_SUMMARY" not in page
+    assert "<title>Softmax temperature lesson" in page  # the summary whose leafUuid is in this session
+    only = tmp_path / "only-summaries.jsonl"
+    only.write_text(json.dumps({"type": "summary", "summary": "Old", "leafUuid": "x"}) + "\n" +
+                    json.dumps({"type": "file-history-snapshot", "messageId": "m", "snapshot": {}}) + "\n")
+    r = build(tmp_path / "o", [only, PROJECT / f"{SID2}.jsonl"])
+    assert [s["id"] for s in r["sessions"]] == [SID2]
+    assert not (tmp_path / "o" / "only-summaries.html").exists()

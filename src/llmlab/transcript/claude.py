@@ -317,14 +317,10 @@ def build_session(main: LogReader, agents: dict[str, LogReader] | None = None) -
         note.blocks.append(call)
         conv.messages.append(note)
 
-    title = ""
+    # A summary names the session whose last message is its leafUuid; Claude Code also
+    # copies summaries of earlier sessions into a resumed session's file: not ours.
     leaves = [main.summaries[u] for u in main.summaries if u in main.nodes]
-    if leaves:
-        title = leaves[-1]
-    elif main.summaries:
-        title = list(main.summaries.values())[-1]
-    if not title:
-        title = one_line(_first_prompt(conv), 90) or "Untitled session"
+    title = leaves[-1] if leaves else one_line(_first_prompt(conv), 90) or "Untitled session"
     times = [m.ts for m in conv.messages if m.ts is not None]
     sid = main.session_id or main.path.stem
     return Session(id=sid, source="claude-code", title=title, conversation=conv, stats=stats,

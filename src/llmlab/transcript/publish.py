@@ -212,12 +212,14 @@ class Publisher:
             for conv in chatgpt.raw(src.path):
                 before = self.scrubber.total()
                 session = chatgpt.conversation(conv, self.scrubber)
-                entries.append(self._write(session, self.scrubber.total() - before))
+                if session.messages:
+                    entries.append(self._write(session, self.scrubber.total() - before))
         else:
             if not self.keep:
                 self.scrubbed.pop(src.path, None)
             session = self._claude(src)
-            entries.append(self._write(session, self.scrubbed.get(src.path, 0)))
+            if session.messages:  # a file of only summaries/snapshots is not a session to show
+                entries.append(self._write(session, self.scrubbed.get(src.path, 0)))
         self.manifest["sources"][key] = {"sig": sig, "opts": self._opts_key, "sessions": entries}
         return entries, True
 
