@@ -584,3 +584,18 @@ def test_lost_state_cache_on_a_big_log_answers_without_the_state_engine(ws, tmp_
     assert spawned[0][-2:] == ["llmlab", "rebuild"]
     (entry,) = hook_log(ws)
     assert "unreadable" in entry["error"]
+
+
+def test_commands_name_real_mcp_tools():
+    """Tool names in the command bodies exist in the MCP server (`llmlab mcp`)."""
+    known = {"get_state", "next_probes", "get_concept", "get_curriculum", "list_experiments",
+             "record_observation", "open_misconception", "resolve_misconception",
+             "record_exit_attempt", "record_prediction", "retract_event", "run_experiment"}
+    src = (ROOT / "src" / "llmlab" / "mcp_server.py").read_text()
+    for name in known:
+        assert f"def {name}(" in src, name
+    used = set()
+    for p in (PLUGIN / "commands").glob("*.md"):
+        used |= {t for t in re.findall(r"`([a-z]+_[a-z_]+)`", p.read_text()) if t in known
+                 or t.startswith(("get_", "record_", "list_", "run_", "open_", "resolve_"))}
+    assert used and used <= known, used - known
