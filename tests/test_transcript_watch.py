@@ -125,3 +125,33 @@ def test_incremental_page_equals_a_fresh_build(tmp_path):
     Publisher(Settings(out=fresh, opts=Options(tz="UTC"))).build([log])
     name = main.stem + ".html"
     assert (tmp_path / "inc" / name).read_bytes() == (fresh / name).read_bytes()
+
+
+def test_a_rewound_prompt_is_marked_in_a_build_and_while_watching(tmp_path):
+    def u(uid, parent, text, minute):
+        return {"type": "user", "uuid": uid, "parentUuid": parent, "sessionId": "r",
+                "timestamp": f"2025-01-01T10:{minute:02d}:00Z", "message": {"role": "user", "content": text}}
+
+    def a(uid, parent, text, minute):
+        return {"type": "assistant", "uuid": uid, "parentUuid": parent, "sessionId": "r",
+                "timestamp": f"2025-01-01T10:{minute:02d}:30Z",
+                "message": {"id": "m" + uid, "role": "assistant", "content": [{"type": "text", "text": text}]}}
+
+    first = [u("u1", None, "Explain softmax", 0), a("a1", "u1", "Softmax turns logits into probabilities.", 0),
+             u("u2", "a1", "FIRST_TRY what about temperature?", 1), a("a2", "u2", "OLD_ANSWER", 1)]
+    rewind = [u("u3", "a1", "SECOND_TRY and what does top-p do?", 2), a("a3", "u3", "NEW_ANSWER", 2)]
+    log = tmp_path / "r.jsonl"
+    log.write_text("".join(line(r) for r in first))
+    pub = Publisher(Settings(out=tmp_path / "w", opts=Options(tz="UTC"), force=True), keep=True)
+    pub.build([log])
+    with open(log, "a") as f:
+        f.write("".join(line(r) for r in rewind))
+    pub.poll(rediscover=False)
+    watched = (tmp_path / "w" / "r.html").read_text()
+    Publisher(Settings(out=tmp_path / "b", opts=Options(tz="UTC"))).build([log])
+    built = (tmp_path / "b" / "r.html").read_text()
+    assert watched == built
+    for page in (watched, built):
+        assert page.index("OLD_ANSWER") < page.index("The learner went back to an earlier point") \
+            < page.index("SECOND_TRY") < page.index("NEW_ANSWER")
+        assert page.count("The learner went back") == 1

@@ -21,6 +21,8 @@ from .records import Node, parse
 from .scrub import Scrubber
 
 AGENT_TOOLS = {"Task", "Agent"}
+REWIND = ("The learner went back to an earlier point here (a rewind or an edited prompt); "
+          "the conversation continues from there, and the branch above was left behind.")
 
 
 class LogReader:
@@ -133,6 +135,9 @@ def order(nodes: dict[str, Node]) -> list[Node]:
         out.append(n)
         kids = children.get(n.uuid)
         if kids:
+            typed = [k for k in kids if k.typed]
+            for k in kids:
+                k.branch = len(typed) > 1 and k.typed and k is not typed[0]
             stack.extend(reversed(kids))
     if len(out) < len(nodes):  # a parent cycle: keep the rest in file order
         out.extend(n for n in nodes.values() if n.uuid not in seen)
@@ -175,6 +180,8 @@ class Assembler:
                         continue
                     m.blocks.append(b)
             else:
+                if n.branch:
+                    msgs.append(Message("harness", [Text(REWIND)], n.ts, "Rewind"))
                 for tid, res in n.results:
                     call = calls.get(tid)
                     if call is not None:
@@ -215,6 +222,9 @@ class Assembler:
                 i = where.get(p)
                 if i is None:
                     return False
+                if i + 1 < len(path):
+                    nxt = nodes.get(path[i + 1])
+                    n.branch = n.typed and nxt is not None and nxt.typed
                 for u in path[i + 1:]:
                     del where[u]
                 del path[i + 1:]

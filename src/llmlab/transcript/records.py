@@ -38,6 +38,12 @@ class Node:
     messages: list[Message] = field(default_factory=list)  # user/system: learner or harness
     results: list[tuple[str, ToolResult]] = field(default_factory=list)
     agent_link: tuple[str, str] | None = None  # (agentId, tool_use_id)
+    branch: bool = False  # set by ordering: a typed prompt that re-takes an earlier point (rewind/edit)
+
+    @property
+    def typed(self) -> bool:
+        """A user record holding words the learner typed."""
+        return self.type == "user" and any(m.role == "learner" for m in self.messages)
 
 
 def parse_ts(s) -> datetime | None:
