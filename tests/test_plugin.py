@@ -599,3 +599,28 @@ def test_commands_name_real_mcp_tools():
         used |= {t for t in re.findall(r"`([a-z]+_[a-z_]+)`", p.read_text()) if t in known
                  or t.startswith(("get_", "record_", "list_", "run_", "open_", "resolve_"))}
     assert used and used <= known, used - known
+
+
+def test_session_log_is_read_backwards_across_blocks(tmp_path):
+    from llmlab.plugin.turn import BLOCK, records_backwards
+
+    p = tmp_path / "s.jsonl"
+    recs = [{"i": i, "pad": "x" * (i % 977)} for i in range(600)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"torn": ')
+    assert p.stat().st_size > 2 * BLOCK
+    got = [r["i"] for r in records_backwards(p)]
+    assert got == list(range(599, -1, -1))
+    limited = [r["i"] for r in records_backwards(p, max_bytes=BLOCK)]
+    assert limited and limited[0] == 599 and len(limited) < 600
+
+
+def test_hook_log_rotates(tmp_path):
+    from llmlab.plugin import hooks
+
+    (tmp_path / "state").mkdir()
+    log = tmp_path / "state" / "hooks.log"
+    log.write_text("x" * (hooks.HOOK_LOG_MAX + 1))
+    hooks.log_error(tmp_path, "stop", ValueError("boom"), time.perf_counter())
+    assert (tmp_path / "state" / "hooks.log.1").stat().st_size > hooks.HOOK_LOG_MAX
+    (entry,) = [json.loads(x) for x in log.read_text().splitlines()]
+    assert entry["error"] == "ValueError: boom" and entry["event"] == "stop"
