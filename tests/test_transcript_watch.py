@@ -155,3 +155,18 @@ def test_a_rewound_prompt_is_marked_in_a_build_and_while_watching(tmp_path):
         assert page.index("OLD_ANSWER") < page.index("The learner went back to an earlier point") \
             < page.index("SECOND_TRY") < page.index("NEW_ANSWER")
         assert page.count("The learner went back") == 1
+
+
+def test_watching_a_folder_picks_up_new_sessions_and_subagent_logs(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(FIX / f"{SID2}.jsonl", proj / f"{SID2}.jsonl")
+    pub = Publisher(Settings(out=tmp_path / "o", opts=Options(tz="UTC"), force=True), keep=True)
+    pub.build([proj])
+    new = "9a9a9a9a-0000-4000-8000-00000000000b"
+    (proj / f"{new}.jsonl").write_text(json.dumps({
+        "type": "user", "uuid": "n1", "parentUuid": None, "sessionId": new, "timestamp": "2025-06-06T09:00:00Z",
+        "message": {"role": "user", "content": "A_NEW_SESSION_STARTED"}}) + "\n")
+    assert [e["id"] for e in pub.poll(rediscover=True)] == [new]
+    assert "A_NEW_SESSION_STARTED" in (tmp_path / "o" / f"{new}.html").read_text()
+    assert f'href="{new}.html"' in (tmp_path / "o" / "index.html").read_text()

@@ -141,7 +141,7 @@ def build(
         if not as_json:
             console.print("Watching for changes; Ctrl-C to stop.")
         try:
-            run_watch(pub, list(paths or []), updated)
+            run_watch(pub, updated)
         except KeyboardInterrupt:
             pass
 

@@ -10,7 +10,6 @@ final re-scan before it can be written.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -49,11 +48,8 @@ def _size(n: int) -> str:
 
 
 def _data_uri(img: Image) -> str:
-    if img.media_type not in IMAGE_TYPES or not img.data or not _B64.match(img.data[:4096]):
-        return ""
-    try:
-        base64.b64decode(img.data[:64] + "=" * (-len(img.data[:64]) % 4), validate=False)
-    except ValueError:
+    """A data: URI for a known image type with base64 data, else "" (placeholder shown)."""
+    if img.media_type not in IMAGE_TYPES or not img.data or not _B64.fullmatch(img.data):
         return ""
     return f"data:{img.media_type};base64,{img.data}"
 
@@ -98,6 +94,11 @@ class PageRenderer:
         self._page = e.get_template("session.html.j2")
         self._exchange = e.get_template("exchange.html.j2")
 
+    def tz_label(self) -> str:
+        if self.opts.tz in ("local", ""):
+            return f"local time, {datetime.now(self.tz).strftime('%Z') or 'UTC' + datetime.now(self.tz).strftime('%z')}"
+        return self.opts.tz
+
     def time(self, ts: datetime | None, fmt: str = "%H:%M") -> str:
         return ts.astimezone(self.tz).strftime(fmt) if ts else ""
 
@@ -120,7 +121,7 @@ class PageRenderer:
         grouped = days(s, self.tz) if grouped is None else grouped
         head, foot = self._page.render(
             s=s, days=grouped, opts=self.opts, time=self.time, afterthought=markdown(afterthought)
-            if afterthought.strip() else "", scrub_total=scrub_total, tzname=self.opts.tz,
+            if afterthought.strip() else "", scrub_total=scrub_total, tzname=self.tz_label(),
             thinking_signed=sum(1 for m in s.messages for b in m.blocks
                                 if isinstance(b, Thinking) and not b.text and b.signed),
         ).split("<!--EXCHANGES-->")

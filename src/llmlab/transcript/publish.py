@@ -127,6 +127,7 @@ class Publisher:
         self.readers: dict[Path, tuple[LogReader, dict[str, LogReader]]] = {}
         self.scrubbed: dict[Path, int] = {}  # replacements made in each source's records
         self.sources: list[Source] = []
+        self.paths: list[Path] = []
         self.manifest = self._load_manifest()
         self._opts_key = hashlib.sha256(json.dumps(
             [asdict(settings.opts), list(settings.formats), settings.scrub, sorted(settings.known.names),
@@ -241,6 +242,7 @@ class Publisher:
         return path
 
     def build(self, paths: list[Path]) -> dict:
+        self.paths = list(paths)
         self.sources = find(paths)
         results = []
         for src in self.sources:
@@ -254,13 +256,19 @@ class Publisher:
     def poll(self, rediscover: bool = True) -> list[dict]:
         """One watch step: re-publish sources whose files grew or changed. Returns entries.
 
-        `rediscover` also looks for new sub-agent logs (a directory scan; do it less often)."""
+        `rediscover` also looks for new sessions and new sub-agent logs (directory scans;
+        do it less often)."""
         changed = []
+        if rediscover:
+            try:
+                found = {s.path: s for s in find(self.paths)}
+            except UserError:  # the folder emptied or vanished: keep what we have
+                found = {}
+            for src in self.sources:
+                if src.path in found:
+                    src.agents = found.pop(src.path).agents
+            self.sources.extend(found.values())
         for src in list(self.sources):
-            if rediscover and src.kind == "claude-code":
-                fresh = find([src.path])  # new sub-agent logs appear while a session runs
-                if fresh and fresh[0].agents.keys() != src.agents.keys():
-                    src.agents = fresh[0].agents
             readers = self.readers.get(src.path)
             if readers is not None:
                 main, agents = readers

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from .publish import Publisher
 
 
-def watch(pub: Publisher, paths: list[Path], on_update: Callable[[list[dict], float], None],
+def watch(pub: Publisher, on_update: Callable[[list[dict], float], None],
           interval: float = 0.25, rediscover_every: float = 2.0, stop_after: float | None = None) -> None:
-    """Build once, then poll until interrupted (or `stop_after` seconds, for tests)."""
+    """Poll a built publisher until interrupted (or `stop_after` seconds, for tests)."""
     started = time.monotonic()
     last_scan = started
     while True:
