@@ -271,3 +271,16 @@ def test_demo_runs_a_multi_day_trajectory_through_the_write_path(tmp_path, cli):
     assert d["predictions"]["compared"] == 1
     again = cli("demo", "--dir", str(root), "--no-serve")
     assert again.returncode == 1 and "--force" in again.stderr
+
+
+@pytest.mark.parametrize("garbage", [b"[]", b'{"fingerprint": 1}', b"\x00\xff", b'{"state": []}'])
+def test_corrupt_snapshot_cache_is_rebuilt(ws, cli, garbage):
+    api.observe(ws, "softmax", 0.9, "x")
+    from llmlab import snapshot
+    fp = snapshot.fingerprint(ws.curriculum, ws.config.mastery)
+    if garbage.startswith(b'{"state"'):
+        garbage = b'{"fingerprint": "%s", "state": [], "offset": 0, "line_start": 0, "last_hash": ""}' % fp.encode()
+    (ws.state_dir / "snapshot.json").write_bytes(garbage)
+    r = cli("state", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["concepts"]["softmax"]["observations"] == 1

@@ -52,7 +52,7 @@ def load(path: Path, fp: str) -> tuple[State, int, int, str] | None:
         if d.get("fingerprint") != fp:
             return None
         return State.from_dict(d["state"]), d["offset"], d["line_start"], d["last_hash"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except Exception:  # any unreadable or wrong-shape cache is simply rebuilt from the log
         return None
 
 
