@@ -100,20 +100,28 @@ def bench_capture(reps: int = 30, tokens: int = 128) -> dict:
     a, b = ours(), nnsight_save()
     same = len(a) == len(b) == 30 and all(torch.equal(x, y[0] if isinstance(y, tuple) else y)
                                           for x, y in zip(a, b))
-    fns = {"plain": plain, "capture": ours, "nnsight": nnsight_save}
-    for f in fns.values():
+    fns = [("plain", plain), ("capture", ours), ("nnsight", nnsight_save)]
+    for _, f in fns:
         f()  # warm-up
-    times = {k: [] for k in fns}
-    for _ in range(reps):  # interleaved, so machine noise hits all three alike
-        for k, f in fns.items():
+    times = {k: [] for k, _ in fns}
+    for i in range(reps):  # interleaved, order rotated, so machine noise hits all alike
+        for k, f in fns[i % 3:] + fns[:i % 3]:
             t = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return {"tokens": tokens, "reps": reps, "median_ms": med, "same_tensors": same,
+    low = {k: min(v) * 1000 for k, v in times.items()}
+    # paired: within each round the three ran back to back, so a round's ratio cancels drift
+    paired = {k: statistics.median(a / b for a, b in zip(times[k], times["plain"]))
+              for k in ("capture", "nnsight")}
+    return {"tokens": tokens, "reps": reps, "median_ms": med, "min_ms": low,
+            "same_tensors": same, "threads": torch.get_num_threads(),
             "capture_over_plain": med["capture"] / med["plain"],
             "nnsight_over_plain": med["nnsight"] / med["plain"],
-            "threads": torch.get_num_threads()}
+            "capture_over_plain_min": low["capture"] / low["plain"],
+            "nnsight_over_plain_min": low["nnsight"] / low["plain"],
+            "capture_over_plain_paired": paired["capture"],
+            "nnsight_over_plain_paired": paired["nnsight"]}
 
 
 def bench_experiments() -> list[dict]:
@@ -140,7 +148,7 @@ def bench_cli() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="load,capture,experiments")
-    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=45)
     args = ap.parse_args()
     parts = set(args.only.split(","))
     print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
@@ -155,13 +163,18 @@ def main() -> None:
               f"Logits identical across all four: {ld['identical_logits']}.", flush=True)
     if "capture" in parts:
         cap = bench_capture(args.reps)
-        med = cap["median_ms"]
-        print(f"- Residual stream after all 30 layers, {cap['tokens']} tokens, median of "
-              f"{cap['reps']} interleaved runs ({cap['threads']} threads): plain forward "
-              f"{med['plain']:.1f} ms; llmlab capture {med['capture']:.1f} ms "
-              f"({(cap['capture_over_plain'] - 1) * 100:+.1f}%); nnsight {med['nnsight']:.1f} ms "
-              f"({(cap['nnsight_over_plain'] - 1) * 100:+.1f}%). Same tensors: "
-              f"{cap['same_tensors']}.", flush=True)
+        med, low = cap["median_ms"], cap["min_ms"]
+        pct = lambda r: f"{(r - 1) * 100:+.1f}%"  # noqa: E731
+        print(f"- Residual stream after all 30 layers, {cap['tokens']} tokens, {cap['reps']} "
+              f"interleaved runs each ({cap['threads']} threads), median / fastest: plain "
+              f"forward {med['plain']:.1f} / {low['plain']:.1f} ms; llmlab capture "
+              f"{med['capture']:.1f} / {low['capture']:.1f} ms "
+              f"({pct(cap['capture_over_plain'])} / {pct(cap['capture_over_plain_min'])}); "
+              f"nnsight {med['nnsight']:.1f} / {low['nnsight']:.1f} ms "
+              f"({pct(cap['nnsight_over_plain'])} / {pct(cap['nnsight_over_plain_min'])}). "
+              f"Median of the per-round ratios: capture {pct(cap['capture_over_plain_paired'])}, "
+              f"nnsight {pct(cap['nnsight_over_plain_paired'])}. "
+              f"Same tensors: {cap['same_tensors']}.", flush=True)
     if "experiments" in parts:
         print("\n| experiment | default run (s), model loaded | headline |\n|---|---|---|",
               flush=True)

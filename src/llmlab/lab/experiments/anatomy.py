@@ -34,7 +34,7 @@ SPEC = Spec(
         Quantity("kv_bytes_per_token_fp16", "bytes", "KV-cache bytes per token in fp16"),
         Quantity("q_per_kv", "ratio", "Query heads per key/value head"),
     ),
-    seconds=5,
+    seconds=2,
 )
 
 

@@ -26,7 +26,7 @@ SPEC = Spec(
         Quantity("loss_second_half", "nats/token", "Loss on its repeat"),
         Quantity("top_prefix_matching", "fraction", "Prefix-matching score of the best induction head"),
     ),
-    seconds=10,
+    seconds=3,
 )
 
 

@@ -24,7 +24,7 @@ SPEC = Spec(
                  "layer 0 (last position, before the final norm)"),
         Quantity("mlp_share", "fraction", "Share of the total update norm written by MLPs (last position)"),
     ),
-    seconds=5,
+    seconds=2,
 )
 
 

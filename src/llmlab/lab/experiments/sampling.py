@@ -31,7 +31,7 @@ SPEC = Spec(
         Quantity("max_freq_error", "probability", "Largest |empirical frequency - softmax probability| over the top tokens"),
         Quantity("calc_top_prob_t1", "probability", "Calculator: probability of the largest logit at T=1"),
     ),
-    seconds=10,
+    seconds=5,
 )
 
 
@@ -75,7 +75,7 @@ def run(ctx, p: dict) -> Outcome:
                          "logit": round(logits[i].item(), 4), "prob": probs[i].item()})
     p1 = torch.softmax(logits, dim=-1)
     gen = torch.Generator().manual_seed(ctx.seed)
-    draws = torch.multinomial(p1.float(), p["draws"], replacement=True, generator=gen)
+    draws = torch.multinomial(p1.float().cpu(), p["draws"], replacement=True, generator=gen)
     counts = torch.bincount(draws, minlength=logits.numel())
     freq = [{"token": tok.decode([i]), "softmax": p1[i].item(),
              "empirical": counts[i].item() / p["draws"]} for i in top_ids]

@@ -133,6 +133,7 @@ def run(ctx, p: dict) -> Outcome:
     spelled_acc = sum(c["spelled"] == c["truth"] for c in counting) / len(counting)
     given_acc = sum(c["given"] == c["truth"] for c in counting) / len(counting)
     hindi = next(r for r in rows if r["language"] == "Hindi")
+    ctx_len = getattr(model.config, "max_position_embeddings", "?")
     metrics = {
         "tokens_per_word_english": english / len(SAMPLES["English"].split()),
         "hindi_vs_english_cost": hindi["cost_vs_english"],
@@ -146,9 +147,14 @@ def run(ctx, p: dict) -> Outcome:
     summary = [
         f"English: {metrics['tokens_per_word_english']:.2f} tokens/word; Hindi costs "
         f"{metrics['hindi_vs_english_cost']:.2f}x the English tokens for the same sentence.",
+        f"Tokens per character: " + ", ".join(f"{r['language']} {r['tokens_per_char']:.2f}"
+                                              for r in rows) + "; the bill, the latency and "
+        f"the {ctx_len}-token context window all count tokens, so the same sentence costs "
+        f"up to {max(r['cost_vs_english'] for r in rows if r['language'] != 'Python'):.2f}x "
+        "the English price.",
         f"' strawberry' is {metrics['strawberry_tokens']} token(s): "
         + " | ".join(shown[' strawberry']["pieces"]),
-        f"Letter counting over {len(counting)} words: plain {plain_acc:.0%}; after the model "
+        f"Letter counting over {len(counting)} word(s): plain {plain_acc:.0%}; after the model "
         f"spells the word out itself {spelled_acc:.0%}; with the spelling given one letter per "
         f"line {given_acc:.0%}.",
     ]
