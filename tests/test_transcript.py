@@ -434,15 +434,14 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
     data = json.loads(settings.read_text())
     assert data["permissions"] == existing["permissions"] and data["hooks"]["PreToolUse"] == []
     cmds = [h["command"] for g in data["hooks"]["Stop"] for h in g["hooks"]]
-    assert cmds[0] == "echo done" and cmds[1].startswith("llmlab transcript hook run --out ")
+    assert cmds[0] == "echo done" and f"{sys.executable} -m llmlab transcript hook run --out " in cmds[1]
     again = run("hook", "install", "--project", str(proj), "--out", str(out), "--json")
     assert json.loads(again.stdout)["changed"] is False
     assert json.loads(settings.read_text()) == data  # idempotent
 
     payload = json.dumps({"session_id": SID2, "transcript_path": str(PROJECT / f"{SID2}.jsonl"),
                           "hook_event_name": "Stop", "stop_hook_active": False})
-    args = cmds[1].split()[2:]  # what Claude Code runs, minus `llmlab transcript`
-    r = run(*args, input=payload)
+    r = subprocess.run(cmds[1], shell=True, input=payload, capture_output=True, text=True)  # as Claude Code does
     assert r.returncode == 0, r.stderr
     assert "A logit is the raw score" in (out / f"{SID2}.html").read_text()
 

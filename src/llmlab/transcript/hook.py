@@ -3,13 +3,15 @@
 `install` merges a `Stop` hook into the project's `.claude/settings.json`: existing
 settings and hooks are kept, an existing copy of ours is not added twice, and a file
 that is not valid JSON is refused rather than overwritten. The hook runs
-`llmlab transcript hook run`, which reads the hook payload (`transcript_path`) on stdin.
+`<this python> -m llmlab transcript hook run`, which reads the hook payload
+(`transcript_path`) on stdin.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -19,7 +21,12 @@ MARK = "llmlab transcript hook run"
 
 
 def command(out: Path | None) -> str:
-    return MARK + (f" --out {shlex.quote(str(out))}" if out else "")
+    """This interpreter by absolute path, so the hook works without an activated venv."""
+    return f"{shlex.quote(sys.executable)} -m {MARK}" + (f" --out {shlex.quote(str(out))}" if out else "")
+
+
+def _ours(h) -> bool:
+    return isinstance(h, dict) and MARK in str(h.get("command", ""))
 
 
 def _load(path: Path) -> dict:
@@ -47,7 +54,7 @@ def install(project: Path, out: Path | None = None) -> dict:
     cmd = command(out)
     for group in stop:
         for h in (group.get("hooks") or []) if isinstance(group, dict) else []:
-            if isinstance(h, dict) and str(h.get("command", "")).startswith(MARK):
+            if _ours(h):
                 if h["command"] == cmd:
                     return {"settings": str(path), "changed": False, "command": cmd}
                 h["command"] = cmd
@@ -67,8 +74,7 @@ def uninstall(project: Path) -> dict:
         for group in list(stop):
             if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
                 continue
-            keep = [h for h in group["hooks"] if not (isinstance(h, dict)
-                                                       and str(h.get("command", "")).startswith(MARK))]
+            keep = [h for h in group["hooks"] if not _ours(h)]
             removed += len(group["hooks"]) - len(keep)
             group["hooks"] = keep
             if not keep:
