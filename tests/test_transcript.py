@@ -419,6 +419,10 @@ def test_in_a_workspace_pages_go_to_the_site_and_link_the_dashboard(tmp_path):
     page = (site / f"{SID2}.html").read_text()
     assert "PER_SESSION_AFTERTHOUGHT by [NAME]" in page and "what is a logit, [NAME]?" in page  # learner name
     assert "Ana" not in page
+    r = subprocess.run([sys.executable, "-m", "llmlab", "site", "build"], cwd=ws, capture_output=True, text=True,
+                       env={**os.environ, "LLMLAB_HOME": ""})
+    assert r.returncode == 0, r.stderr
+    assert 'href="transcripts/index.html"' in (ws / "site" / "index.html").read_text()  # the dashboard links here
 
 
 def test_hook_install_merges_and_run_refreshes(tmp_path):
