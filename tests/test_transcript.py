@@ -433,13 +433,16 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
         {"hooks": [{"type": "command", "command": "echo done"}]}], "PreToolUse": []}}
     settings.write_text(json.dumps(existing))
     out = tmp_path / "pages"
-    r = run("hook", "install", "--project", str(proj), "--out", str(out), "--json")
-    assert r.returncode == 0, r.stderr and json.loads(r.stdout)["changed"]
+    r = run("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["changed"]
     data = json.loads(settings.read_text())
     assert data["permissions"] == existing["permissions"] and data["hooks"]["PreToolUse"] == []
     cmds = [h["command"] for g in data["hooks"]["Stop"] for h in g["hooks"]]
     assert cmds[0] == "echo done" and f"{sys.executable} -m llmlab transcript hook run --out " in cmds[1]
-    again = run("hook", "install", "--project", str(proj), "--out", str(out), "--json")
+    assert cmds[1].endswith("--tools brief --tz UTC")  # render options ride along
+    again = run("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC",
+                "--json")
     assert json.loads(again.stdout)["changed"] is False
     assert json.loads(settings.read_text()) == data  # idempotent
 
@@ -448,6 +451,11 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
     r = subprocess.run(cmds[1], shell=True, input=payload, capture_output=True, text=True)  # as Claude Code does
     assert r.returncode == 0, r.stderr
     assert "A logit is the raw score" in (out / f"{SID2}.html").read_text()
+    r = subprocess.run(cmds[1], shell=True, capture_output=True, text=True, input=json.dumps(
+        {"transcript_path": str(PROJECT / f"{SID}.jsonl")}))
+    assert r.returncode == 0, r.stderr
+    brief = (out / f"{SID}.html").read_text()
+    assert "Bash ×1" in brief and "tool-input" not in brief
 
     removed = run("hook", "remove", "--project", str(proj), "--json")
     assert json.loads(removed.stdout)["removed"] == 1

@@ -163,16 +163,36 @@ def list_sessions(
     _print(rows, as_json, human)
 
 
+ToolsOpt = typer.Option(Tools.full, "--tools", help="full, brief or prompts (as for build).")
+ThinkingOptT = typer.Option(ThinkingOpt.show, "--thinking", help="show or hide (as for build).")
+ImagesOpt = typer.Option(Images.placeholder, "--images", help="placeholder or embed (as for build).")
+TzOpt = typer.Option("local", "--tz", help="Timezone (as for build).")
+FmtOpt = typer.Option(Fmt.html, "--format", help="html, md, or both (as for build).")
+
+
+def _render_args(tools: Tools, thinking: ThinkingOpt, images: Images, tz: str, fmt: Fmt) -> list[str]:
+    """The non-default render options, as command-line arguments."""
+    pairs = (("--tools", tools.value, "full"), ("--thinking", thinking.value, "show"),
+             ("--images", images.value, "placeholder"), ("--tz", tz, "local"), ("--format", fmt.value, "html"))
+    return [a for flag, v, default in pairs if v != default for a in (flag, v)]
+
+
 @hook_app.command("install")
 def hook_install(
     project: Path = typer.Option(Path("."), "--project", help="The project whose .claude/settings.json gets "
                                  "the hook."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder the hook writes to (default as "
                                        "for build)."),
+    tools: Tools = ToolsOpt, thinking: ThinkingOpt = ThinkingOptT, images: Images = ImagesOpt,
+    tz: str = TzOpt, fmt: Fmt = FmtOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Add a Stop hook to .claude/settings.json (merged; existing settings are kept)."""
-    r = hook_mod.install(project.resolve(), out.resolve() if out else None)
+    """Add a Stop hook to .claude/settings.json (merged; existing settings are kept).
+
+    Render options given here are used by every refresh the hook makes."""
+    resolve_tz(tz)
+    r = hook_mod.install(project.resolve(), out.resolve() if out else None,
+                         _render_args(tools, thinking, images, tz, fmt))
     _print(r, as_json, lambda r: console.print(
         (f"Added the hook to {r['settings']}" if r["changed"] else f"The hook is already in {r['settings']}")
         + f": {r['command']}", markup=False, highlight=False))
@@ -193,6 +213,8 @@ def hook_remove(
 @hook_app.command("run")
 def hook_run(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default as for build)."),
+    tools: Tools = ToolsOpt, thinking: ThinkingOpt = ThinkingOptT, images: Images = ImagesOpt,
+    tz: str = TzOpt, fmt: Fmt = FmtOpt,
 ) -> None:
     """What the hook runs: read the hook payload on stdin and refresh that session's page.
 
@@ -206,6 +228,8 @@ def hook_run(
     try:
         folder, root = output_dir(out)
         Publisher(Settings(out=folder, known=load_known(None, root),
+                           formats=("html", "md") if fmt == Fmt.both else (fmt.value,),
+                           opts=Options(tools=tools.value, thinking=thinking.value, images=images.value, tz=tz),
                            afterthoughts=root / "notes" / "afterthoughts" if root else None,
                            in_workspace=root is not None and out is None)).build([path])
     except UserError as e:

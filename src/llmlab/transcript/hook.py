@@ -20,9 +20,11 @@ from .publish import atomic_write
 MARK = "llmlab transcript hook run"
 
 
-def command(out: Path | None) -> str:
-    """This interpreter by absolute path, so the hook works without an activated venv."""
-    return f"{shlex.quote(sys.executable)} -m {MARK}" + (f" --out {shlex.quote(str(out))}" if out else "")
+def command(out: Path | None, extra: list[str] | None = None) -> str:
+    """This interpreter by absolute path, so the hook works without an activated venv;
+    `extra` carries render options (e.g. ["--tools", "brief"]) to every refresh."""
+    args = (["--out", str(out)] if out else []) + list(extra or [])
+    return " ".join([shlex.quote(sys.executable), "-m", MARK, *map(shlex.quote, args)])
 
 
 def _ours(h) -> bool:
@@ -42,7 +44,7 @@ def _load(path: Path) -> dict:
     return data
 
 
-def install(project: Path, out: Path | None = None) -> dict:
+def install(project: Path, out: Path | None = None, extra: list[str] | None = None) -> dict:
     path = project / ".claude" / "settings.json"
     data = _load(path)
     hooks = data.setdefault("hooks", {})
@@ -51,7 +53,7 @@ def install(project: Path, out: Path | None = None) -> dict:
     stop = hooks.setdefault("Stop", [])
     if not isinstance(stop, list):
         raise UserError(f"{path}: \"hooks.Stop\" is not a list; fix it by hand, then install again.")
-    cmd = command(out)
+    cmd = command(out, extra)
     for group in stop:
         for h in (group.get("hooks") or []) if isinstance(group, dict) else []:
             if _ours(h):
