@@ -99,7 +99,11 @@ class LogReader:
             self.cwd = self.scrub(rec["cwd"], "cwd")
         if not self.session_id and isinstance(rec.get("sessionId"), str):
             self.session_id = rec["sessionId"]
-        node = parse(rec, self.idx, self.scrub, st)
+        try:
+            node = parse(rec, self.idx, self.scrub, st)
+        except (TypeError, AttributeError, ValueError, KeyError):  # a shape no version wrote
+            st.skip(f"malformed {rec.get('type')}")
+            node = None
         self.idx += 1
         if node is None:
             return 1

@@ -101,12 +101,12 @@ def _assistant_blocks(content, scrub: Scrubber) -> list:
     if isinstance(content, str):
         content = [{"type": "text", "text": content}]
     out = []
-    for b in content or []:
+    for b in content if isinstance(content, list) else []:
         if not isinstance(b, dict):
             continue
         t = b.get("type")
         if t == "text":
-            if b.get("text", "").strip():
+            if isinstance(b.get("text"), str) and b["text"].strip():
                 out.append(Text(scrub(b["text"], "assistant text")))
         elif t == "thinking":
             out.append(Thinking(scrub(b.get("thinking", "") or "", "thinking"), signed=bool(b.get("signature"))))
@@ -127,7 +127,7 @@ def _user_parts(node: Node, rec: dict, content, scrub: Scrubber, stats: Stats) -
     meta, compact = bool(rec.get("isMeta")), bool(rec.get("isCompactSummary"))
     if isinstance(content, str):
         content = [{"type": "text", "text": content}]
-    for b in content or []:
+    for b in content if isinstance(content, list) else []:
         if not isinstance(b, dict):
             continue
         t = b.get("type")
@@ -135,7 +135,7 @@ def _user_parts(node: Node, rec: dict, content, scrub: Scrubber, stats: Stats) -
             node.results.append((str(b.get("tool_use_id", "")), _result(b, scrub)))
         elif t == "text":
             where = "summary" if compact else "user text"
-            for p in split_user_text(b.get("text", ""), is_meta=meta, is_compact=compact, hidden=stats.hidden):
+            for p in split_user_text(str(b.get("text") or ""), is_meta=meta, is_compact=compact, hidden=stats.hidden):
                 node.messages.append(Message(p.role, [Text(scrub(p.text, where))], node.ts, p.label))
         elif t == "image":
             if meta:
