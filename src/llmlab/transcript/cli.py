@@ -125,7 +125,16 @@ def build(
                         known=load_known(scrub_config, root), in_workspace=root is not None and out is None,
                         force=force or watch, title=title)
     pub = Publisher(settings, keep=watch)
-    report = pub.build(list(paths or []))
+    if as_json or not err.is_terminal:
+        report = pub.build(list(paths or []))
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("Publishing sessions", total=None)
+            report = pub.build(list(paths or []), progress=lambda done, total: bar.update(
+                task, completed=done, total=total))
     _print(report, as_json, _human_build)
     if watch:
         from .watch import watch as run_watch
@@ -234,3 +243,6 @@ def hook_run(
                            in_workspace=root is not None and out is None)).build([path])
     except UserError as e:
         err.print(f"llmlab transcript hook: {e}", markup=False)
+    except Exception as e:  # noqa: BLE001 - a hook must never break the agent's turn
+        err.print(f"llmlab transcript hook: could not refresh the page ({type(e).__name__}: {e}). "
+                  "Run `llmlab transcript build` by hand to see the full error.", markup=False)

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -241,11 +241,13 @@ class Publisher:
             atomic_write(self.s.out / "index.md", [text])
         return path
 
-    def build(self, paths: list[Path]) -> dict:
+    def build(self, paths: list[Path], progress: Callable[[int, int], None] | None = None) -> dict:
         self.paths = list(paths)
         self.sources = find(paths)
         results = []
-        for src in self.sources:
+        for i, src in enumerate(self.sources):
+            if progress:
+                progress(i, len(self.sources))
             entries, rebuilt = self.publish(src)
             results.extend({**e, "rebuilt": rebuilt} for e in entries)
         idx = self.write_index()
