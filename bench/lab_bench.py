@@ -10,7 +10,8 @@
    `llmlab lab run` end to end in a fresh process.
 
     .venv/bin/pip install -e '.[lab,bench]'      # nnsight for part 2
-    .venv/bin/python bench/lab_bench.py [--only load,capture,experiments] [--reps 30]
+    .venv/bin/python bench/lab_bench.py [--only load,capture,experiments] [--reps 45]
+                                         [--tokens 16,128]
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="load,capture,experiments")
     ap.add_argument("--reps", type=int, default=45)
+    ap.add_argument("--tokens", default="16,128", help="prompt lengths for the capture bench")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
@@ -161,8 +163,8 @@ def main() -> None:
               f"dequantized cache) {ld['cold']['seconds']:.1f} s; from the cache "
               f"{ld['cached']['seconds']:.2f} s and {ld['cached_again']['seconds']:.2f} s. "
               f"Logits identical across all four: {ld['identical_logits']}.", flush=True)
-    if "capture" in parts:
-        cap = bench_capture(args.reps)
+    for tokens in (int(x) for x in args.tokens.split(",") if "capture" in parts):
+        cap = bench_capture(args.reps, tokens)
         med, low = cap["median_ms"], cap["min_ms"]
         pct = lambda r: f"{(r - 1) * 100:+.1f}%"  # noqa: E731
         print(f"- Residual stream after all 30 layers, {cap['tokens']} tokens, {cap['reps']} "

@@ -114,11 +114,15 @@ def _show(r: dict) -> None:
     console.print(Text(f"{r['experiment']}: {r['question']}", style="bold"))
     for line in r["summary"]:
         console.print(Text(f"  {line}"))
-    t = Table(title="Metrics")
-    t.add_column("quantity")
-    t.add_column("measured")
-    for k, v in r["metrics"].items():
-        t.add_row(k, f"{v:.6g}")
+    from . import specs
+
+    s = specs().get(r["experiment"])
+    units = {q.name: q.unit for q in s.quantities} if s else {}
+    t = Table(title="Metrics (* predictable: llmlab predict EXPERIMENT QUANTITY VALUE)")
+    for col in ("quantity", "measured", "unit"):
+        t.add_column(col)
+    for k, v in sorted(r["metrics"].items(), key=lambda kv: kv[0] not in units):
+        t.add_row(f"{k} *" if k in units else k, f"{v:.6g}", units.get(k, ""))
     console.print(t)
     if r.get("comparisons"):
         c = Table(title="Your predictions vs the measurement")
