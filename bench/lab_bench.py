@@ -151,7 +151,12 @@ def main() -> None:
     ap.add_argument("--only", default="load,capture,experiments")
     ap.add_argument("--reps", type=int, default=45)
     ap.add_argument("--tokens", default="16,128", help="prompt lengths for the capture bench")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     parts = set(args.only.split(","))
     print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
