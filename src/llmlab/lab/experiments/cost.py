@@ -88,7 +88,10 @@ def run(ctx, p: dict) -> Outcome:
         f"Generating {k} tokens after a {p['gen_prompt']}-token prompt: "
         f"{timing[True]:.1f} ms/token with the KV cache, {timing[False]:.1f} without "
         f"({metrics['cache_speedup']:.1f}x).",
-        f"Timed on {torch.get_num_threads()} CPU thread(s); absolute times depend on the machine.",
+        f"Timed on {torch.get_num_threads()} CPU thread(s), {model.device.type}, "
+        f"{model.config._attn_implementation} attention (the full score matrix is built); "
+        f"each time is the fastest of {p['repeats']} (other processes only add time); "
+        "absolute times depend on the machine.",
     ]
     return Outcome(metrics=metrics,
                    tables={"forward": rows,
