@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError, unknown
+from .snapshot import atomic_write
 from .workspace import Workspace
 
 
@@ -147,22 +148,9 @@ def merged(t: Target, name: str) -> tuple[dict, str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Atomic write (temp file, fsync, rename), keeping an existing file's mode."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic write, keeping an existing file's mode (0644 for a new one)."""
+    atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(),
+                 new_mode=0o644)
 
 
 def setup(ws: Workspace, client: str, config: Path | None = None, name: str = "llmlab",

@@ -30,15 +30,22 @@ def fingerprint(cur: Curriculum, p: MasteryParams) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a derived file atomically: temp file in the same folder, fsync, rename."""
+def atomic_write(path: Path, data: bytes, new_mode: int | None = None) -> None:
+    """Write a file atomically: temp file in the same folder, fsync, rename.
+
+    An existing file keeps its permissions; a new one gets `new_mode` (default: the
+    temp file's private 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else new_mode
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

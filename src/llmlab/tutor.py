@@ -17,15 +17,14 @@ longer matches the digest. Hand edits are never overwritten without `force`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .errors import UserError
+from .snapshot import atomic_write
 from .workspace import Workspace
 
 AGENTS = "AGENTS.md"
@@ -163,19 +162,7 @@ def file_status(path: Path, wanted: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Atomic write (temp file, fsync, rename), keeping an existing file's mode."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode(), new_mode=0o644)
 
 
 def write_instructions(ws: Workspace, force: bool = False, strict: bool = True) -> dict:
