@@ -63,3 +63,17 @@ def test_a_run_outside_a_workspace_is_written_but_not_recorded(tmp_path, cli):
     assert saved["params"]["prompt"] == "The capital of Italy is"
     shown = cli("lab", "show", str(run_dir), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["run_id"] == run_dir.name
+
+
+def test_a_prompt_longer_than_the_context_exits_1(ws, cli):
+    r = cli("lab", "run", "residual", "-p", "prompt=" + "word " * 8300, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "longer than the model's context window of 8192 tokens" in r.stderr
+    assert not any(ws.runs_dir.glob("*/result.json"))  # nothing written, nothing recorded
+    assert "experiment_run" not in ws.log_path.read_text()
+
+
+def test_the_lab_never_asks_a_model_hub():
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # set by llmlab.lab.models on import
