@@ -81,7 +81,9 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 @app.command("run")
 def run_cmd(
     name: str = typer.Argument(..., help="Experiment name (see `llmlab lab list`)."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Parameter as name=value; repeatable."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Parameter as name=value, repeatable; lists "
+                                     "comma-separated (-p temperatures=0.5,1,2). Each "
+                                     "experiment's parameters: llmlab lab list."),
     no_record: bool = typer.Option(False, "--no-record", help="Measure only: do not compare "
                                    "predictions or append an experiment_run event."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the run folder under this "
