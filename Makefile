@@ -29,8 +29,14 @@ serve: setup
 test: setup browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Every benchmark behind BENCHMARKS.md (tens of minutes on a 2-core machine).
 bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/engine_bench.py
+	$(PY) bench/lab_bench.py
+	$(PY) bench/site_bench.py
+	$(PY) bench/hooks_bench.py
+	$(PY) bench/transcript_bench.py
 
 clean:
 	rm -rf demo-workspace .pytest_cache
