@@ -16,12 +16,13 @@ def section(title: str) -> str:
     return m.group(1)
 
 
-def commands(block: str) -> list[str]:
+def commands(block: str, prefixes: tuple[str, ...] = ("llmlab ", "cd ")) -> list[str]:
+    """The lines of a section's ```sh blocks that start with one of `prefixes`, comments cut."""
     lines = []
     for code in re.findall(r"```sh\n(.*?)```", block, re.S):
         for line in code.splitlines():
             line = line.split("  #")[0].strip()
-            if line.startswith("llmlab ") or line.startswith("cd "):
+            if line.startswith(prefixes):
                 lines.append(line)
     return lines
 

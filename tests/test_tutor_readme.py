@@ -14,23 +14,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parent.parent / "README.md"
-
-
-def section(title: str) -> str:
-    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README.read_text(), re.S | re.M)
-    assert m, f"README has no '## {title}' section"
-    return m.group(1)
-
-
-def lines(block: str, prefixes: tuple[str, ...]) -> list[str]:
-    out = []
-    for code in re.findall(r"```sh\n(.*?)```", block, re.S):
-        for line in code.splitlines():
-            line = line.split("  #")[0].strip()
-            if line.startswith(prefixes):
-                out.append(line)
-    return out
+from test_readme import README, commands as lines, section  # one README parser
 
 
 def test_start_learning_runs_as_written(tmp_path, cli):
