@@ -15,7 +15,8 @@ from ..errors import UserError, unknown
 from ..workspace import Workspace
 from .experiment import Spec
 
-NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost")
+NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost",
+         "concept_vectors", "concept_readout", "concept_steering")
 
 
 def _module(name: str):
@@ -63,6 +64,8 @@ def run_experiment(ws: Workspace | None, name: str, params: dict | None = None,
         from . import models
 
         models.resolve(resolved["model"])  # unknown model: fail now, listing the valid ones
+    if s.check:
+        s.check(resolved, ws)  # e.g. a corpus or readout folder: fail before loading the model
     require_torch()
     from . import runner
 

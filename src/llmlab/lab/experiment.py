@@ -128,6 +128,9 @@ class Spec:
     quantities: tuple[Quantity, ...]
     model: str | None = "smollm2-135m-instruct"  # None: needs no model weights
     seconds: float = 30  # measured default run time on a 2-core CPU (BENCHMARKS.md)
+    # check(params, workspace): further validation that needs no model (a corpus, a readout
+    # folder); runs before the model is loaded and raises UserError
+    check: Callable[[dict, Any], None] | None = None
 
     def resolve(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults overridden by `given`; unknown or ill-typed parameters are user errors."""

@@ -11,6 +11,7 @@ workspace, else `--out DIR/<run-id>/` or a temporary folder:
     metrics      {name: float}; includes every predictable quantity of the experiment
     tables       {name: [row dicts]}: the detailed measurements
     figures      [file names of PNGs in the run dir]
+    files        [other files the experiment wrote there, e.g. readout.safetensors]
     conditions   {model, model_sha256, model_source, device, dtype, seed, duration_s,
                   model_load_s, started, threads, machine, packages: {name: version}}
     comparisons  [{prediction, quantity, predicted, measured, abs_error, rel_error,
@@ -56,6 +57,8 @@ class Context:
     console: Console
     progress: Progress | None = None
     notes: list[str] = field(default_factory=list)
+    ws: Workspace | None = None  # the workspace the run belongs to, if any
+    out_dir: Path | None = None  # the run folder: an experiment may write files into it
 
     def track(self, items, description: str):
         items = list(items)
@@ -107,7 +110,7 @@ def new_run_id(name: str) -> str:
 
 
 def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
-            show_progress: bool = True) -> dict:
+            show_progress: bool = True, ws: Workspace | None = None) -> dict:
     """Run one experiment into `out_dir` and return the result document (not recorded)."""
     import torch
 
@@ -128,14 +131,21 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=True,
                         disable=not show_progress)
-    ctx = Context(spec=spec, model=loaded, seed=seed, console=console, progress=progress)
-    with progress:
-        outcome = run_fn(ctx, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(spec=spec, model=loaded, seed=seed, console=console, progress=progress,
+                  ws=ws, out_dir=out_dir)
+    try:
+        with progress:
+            outcome = run_fn(ctx, params)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(out_dir, ignore_errors=True)  # a failed run leaves no half-written folder
+        raise
     duration = time.perf_counter() - t0
     missing = [q.name for q in spec.quantities if q.name not in outcome.metrics]
     if missing:  # a programming error: every predictable quantity must be measured
         raise RuntimeError(f"experiment {spec.name} did not report {missing}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures = []
     for fname, fig in outcome.figures.items():
         path = out_dir / f"{fname}.png"
@@ -161,6 +171,8 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "metrics": {k: float(v) for k, v in outcome.metrics.items()},
         "tables": outcome.tables, "figures": figures, "conditions": conditions,
         "comparisons": [], "summary": outcome.summary + ctx.notes,
+        "files": sorted(p.name for p in out_dir.iterdir()
+                        if p.is_file() and p.name not in figures and p.name != "result.json"),
     }
 
 
@@ -181,7 +193,7 @@ def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bo
         import tempfile
 
         out_dir = Path(tempfile.mkdtemp(prefix="llmlab-run-")) / run_id
-    result = execute(spec, run_fn, params, out_dir, console, show_progress)
+    result = execute(spec, run_fn, params, out_dir, console, show_progress, ws)
     if ws is not None and record and out is None:  # a run outside lab/runs is never recorded
         ev, comparisons = api.record_experiment_run(
             ws, experiment=spec.name, run_id=run_id, params=params, metrics=result["metrics"],

@@ -1,0 +1,138 @@
+"""concept_steering: add a concept vector to the residual stream while generating, over a
+sweep of multipliers, and measure what changes (readout score, fluency)."""
+
+from __future__ import annotations
+
+from ..experiment import Outcome, Param, Quantity, Spec, common
+from .concept_readout import VECTORS
+
+
+def check(p: dict, ws) -> None:
+    from ..vectors import find_readout, load_readout
+
+    r = load_readout(find_readout(ws, p["vectors"]))
+    r.index(p["concept"])
+    r.layer(p["layer"], p["concept"])
+
+
+SPEC = Spec(
+    name="concept_steering",
+    question="Adding a concept vector while the model writes: does the text move toward the "
+             "concept, and how much fluency does a larger multiplier cost?",
+    concepts=("steering_vectors", "residual_stream", "sampling"),
+    params=(
+        Param("concept", str, "sad", "Concept to steer toward (one the readout has)"),
+        Param("prompt", str, "Write two sentences about your afternoon.",
+              "User turn the model answers (chat template applied)"),
+        Param("multipliers", float, [0.0, 4.0, 8.0, 16.0], "Multipliers of the unit vector "
+              "to add; the residual norm at middle layers is reported for scale", many=True,
+              low=-200, high=200, min_items=2),
+        Param("layer", str, "", "Layer to steer at (one the readout has); empty: the concept's "
+              "best readout layer"),
+        VECTORS,
+        Param("samples", int, 3, "Generations per multiplier (the same random streams for "
+              "every multiplier)", low=1, high=20),
+        Param("max_new_tokens", int, 40, "Tokens generated per sample", low=4, high=256),
+        Param("temperature", float, 0.7, "Sampling temperature (0 = greedy)", low=0, high=5),
+        *common(),
+    ),
+    quantities=(
+        Quantity("score_gain", "z", "Readout score of the generated text for the concept at the "
+                 "largest multiplier minus at the smallest (unsteered model reads the text)"),
+        Quantity("logprob_drop", "nats/token", "Mean log-probability per generated token under "
+                 "the unsteered model, smallest multiplier minus largest (fluency lost)"),
+    ),
+    seconds=40,
+    check=check,
+)
+
+
+def run(ctx, p: dict) -> Outcome:
+    import torch
+
+    from .. import vectors as V
+
+    folder = V.find_readout(ctx.ws, p["vectors"])
+    r = V.load_readout(folder)
+    tok, model = ctx.model.tokenizer, ctx.model.model
+    ci = r.index(p["concept"])
+    layer = r.layer(p["layer"], p["concept"])
+    read_layer = r.layer("", p["concept"])
+    vector = r.vectors[layer][ci]  # (H,), unit norm
+    prefix = V.template_prefix(tok, bool(r.manifest.get("chat_template")),
+                               r.manifest.get("user_turn") or V.USER_TURN)
+    prompt_ids = tok.apply_chat_template([{"role": "user", "content": p["prompt"]}],
+                                         add_generation_prompt=True, tokenize=True,
+                                         return_dict=True)["input_ids"]
+    prompt = torch.tensor([prompt_ids], device=model.device)  # (1, prompt)
+    with torch.inference_mode():
+        h = V.hidden_states(model, prompt_ids, [layer])[layer]
+    resid_norm = h.norm(dim=-1).median().item()
+    mults = sorted(p["multipliers"])
+    rows, samples = [], []
+    jobs = [(m, s) for m in mults for s in range(p["samples"])]
+    gen: dict = {}
+    for m, s in ctx.track(jobs, "Generating"):
+        torch.manual_seed(p["seed"] * 1000 + s)  # sample s shares its random stream across multipliers
+        with V.steer(model, layer, vector, m), torch.inference_mode():
+            out = model.generate(prompt, max_new_tokens=p["max_new_tokens"],
+                                 do_sample=p["temperature"] > 0,
+                                 temperature=p["temperature"] or None, top_p=None, top_k=None,
+                                 pad_token_id=tok.eos_token_id)
+        new = out[0, prompt.shape[1]:].tolist()
+        text = tok.decode(new, skip_special_tokens=True).strip()
+        # read the text as a corpus text (unsteered), and its fluency given the prompt
+        ids, start = V.encode(tok, text or ".", prefix)
+        hs = V.hidden_states(model, ids, [read_layer])[read_layer]
+        z = r.scores(V.pool(hs, start, r.manifest.get("pooling", "mean")), read_layer)  # (C,)
+        with torch.inference_mode():
+            logits = model(out).logits[0, prompt.shape[1] - 1:-1].float()  # (new, vocab)
+        lp = torch.log_softmax(logits, -1).gather(1, out[0, prompt.shape[1]:, None]).mean().item()
+        rank = int((z > z[ci]).sum()) + 1
+        gen.setdefault(m, []).append((z[ci].item(), rank, lp, len(set(new)) / max(1, len(new))))
+        samples.append({"multiplier": m, "sample": s, "score": round(z[ci].item(), 3),
+                        "rank": rank, "logprob": round(lp, 3), "text": text})
+    for m in mults:
+        g = gen[m]
+        n = len(g)
+        rows.append({"multiplier": m, "x_resid_norm": round(m / resid_norm, 3),
+                     "score": round(sum(x[0] for x in g) / n, 3),
+                     "rank": round(sum(x[1] for x in g) / n, 2),
+                     "top_share": round(sum(x[1] == 1 for x in g) / n, 3),
+                     "logprob": round(sum(x[2] for x in g) / n, 3),
+                     "distinct_tokens": round(sum(x[3] for x in g) / n, 3)})
+    lo, hi = rows[0], rows[-1]
+    metrics = {"score_gain": hi["score"] - lo["score"], "logprob_drop": lo["logprob"] - hi["logprob"],
+               "top_share_max": hi["top_share"], "resid_norm": resid_norm, "layer": float(layer)}
+    best = max(rows, key=lambda x: x["score"])
+    summary = [
+        f"Steering toward {p['concept']} at layer {layer} (residual norm there ~{resid_norm:.0f}); "
+        f"read at layer {read_layer} by the unsteered model.",
+        "Readout score by multiplier: " + ", ".join(f"{x['multiplier']:g} -> {x['score']:+.2f}"
+                                                    for x in rows) + " (sd).",
+        "Log-prob per token: " + ", ".join(f"{x['multiplier']:g} -> {x['logprob']:.2f}"
+                                           for x in rows) + "; lower means less fluent.",
+        f"Highest score at multiplier {best['multiplier']:g}: "
+        f"{next(s['text'] for s in samples if s['multiplier'] == best['multiplier'])[:160]!r}",
+    ]
+    return Outcome(metrics=metrics, tables={"sweep": rows, "samples": samples},
+                   figures={"steering": _figure(rows, p["concept"], layer)}, summary=summary)
+
+
+def _figure(rows, concept, layer):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["multiplier"] for r in rows]
+    fig, a = plt.subplots(figsize=(5.5, 3.2))
+    a.plot(x, [r["score"] for r in rows], "o-", color="tab:red", label=f"{concept} score (sd)")
+    a.set_xlabel(f"multiplier (unit vector added at layer {layer})")
+    a.set_ylabel("readout score", color="tab:red")
+    b = a.twinx()
+    b.plot(x, [r["logprob"] for r in rows], "s--", color="tab:blue", label="log-prob / token")
+    b.set_ylabel("log-prob per token", color="tab:blue")
+    a.set_title("Steering sweep")
+    fig.tight_layout()
+    return fig
