@@ -22,10 +22,11 @@ import torch
 
 from ..errors import UserError
 from .corpus import Corpus
+from .experiments.concept_vectors import AGGREGATORS
 from .hooks import decoder_layers, hooked
 
 USER_TURN = "Write a short paragraph about someone's day."  # the fixed turn around every text
-AGGREGATORS = ("mean", "pca", "logreg", "logreg_l1")
+__all__ = ["AGGREGATORS"]  # (declared with the experiment, which must import without torch)
 REDUNDANT_R2 = 0.9
 RIDGE_ALPHA = 0.1
 

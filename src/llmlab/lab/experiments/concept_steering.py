@@ -19,7 +19,7 @@ SPEC = Spec(
     name="concept_steering",
     question="Adding a concept vector while the model writes: does the text move toward the "
              "concept, and how much fluency does a larger multiplier cost?",
-    concepts=("steering_vectors", "residual_stream", "sampling"),
+    concepts=("steering_vectors", "residual_stream"),
     params=(
         Param("concept", str, "sad", "Concept to steer toward (one the readout has)"),
         Param("prompt", str, "Write two sentences about your afternoon.",

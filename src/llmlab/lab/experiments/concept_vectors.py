@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 from ..experiment import Outcome, Param, Quantity, Spec, common
-from ..vectors import AGGREGATORS
+
+# difference of means, PCA of paired differences, logistic regression (L2, L1); see vectors.py
+AGGREGATORS = ("mean", "pca", "logreg", "logreg_l1")
 
 
 def _concepts(p: dict) -> list[str] | None:
