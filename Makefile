@@ -32,11 +32,13 @@ test: setup browser
 # Every benchmark behind BENCHMARKS.md (tens of minutes on a 2-core machine).
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2  # pins an older transformers
 	$(PY) bench/engine_bench.py
 	$(PY) bench/lab_bench.py
 	$(PY) bench/site_bench.py
 	$(PY) bench/hooks_bench.py
 	$(PY) bench/transcript_bench.py
+	$(PY) bench/concept_bench.py --variants
 
 clean:
 	rm -rf demo-workspace .pytest_cache

@@ -24,7 +24,7 @@ SPEC = Spec(
         Param("concept", str, "sad", "Concept to steer toward (one the readout has)"),
         Param("prompt", str, "Write two sentences about your afternoon.",
               "User turn the model answers (chat template applied)"),
-        Param("multipliers", float, [0.0, 4.0, 8.0, 16.0], "Multipliers of the unit vector "
+        Param("multipliers", float, [0.0, 20.0, 40.0, 80.0], "Multipliers of the unit vector "
               "to add; the residual norm at middle layers is reported for scale", many=True,
               low=-200, high=200, min_items=2),
         Param("layer", str, "", "Layer to steer at (one the readout has); empty: the concept's "

@@ -1,0 +1,169 @@
+"""Benchmark concept vectors (issue 7). Prints a markdown section for BENCHMARKS.md.
+
+1. Agreement and speed against the public `steering-vectors` library, on the same model
+   object, the same contrastive pairs (llmlab's `Corpus.pairs` of the starter corpus), the
+   same layers and the same read position (last token, no chat template): cosine between
+   the two libraries' difference-of-means and PCA vectors for every concept and layer, and
+   the wall time of training (extracting activations + aggregating) for all concepts.
+   llmlab forwards each unique text once; steering-vectors forwards both texts of every pair.
+2. The full starter corpus through `concept_vectors` with its defaults (and, with
+   --variants, last-token pooling and no chat template): wall time, forwards saved by
+   de-duplication, held-out AUC per concept and per aggregator.
+
+    .venv/bin/pip install --no-deps steering-vectors==0.12.2   # (it pins an older transformers)
+    .venv/bin/python bench/concept_bench.py [--concepts 8] [--only agreement,corpus] [--variants]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def agreement(n_concepts: int) -> list[str]:
+    import torch
+    from steering_vectors import aggregators as sva
+    from steering_vectors.train_steering_vector import aggregate_activations, extract_activations
+
+    from llmlab.lab import corpus, models
+    from llmlab.lab import vectors as V
+
+    loaded = models.load()
+    model, tok = loaded.model, loaded.tokenizer
+    c = corpus.load(None)
+    concepts = c.concepts[:n_concepts]
+    layers = V.parse_layers(["0.2", "0.35", "0.5", "0.65", "0.8"], model.config.num_hidden_layers)
+    pairs = {k: c.pairs(k, seed=0) for k in concepts}
+    needed = list(dict.fromkeys(t.text for k in concepts for p in pairs[k] for t in p))
+
+    def ours():
+        t0 = time.perf_counter()
+        acts = V.extract(model, tok, needed, layers, "last", [])
+        out = {}
+        for k in concepts:
+            pi = acts.rows(p.text for p, _ in pairs[k])
+            ni = acts.rows(n.text for _, n in pairs[k])
+            for l in layers:
+                pos, neg = acts.acts[l][pi], acts.acts[l][ni]
+                out[k, l] = {"mean": V.diff_of_means(pos, neg), "pca": V.pca_of_differences(pos, neg)}
+        return out, time.perf_counter() - t0, acts.forwards
+
+    def theirs():
+        t0 = time.perf_counter()
+        out, forwards = {}, 0
+        for k in concepts:
+            samples = [(p.text, n.text) for p, n in pairs[k]]
+            pos, neg = extract_activations(model, tok, samples, layers=layers, read_token_index=-1)
+            forwards += 2 * len(samples)
+            for name, agg in (("mean", sva.mean_aggregator()), ("pca", sva.pca_aggregator())):
+                for l, v in aggregate_activations(pos, neg, agg).items():
+                    out.setdefault((k, l), {})[name] = v.double()
+        return out, time.perf_counter() - t0, forwards
+
+    with torch.inference_mode():
+        a1, t_ours1, f_ours = ours()
+        b, t_theirs, f_theirs = theirs()
+        a2, t_ours2, _ = ours()
+    cos = {name: [torch.nn.functional.cosine_similarity(a1[key][name], b[key][name], dim=0).item()
+                  for key in a1] for name in ("mean", "pca")}
+    same = all(torch.equal(a1[key][n], a2[key][n]) for key in a1 for n in ("mean", "pca"))
+    lines = [
+        f"Same pairs: {len(concepts)} concepts, {sum(len(p) for p in pairs.values())} contrastive "
+        f"pairs, layers {', '.join(map(str, layers))}, last token, no chat template.",
+        "",
+        "| aggregator | min cosine | median cosine | vectors compared |",
+        "|---|---|---|---|",
+        *(f"| {n} | {min(v):.6f} | {statistics.median(v):.6f} | {len(v)} |" for n, v in cos.items()),
+        "",
+        "| training (extract + aggregate, all concepts) | forward passes | wall time (s) |",
+        "|---|---|---|",
+        f"| llmlab (`vectors.extract` + aggregators), 1st | {f_ours} | {t_ours1:.1f} |",
+        f"| steering-vectors 0.12.2 (`extract_activations` + `aggregate_activations`) | "
+        f"{f_theirs} | {t_theirs:.1f} |",
+        f"| llmlab, 2nd (after steering-vectors) | {f_ours} | {t_ours2:.1f} |",
+        "",
+        f"steering-vectors / llmlab wall time: **{t_theirs / statistics.mean([t_ours1, t_ours2]):.1f}x**"
+        f"; agreement target cosine >= 0.999: **{'met' if min(min(v) for v in cos.values()) >= 0.999 else 'NOT met'}**;"
+        f" llmlab's two runs bit-identical: {same}.",
+    ]
+    return lines
+
+
+def corpus_runs(variants: bool) -> list[str]:
+    from llmlab.lab import run_experiment
+
+    configs = [("defaults (mean pooling, chat template)", {})]
+    if variants:
+        configs += [("last-token pooling", {"pooling": "last"}),
+                    ("no chat template", {"chat_template": "false"})]
+    lines = []
+    for label, params in configs:
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as d:
+            r = run_experiment(None, "concept_vectors", params, record=False,
+                               out=Path(d), show_progress=False)
+            rep = json.loads((Path(r["dir"]) / "report.json").read_text())
+        wall = time.perf_counter() - t0
+        m, ex, per = r["metrics"], rep["extraction"], rep["per_concept"]
+        layers = rep["layers"]
+        lines += [f"**{label}** (`llmlab lab run concept_vectors"
+                  + "".join(f" -p {k}={v}" for k, v in params.items()) + "`): "
+                  f"{wall:.1f} s wall in-process (model already loaded: "
+                  f"{ex['forward_s']:.1f} s of forward passes); {ex['unique_texts']} unique "
+                  f"texts forwarded instead of {ex['text_uses']} (**{ex['forwards_saved']} "
+                  f"forwards saved**, {ex['text_uses'] / ex['unique_texts']:.0f}x fewer); best "
+                  f"layer {int(m['best_layer'])}, mean held-out AUC {m['mean_auc']:.3f}, min "
+                  f"{m['min_auc']:.3f}; most similar pair cosine {m['max_cosine']:.2f}; "
+                  f"redundant vectors: {len(rep['redundant'])}.", ""]
+        lines += ["| mean held-out AUC by layer | " + " | ".join(map(str, layers)) + " |",
+                  "|---" * (len(layers) + 1) + "|"]
+        for g in rep["aggregators"]:
+            vals = [statistics.mean(per[c]["layers"][str(l)]["auc"][g] or 0 for c in rep["concepts"])
+                    for l in layers]
+            lines.append(f"| {g} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+        lines.append("")
+        if not params:
+            best = int(m["best_layer"])
+            lines += [f"| concept | positives | held-out AUC at layer {best} (mean) | best layer | "
+                      "its AUC | nearest concept (cosine) | ridge R² |", "|---|---|---|---|---|---|---|"]
+            for c in rep["concepts"]:
+                e = per[c]["layers"][str(best)]
+                lines.append(f"| {c} | {per[c]['positives']} | {e['auc']['mean']:.3f} | "
+                             f"{per[c]['best_layer']} | {per[c]['best_auc']:.3f} | "
+                             f"{e['nearest'][0]['concept']} ({e['nearest'][0]['cosine']:.2f}) | "
+                             f"{e['ridge_r2']:.2f} |")
+            lines.append("")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--concepts", type=int, default=8, help="concepts in the agreement part")
+    ap.add_argument("--only", default="agreement,corpus")
+    ap.add_argument("--variants", action="store_true", help="also run last-token pooling and "
+                    "no chat template on the full corpus")
+    a = ap.parse_args()
+    import torch
+
+    parts = a.only.split(",")
+    print(f"## Concept vectors (issue 7)\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()}"
+          f" threads). Date: {time.strftime('%Y-%m-%d')}. Command: `.venv/bin/python "
+          f"bench/concept_bench.py --concepts {a.concepts} --only {a.only}"
+          f"{' --variants' if a.variants else ''}`.\n")
+    if "agreement" in parts:
+        print("### Agreement and speed vs steering-vectors\n")
+        print("\n".join(agreement(a.concepts)) + "\n")
+    if "corpus" in parts:
+        print("### Starter corpus\n")
+        print("\n".join(corpus_runs(a.variants)))
+
+
+if __name__ == "__main__":
+    main()
