@@ -204,9 +204,17 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
                                              "build": build_id}))
     page("ladder.html", "ladder.html", "", ladder=d["ladder"])
     out.put("ladder.json", _dump({"ladder": d["ladder"], "build": build_id}))
+    reports = 0
+    for r in d["runs"]:
+        if r.get("report_page"):
+            rep = data_mod.concept_report(r)
+            page(r["report_page"], "concept_report.html", "../../", rep=rep)
+            if "raw" in rep:
+                out.put(r["report_page"].replace(".html", ".json"), _dump(rep.pop("raw")))
+            reports += 1
     out.flush()
     pruned = _prune(site, {"concepts": set(cur.concepts), "study": {m.id for m in cur.modules}})
-    pages = 2 + len(d["concepts"]) + len(cur.modules)
+    pages = 2 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
             "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
             "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3)}

@@ -118,6 +118,9 @@ def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
                     str(f.parent / x) for x in figs],
                 "ts": (r.get("conditions") or {}).get("started") or "", "recorded": False,
             }
+            if (f.parent / "report.json").is_file():  # a concept_vectors quality report
+                runs[rid]["report_page"] = f"lab/{rid}/report.html"
+                runs[rid]["_report_src"] = str(f.parent / "report.json")
     for rid, ev in events.items():
         r = runs.setdefault(rid, _blank_run(rid, experiment=ev["experiment"],
                                             concepts=ev["concepts"], metrics=ev["metrics"]))
@@ -251,6 +254,58 @@ def _public_run(r: dict) -> dict:
     out = {k: v for k, v in r.items() if not k.startswith("_") and k != "tables"}
     out["tables"] = _table_preview(r.get("tables") or {})
     return out
+
+
+AUC_BUCKETS = (0.6, 0.7, 0.8, 0.9)  # heat classes auc0 (< 0.6) .. auc4 (>= 0.9)
+
+
+def _bucket(x, edges) -> int:
+    return sum(x >= e for e in edges) if isinstance(x, (int, float)) else 0
+
+
+def concept_report(run: dict) -> dict:
+    """The quality report of a concept_vectors run, shaped for its page: AUC by concept and
+    layer (heat classes), aggregators compared, per-concept detail at the best layer, the
+    cosine matrix; {"run", "error"} when report.json is unreadable or malformed."""
+    try:
+        rep = json.loads(Path(run["_report_src"]).read_text(encoding="utf-8"))
+        concepts, layers = list(rep["concepts"]), [int(x) for x in rep["layers"]]
+        per, saved = rep["per_concept"], rep["saved_aggregator"]
+        mean_auc = {l: sum(per[c]["layers"][str(l)]["auc"][saved] or 0 for c in concepts)
+                    / len(concepts) for l in layers}
+        best = int(rep.get("best_layer", {}).get("_all", max(layers, key=mean_auc.get)))
+        grid = [{"concept": c, "best_layer": per[c]["best_layer"], "cells": [
+            {"layer": l, "auc": per[c]["layers"][str(l)]["auc"][saved],
+             "heat": _bucket(per[c]["layers"][str(l)]["auc"][saved], AUC_BUCKETS)}
+            for l in layers]} for c in concepts]
+        aggs = [{"name": g, "cells": [
+            {"layer": l, "auc": sum(per[c]["layers"][str(l)]["auc"].get(g) or 0
+                                    for c in concepts) / len(concepts)} for l in layers]}
+            for g in rep["aggregators"]]
+        for a in aggs:
+            for cell in a["cells"]:
+                cell["heat"] = _bucket(cell["auc"], AUC_BUCKETS)
+        detail = []
+        for c in concepts:
+            e = per[c]["layers"][str(best)]
+            detail.append({"concept": c, "positives": per[c]["positives"],
+                           "negatives": per[c]["negatives"], "pairs": per[c]["pairs"],
+                           "auc": e["auc"][saved], "pc1_ratio": e["pc1_ratio"],
+                           "consistency": e["consistency"], "nearest": e["nearest"],
+                           "ridge_r2": e["ridge_r2"], "ridge_top": e["ridge_top"],
+                           "redundant": e["ridge_r2"] > 0.9})
+        cos = rep["cosine"][str(best)]
+        matrix = [{"concept": c, "cells": [{"value": v, "heat": _bucket(v, (-0.2, 0.2, 0.4, 0.6)),
+                                            "self": i == j} for j, v in enumerate(cos[i])]}
+                  for i, c in enumerate(concepts)]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:
+        return {"run": _public_run(run), "error": f"report.json of run {run['run_id']} is "
+                f"unreadable: {type(e).__name__}: {e}"}
+    return {"run": _public_run(run), "concepts": concepts, "layers": layers, "saved": saved,
+            "best_layer": best, "grid": grid, "aggregators": aggs, "detail": detail,
+            "matrix": matrix, "redundant": rep.get("redundant", []),
+            "extraction": rep.get("extraction", {}), "corpus": rep.get("corpus", {}),
+            "folds": rep.get("folds"), "raw": rep}
 
 
 def days_ago(ts: str | None, now: datetime) -> str:
