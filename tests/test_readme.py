@@ -65,4 +65,4 @@ def test_readme_lab_commands_run_as_written(tmp_path, cli):
         assert r.returncode == 0, f"`{line}` failed:\n{r.stdout}\n{r.stderr}"
     import json
     d = json.loads(cli("state", "--json", env=env).stdout)
-    assert d["predictions"]["compared"] == 1  # the README's prediction was compared by its run
+    assert d["predictions"]["compared"] == 2  # the README's predictions were compared by their runs

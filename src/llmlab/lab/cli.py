@@ -142,6 +142,37 @@ def _show(r: dict) -> None:
         console.print(f"Recorded as {r['event']}.")
 
 
+@app.command("corpus")
+def corpus_cmd(folder: Optional[Path] = typer.Argument(
+                   None, help="Corpus folder; omitted: the shipped starter corpus."),
+               min_positives: int = typer.Option(6, "--min-positives", min=1,
+                                                 help="Fewest positive texts a concept may have."),
+               as_json: bool = JsonOpt) -> None:
+    """Check a concept corpus (for concept_vectors) without loading a model, and count it.
+
+    Layout: stories/<concept>.txt; paired/<scenario>/<concept>.txt with
+    paired/<scenario>/baseline.txt; direct/<concept>.txt with neutral direct/_<name>.txt.
+    Texts are paragraphs separated by blank lines. Every mistake is listed, naming its file.
+    """
+    from . import corpus
+
+    c = corpus.load(folder, min_positives)
+    info = c.summary()
+    if as_json:
+        return _json(info)
+    t = Table(title=f"Corpus {info['root']}")
+    for col in ("concept", "positives", "negatives", "pairs"):
+        t.add_column(col)
+    for name, n in info["concepts"].items():
+        t.add_row(name, str(n), str(len(c.negatives(name))), str(len(c.pairs(name))))
+    console.print(t)
+    console.print(Text(
+        f"Paired scenarios: {', '.join(info['scenarios']) or 'none'}; {info['baselines']} "
+        f"baseline and {info['neutral']} neutral texts. {info['unique_texts']} unique texts: "
+        f"concept_vectors forwards each once ({info['text_uses']} uses, "
+        f"{info['forwards_saved']} forwards saved)."))
+
+
 @app.command("show")
 def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/runs), or the "
                                           "path of a run folder (e.g. one written with --out)."),

@@ -119,8 +119,8 @@ def load(path: str | Path | None = None, min_positives: int = 6,
     """
     root = resolve_root(path)
     if not root.is_dir():
-        raise UserError(f"Corpus folder {root} does not exist. {LAYOUT}. Leave the corpus "
-                        "parameter empty to use the shipped starter corpus.")
+        raise UserError(f"Corpus folder {root} does not exist. {LAYOUT}. Give no folder (an "
+                        "empty corpus parameter) to use the shipped starter corpus.")
     problems: list[str] = []
     rel = lambda p: p.relative_to(root).as_posix()  # noqa: E731
 
