@@ -9,9 +9,11 @@
 2. The full starter corpus through `concept_vectors` with its defaults (and, with
    --variants, last-token pooling and no chat template): wall time, forwards saved by
    de-duplication, held-out AUC per concept and per aggregator.
+3. Without the chat template, the first position (the attention sink) in mean pooling.
 
     .venv/bin/pip install --no-deps steering-vectors==0.12.2   # (it pins an older transformers)
-    .venv/bin/python bench/concept_bench.py [--concepts 8] [--only agreement,corpus] [--variants]
+    .venv/bin/python bench/concept_bench.py [--concepts 8] [--only agreement,corpus,sink]
+                                             [--variants]
 """
 
 from __future__ import annotations
@@ -77,9 +79,9 @@ def agreement(n_concepts: int) -> list[str]:
         f"Same pairs: {len(concepts)} concepts, {sum(len(p) for p in pairs.values())} contrastive "
         f"pairs, layers {', '.join(map(str, layers))}, last token, no chat template.",
         "",
-        "| aggregator | min cosine | median cosine | vectors compared |",
+        "| aggregator | min cosine | largest 1 - cosine | vectors compared |",
         "|---|---|---|---|",
-        *(f"| {n} | {min(v):.6f} | {statistics.median(v):.6f} | {len(v)} |" for n, v in cos.items()),
+        *(f"| {n} | {min(v):.6f} | {1 - min(v):.1e} | {len(v)} |" for n, v in cos.items()),
         "",
         "| training (extract + aggregate, all concepts) | forward passes | wall time (s) |",
         "|---|---|---|",
@@ -142,10 +144,48 @@ def corpus_runs(variants: bool) -> list[str]:
     return lines
 
 
+def sink() -> list[str]:
+    """Why mean pooling without the chat template fails at deep layers: the text's first token
+    is then the sequence's first position (the attention sink). Its norm, and the held-out AUC
+    with and without it in the mean."""
+    import torch
+
+    from llmlab.lab import corpus, models
+    from llmlab.lab import vectors as V
+
+    loaded = models.load()
+    c = corpus.load(None)
+    layers = [10, 14, 23]
+    texts = c.unique_texts()
+    rows: dict = {(l, m): [] for l in layers for m in ("all", "skip1")}
+    first, rest = [], []
+    for t in texts:
+        ids, _ = V.encode(loaded.tokenizer, t, [])
+        hs = V.hidden_states(loaded.model, ids, layers)
+        for l in layers:
+            rows[l, "all"].append(hs[l].mean(0).double())
+            rows[l, "skip1"].append(hs[l][1:].mean(0).double())
+        first.append(hs[14][0].norm().item())
+        rest.append(hs[14][1:].norm(dim=-1).median().item())
+    lines = [f"No chat template, mean pooling: at layer 14 the first position's residual norm is "
+             f"{statistics.median(first):,.0f} (median over texts) against {statistics.median(rest):,.0f}"
+             " for the other tokens.", "",
+             "| mean pooled over | " + " | ".join(f"AUC layer {l}" for l in layers) + " |",
+             "|---" * (len(layers) + 1) + "|"]
+    for mode, label in (("all", "all tokens"), ("skip1", "all but the first")):
+        acts = V.Activations(texts, layers, {l: torch.stack(rows[l, mode]) for l in layers},
+                             len(texts), 0.0)
+        rep = V.train(c, acts, aggregators=("mean",)).report["per_concept"]
+        lines.append(f"| {label} | " + " | ".join(
+            f"{statistics.mean(rep[k]['layers'][str(l)]['auc']['mean'] for k in c.concepts):.3f}"
+            for l in layers) + " |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--concepts", type=int, default=8, help="concepts in the agreement part")
-    ap.add_argument("--only", default="agreement,corpus")
+    ap.add_argument("--only", default="agreement,corpus,sink")
     ap.add_argument("--variants", action="store_true", help="also run last-token pooling and "
                     "no chat template on the full corpus")
     a = ap.parse_args()
@@ -163,6 +203,9 @@ def main() -> None:
     if "corpus" in parts:
         print("### Starter corpus\n")
         print("\n".join(corpus_runs(a.variants)))
+    if "sink" in parts:
+        print("### The first position and mean pooling\n")
+        print("\n".join(sink()) + "\n")
 
 
 if __name__ == "__main__":

@@ -315,6 +315,15 @@ class Readout:
                             "`llmlab lab run concept_vectors -p layers=...`.")
         return l
 
+    @property
+    def pooling(self) -> str:
+        return self.manifest.get("pooling", "mean")
+
+    def prefix(self, tok) -> list[int]:
+        """The template tokens the corpus texts were read after (none without a template)."""
+        return template_prefix(tok, bool(self.manifest.get("chat_template")),
+                               self.manifest.get("user_turn") or USER_TURN)
+
     def scores(self, h: torch.Tensor, layer: int) -> torch.Tensor:
         """(..., H) hidden states -> (..., C) z-scores."""
         v = self.vectors[layer].to(h.dtype)
@@ -380,6 +389,22 @@ def load_readout(folder: str | Path) -> Readout:
             raise UserError(f"{ten_path}: layer_{l}.vectors has shape {tuple(v.shape)}, but "
                             f"readout.json says ({len(concepts)}, {hidden}).")
     return Readout(concepts, layers, hidden, vectors, center, scale, m)
+
+
+def open_readout(ctx, given: str) -> tuple[Path, Readout]:
+    """The readout an experiment asked for (see `find_readout`), checked against the loaded
+    model: a different hidden size is an error, a different model a note in the summary."""
+    folder = find_readout(ctx.ws, given)
+    r = load_readout(folder)
+    hidden = ctx.model.model.config.hidden_size
+    if r.hidden_size != hidden:
+        raise UserError(f"The readout in {folder} was made for hidden size {r.hidden_size}; "
+                        f"this model has {hidden}. Use the model it was extracted from "
+                        f"({r.manifest.get('model')}).")
+    if r.manifest.get("model_sha256") not in (None, ctx.model.sha256):
+        ctx.notes.append(f"The readout was extracted from {r.manifest.get('model')}, not "
+                         f"{ctx.model.name}: its scores may mean little here.")
+    return folder, r
 
 
 def find_readout(ws, given: str) -> Path:

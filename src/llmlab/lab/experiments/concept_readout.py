@@ -44,23 +44,12 @@ def run(ctx, p: dict) -> Outcome:
 
     from .. import vectors as V
 
-    folder = V.find_readout(ctx.ws, p["vectors"])
-    r = V.load_readout(folder)
+    folder, r = V.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
-    if r.hidden_size != model.config.hidden_size:
-        from ...errors import UserError
-
-        raise UserError(f"The readout in {folder} was made for hidden size {r.hidden_size}; "
-                        f"this model has {model.config.hidden_size}. Use the same model.")
-    if r.manifest.get("model_sha256") not in (None, ctx.model.sha256):
-        ctx.notes.append(f"The readout was extracted from {r.manifest.get('model')}, not "
-                         f"{ctx.model.name}: scores may mean little.")
     if p["concept"]:
         r.index(p["concept"])
     layer = r.layer(p["layer"], p["concept"] or None)
-    prefix = V.template_prefix(tok, bool(r.manifest.get("chat_template")),
-                               r.manifest.get("user_turn") or V.USER_TURN)
-    ids, start = V.encode(tok, p["text"], prefix)
+    ids, start = V.encode(tok, p["text"], r.prefix(tok))
     if len(ids) == start:
         from ...errors import UserError
 
@@ -68,7 +57,7 @@ def run(ctx, p: dict) -> Outcome:
     ctx.check_length(len(ids))
     h = V.hidden_states(model, ids, [layer])[layer]  # (seq, H)
     per_token = r.scores(h[start:], layer)  # (text tokens, C)
-    whole = r.scores(V.pool(h, start, r.manifest.get("pooling", "mean")), layer)  # (C,)
+    whole = r.scores(V.pool(h, start, r.pooling), layer)  # (C,)
     order = torch.argsort(whole, descending=True).tolist()
     target = r.index(p["concept"]) if p["concept"] else order[0]
     tokens = [tok.decode([i]) for i in ids[start:]]

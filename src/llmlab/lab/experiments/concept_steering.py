@@ -52,15 +52,13 @@ def run(ctx, p: dict) -> Outcome:
 
     from .. import vectors as V
 
-    folder = V.find_readout(ctx.ws, p["vectors"])
-    r = V.load_readout(folder)
+    _, r = V.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
     ci = r.index(p["concept"])
     layer = r.layer(p["layer"], p["concept"])
     read_layer = r.layer("", p["concept"])
     vector = r.vectors[layer][ci]  # (H,), unit norm
-    prefix = V.template_prefix(tok, bool(r.manifest.get("chat_template")),
-                               r.manifest.get("user_turn") or V.USER_TURN)
+    prefix = r.prefix(tok)
     prompt_ids = tok.apply_chat_template([{"role": "user", "content": p["prompt"]}],
                                          add_generation_prompt=True, tokenize=True,
                                          return_dict=True)["input_ids"]
@@ -84,7 +82,7 @@ def run(ctx, p: dict) -> Outcome:
         # read the text as a corpus text (unsteered), and its fluency given the prompt
         ids, start = V.encode(tok, text or ".", prefix)
         hs = V.hidden_states(model, ids, [read_layer])[read_layer]
-        z = r.scores(V.pool(hs, start, r.manifest.get("pooling", "mean")), read_layer)  # (C,)
+        z = r.scores(V.pool(hs, start, r.pooling), read_layer)  # (C,)
         with torch.inference_mode():
             logits = model(out).logits[0, prompt.shape[1] - 1:-1].float()  # (new, vocab)
         lp = torch.log_softmax(logits, -1).gather(1, out[0, prompt.shape[1]:, None]).mean().item()
