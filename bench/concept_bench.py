@@ -44,6 +44,8 @@ def agreement(n_concepts: int) -> list[str]:
     pairs = {k: c.pairs(k, seed=0) for k in concepts}
     needed = list(dict.fromkeys(t.text for k in concepts for p in pairs[k] for t in p))
 
+    mean, pca = V.mean_aggregator(), V.pca_aggregator()
+
     def ours():
         t0 = time.perf_counter()
         acts = V.extract(model, tok, needed, layers, "last", [])
@@ -53,7 +55,7 @@ def agreement(n_concepts: int) -> list[str]:
             ni = acts.rows(n.text for _, n in pairs[k])
             for l in layers:
                 pos, neg = acts.acts[l][pi], acts.acts[l][ni]
-                out[k, l] = {"mean": V.diff_of_means(pos, neg), "pca": V.pca_of_differences(pos, neg)}
+                out[k, l] = {"mean": mean(pos, neg), "pca": pca(pos, neg)}
         return out, time.perf_counter() - t0, acts.forwards
 
     def theirs():

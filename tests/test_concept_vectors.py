@@ -14,8 +14,9 @@ torch = pytest.importorskip("torch")
 from llmlab.errors import UserError  # noqa: E402
 from llmlab.lab import corpus as corpus_mod  # noqa: E402
 from llmlab.lab import models, run_experiment  # noqa: E402
+from llmlab.lab import readout as R  # noqa: E402
 from llmlab.lab import vectors as V  # noqa: E402
-from llmlab.lab.hooks import hook_count  # noqa: E402
+from llmlab.lab.hooks import hook_count, steer  # noqa: E402
 
 pytestmark = pytest.mark.model
 MINI = Path(__file__).parent / "fixtures" / "concepts_mini"
@@ -55,13 +56,13 @@ def test_saved_files_round_trip_with_unit_vectors(mini_run, tmp_path):
     man = json.loads((folder / "readout.json").read_text())
     assert man["concepts"] == ["anxious", "calm", "curious"] and man["layers"] == [5, 14]
     assert man["hidden_size"] == 576 and man["dtype"] == "float32"
-    r = V.load_readout(folder)
+    r = R.load_readout(folder)
     for layer in r.layers:
         v = r.vectors[layer]
         assert v.shape == (3, 576) and v.dtype == torch.float32
         assert torch.allclose(v.norm(dim=1), torch.ones(3), atol=1e-5)
-    V.save_readout(r, tmp_path)
-    again = V.load_readout(tmp_path)
+    R.save_readout(r, tmp_path)
+    again = R.load_readout(tmp_path)
     assert again.manifest == r.manifest
     for layer in r.layers:
         for a, b in ((again.vectors, r.vectors), (again.center, r.center), (again.scale, r.scale)):
@@ -82,7 +83,7 @@ def test_saved_vector_is_the_difference_of_means_of_the_pairs(mini_run, smol):
         pooled[t] = h[0, start:].mean(0).double()  # hidden_states[15] = output of layer 14
     pairs = c.pairs("curious", seed=0)
     d = torch.stack([pooled[p.text] - pooled[n.text] for p, n in pairs]).mean(0)
-    saved = V.load_readout(mini_run["dir"]).vectors[14][2].double()
+    saved = R.load_readout(mini_run["dir"]).vectors[14][2].double()
     assert torch.nn.functional.cosine_similarity(saved, d / d.norm(), dim=0) > 0.99999
 
 
@@ -114,9 +115,9 @@ def test_zero_multiplier_leaves_logits_unchanged_and_others_add_exactly(smol):
     v = torch.nn.functional.normalize(torch.randn(576), dim=0)
     with torch.no_grad():
         plain = model(x).logits
-        with V.steer(model, 10, v, 0.0):
+        with steer(model, 10, v, 0.0):
             zero = model(x).logits
-        with V.steer(model, 10, v, 8.0):
+        with steer(model, 10, v, 8.0):
             steered = model(x).logits
             after = V.hidden_states(model, x[0].tolist(), [10])[10]
         before = V.hidden_states(model, x[0].tolist(), [10])[10]
@@ -129,16 +130,16 @@ def test_zero_multiplier_leaves_logits_unchanged_and_others_add_exactly(smol):
 def test_steering_hooks_are_removed_after_use_and_on_error(smol):
     model = smol.model
     v = torch.zeros(576)
-    with V.steer(model, 3, v, 1.0):
+    with steer(model, 3, v, 1.0):
         assert hook_count(model) == 1
     assert hook_count(model) == 0
     with pytest.raises(RuntimeError, match="boom"):
-        with V.steer(model, 3, v, 1.0):
+        with steer(model, 3, v, 1.0):
             assert hook_count(model) == 1
             raise RuntimeError("boom")
     assert hook_count(model) == 0
     with pytest.raises(Exception):  # an error inside the model's own forward pass
-        with V.steer(model, 3, torch.zeros(7), 1.0):  # wrong size: fails in the hook
+        with steer(model, 3, torch.zeros(7), 1.0):  # wrong size: fails in the hook
             model(torch.tensor([[1, 2, 3]]))
     assert hook_count(model) == 0
 
@@ -156,7 +157,7 @@ def test_readout_experiment_reads_every_token(mini_run, smol):
     assert r["metrics"]["concept_rank"] == list(scores).index("anxious") + 1
     assert r["figures"] == ["readout.png"]
     # the whole-text score is the mean-pooled projection, z-scored by the corpus statistics
-    ro = V.load_readout(mini_run["dir"])
+    ro = R.load_readout(mini_run["dir"])
     ids, start = V.encode(smol.tokenizer, text, V.template_prefix(smol.tokenizer, True))
     h = V.hidden_states(smol.model, ids, [14])[14][start:].mean(0)
     z = ((h - ro.center[14]) @ ro.vectors[14][0]) / ro.scale[14][0]
@@ -226,12 +227,13 @@ def test_aggregators_recover_a_planted_direction():
     u = torch.nn.functional.normalize(torch.randn(64, generator=g, dtype=torch.float64), dim=0)
     neg = torch.randn(200, 64, generator=g, dtype=torch.float64) * 0.3
     pos = neg[torch.randperm(200, generator=g)] + 2.0 * u + 0.1 * torch.randn(200, 64, generator=g, dtype=torch.float64)
+    assert tuple(V.FACTORIES) == V.AGGREGATORS  # every declared choice has a factory
     for name in V.AGGREGATORS:
-        v = V.aggregate(name, pos, neg)
+        v = V.FACTORIES[name]()(pos, neg)
         assert v.norm().item() == pytest.approx(1.0)
         assert torch.dot(v, u).item() > (0.9 if name != "logreg_l1" else 0.8), name
     # PCA's sign agrees with the mean difference even when the SVD returns the opposite one
-    assert torch.dot(V.pca_of_differences(neg, pos), u) < 0
+    assert torch.dot(V.pca_aggregator()(neg, pos), u) < 0
 
 
 def test_ridge_and_auc():

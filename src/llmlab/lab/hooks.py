@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 
 def decoder_layers(model) -> list:
@@ -60,3 +63,20 @@ def hook_count(model) -> int:
     """llmlab's forward hooks still registered anywhere in the model (for leak checks)."""
     return sum(getattr(h, "llmlab", False) for m in model.modules()
                for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))
+
+
+@contextmanager
+def steer(model, layer: int, vector: torch.Tensor, multiplier: float) -> Iterator[None]:
+    """Add multiplier x vector to the residual stream after `layer`, at every position, for
+    every forward pass inside the block; the hook is removed on exit, also on error."""
+    block = decoder_layers(model)[layer]  # adds to this block's output, (batch, seq, hidden)
+    p = next(model.parameters())
+    add = (multiplier * vector).to(device=p.device, dtype=p.dtype)
+
+    def hook(i, mod, inp, out):
+        if isinstance(out, tuple):
+            return (out[0] + add, *out[1:])
+        return out + add
+
+    with hooked([block], hook):
+        yield

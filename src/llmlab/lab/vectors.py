@@ -1,4 +1,5 @@
-"""Concept vectors: extraction, aggregators, quality report, readout files, steering.
+"""Concept vectors: extraction, aggregators and the quality report (files: readout.py;
+steering: hooks.steer).
 
 Shapes: H = hidden size, C = concepts, n = unique texts, m = contrastive pairs.
 Activations are read from the residual stream after a decoder layer (the layer's output,
@@ -10,13 +11,10 @@ cancel in the differences; pooling never covers them.
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -135,42 +133,48 @@ def extract(model, tok, texts: list[str], layers: list[int], pooling: str, prefi
     return Activations(unique, layers, acts, forwards, time.perf_counter() - t0)
 
 
-# --- aggregators: (P, N) aligned pairs, each (m, H) -> unit vector (H,) -----------------
+# --- aggregators: (pos, neg) aligned pairs, each (m, H) -> unit vector (H,) ---------------
+
+Aggregator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm().clamp_min(1e-12)
 
 
-def diff_of_means(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    return _unit((pos - neg).mean(0))
+def mean_aggregator() -> Aggregator:
+    """Difference of means: the average of the pair differences."""
+    return lambda pos, neg: _unit((pos - neg).mean(0))
 
 
-def pca_of_differences(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+def pca_aggregator() -> Aggregator:
     """First right singular vector of the (uncentred) differences, signed to agree with
     their mean."""
-    d = pos - neg
-    v = torch.linalg.svd(d, full_matrices=False).Vh[0]
-    return -v if (d @ v).mean() < 0 else v
+    def pca(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        d = pos - neg  # (m, H)
+        v = torch.linalg.svd(d, full_matrices=False).Vh[0]
+        return -v if (d @ v).mean() < 0 else v
+    return pca
 
 
-def logistic(pos: torch.Tensor, neg: torch.Tensor, l1: bool = False) -> torch.Tensor:
-    """Logistic-regression weights (no intercept, data centred on its mean)."""
-    from sklearn.linear_model import LogisticRegression
+def logistic_aggregator(l1: bool = False, c: float = 1.0) -> Aggregator:
+    """Logistic-regression weights (no intercept, data centred on its mean); L1 makes them
+    sparse."""
+    def logreg(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        from sklearn.linear_model import LogisticRegression
 
-    x = torch.cat([pos, neg])
-    x = (x - x.mean(0)).numpy()
-    y = [1] * len(pos) + [0] * len(neg)
-    clf = LogisticRegression(fit_intercept=False, max_iter=2000, C=1.0,
-                             **({"l1_ratio": 1.0, "solver": "liblinear"} if l1 else {}))
-    return _unit(torch.from_numpy(clf.fit(x, y).coef_[0]).double())
+        x = torch.cat([pos, neg])  # (2m, H)
+        x = (x - x.mean(0)).numpy()
+        y = [1] * len(pos) + [0] * len(neg)
+        clf = LogisticRegression(fit_intercept=False, max_iter=2000, C=c,
+                                 **({"l1_ratio": 1.0, "solver": "liblinear"} if l1 else {}))
+        return _unit(torch.from_numpy(clf.fit(x, y).coef_[0]).double())
+    return logreg
 
 
-def aggregate(name: str, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    if name == "mean":
-        return diff_of_means(pos, neg)
-    if name == "pca":
-        return pca_of_differences(pos, neg)
-    return logistic(pos, neg, l1=name == "logreg_l1")
+FACTORIES: dict[str, Callable[[], Aggregator]] = {
+    "mean": mean_aggregator, "pca": pca_aggregator, "logreg": logistic_aggregator,
+    "logreg_l1": lambda: logistic_aggregator(l1=True)}  # keys: the experiment's AGGREGATORS
 
 
 # --- quality ------------------------------------------------------------------------------
@@ -201,6 +205,7 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
           track: Callable[[list, str], Iterable] = lambda xs, d: xs) -> Trained:
     """Vectors for every concept, layer and aggregator, with the quality report."""
     fold = folds_of(corpus, folds, seed)
+    agg = {g: FACTORIES[g]() for g in aggregators}
     vectors: dict = {}
     per: dict = {}
     for c in track(corpus.concepts, "Training and cross-validating"):
@@ -214,7 +219,7 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
         for l in acts.layers:
             a = acts.acts[l]  # (n, H)
             pos, neg = a[pi], a[ni]  # (m, H)
-            vectors[c][l] = {g: aggregate(g, pos, neg) for g in aggregators}
+            vectors[c][l] = {g: agg[g](pos, neg) for g in aggregators}
             aucs = {}
             for g in aggregators:
                 sp, sn = [], []
@@ -225,7 +230,7 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
                     held_n = [t.text for t in neg_rows if fold[t.group] == f]
                     if len(train_) < 2 or not (held_p or held_n):
                         continue
-                    v = aggregate(g, pos[train_], neg[train_])
+                    v = agg[g](pos[train_], neg[train_])
                     sp += (a[acts.rows(held_p)] @ v).tolist()
                     sn += (a[acts.rows(held_n)] @ v).tolist()
                 auc = _auc(sp, sn)
@@ -275,170 +280,3 @@ def ridge(y: torch.Tensor, x: torch.Tensor, alpha: float = RIDGE_ALPHA) -> dict:
     r2 = 1 - ((y - xt @ w).square().sum() / y.square().sum()).item()
     top = sorted(range(len(w)), key=lambda j: -abs(w[j].item()))[:3]
     return {"r2": r2, "top": [(j, w[j].item()) for j in top]}
-
-
-# --- readout files ---------------------------------------------------------------------------
-
-@dataclass
-class Readout:
-    """Unit concept vectors per layer, with the corpus statistics that turn a projection into
-    a z-score: score = ((h - center) . v) / scale."""
-
-    concepts: list[str]
-    layers: list[int]
-    hidden_size: int
-    vectors: dict[int, torch.Tensor]  # (C, H)
-    center: dict[int, torch.Tensor]  # (H,)
-    scale: dict[int, torch.Tensor]  # (C,)
-    manifest: dict
-
-    def index(self, concept: str) -> int:
-        if concept not in self.concepts:
-            from ..errors import unknown
-
-            raise unknown("concept", concept, self.concepts,
-                          f"This readout has: {', '.join(self.concepts)}.")
-        return self.concepts.index(concept)
-
-    def layer(self, given: str | int | None, concept: str | None = None) -> int:
-        """A layer of this readout: `given`, else the concept's (or overall) best layer."""
-        if given in (None, ""):
-            best = self.manifest.get("best_layer", {})
-            return int(best.get(concept or "", best.get("_all", self.layers[len(self.layers) // 2])))
-        try:
-            l = int(given)
-        except ValueError:
-            l = -1
-        if l not in self.layers:
-            raise UserError(f"Layer '{given}' has no vectors in this readout; it has layers "
-                            f"{', '.join(map(str, self.layers))}. Extract more with "
-                            "`llmlab lab run concept_vectors -p layers=...`.")
-        return l
-
-    @property
-    def pooling(self) -> str:
-        return self.manifest.get("pooling", "mean")
-
-    def prefix(self, tok) -> list[int]:
-        """The template tokens the corpus texts were read after (none without a template)."""
-        return template_prefix(tok, bool(self.manifest.get("chat_template")),
-                               self.manifest.get("user_turn") or USER_TURN)
-
-    def scores(self, h: torch.Tensor, layer: int) -> torch.Tensor:
-        """(..., H) hidden states -> (..., C) z-scores."""
-        v = self.vectors[layer].to(h.dtype)
-        return ((h - self.center[layer].to(h.dtype)) @ v.T) / self.scale[layer].to(h.dtype)
-
-
-def build_readout(corpus: Corpus, acts: Activations, trained: Trained, meta: dict) -> Readout:
-    saved = trained.report["saved_aggregator"]
-    vectors, center, scale = {}, {}, {}
-    for l in acts.layers:
-        v = torch.stack([trained.vectors[c][l][saved] for c in corpus.concepts])  # (C, H)
-        mu = acts.acts[l].mean(0)
-        proj = (acts.acts[l] - mu) @ v.T  # (n, C)
-        vectors[l], center[l] = v.float(), mu.float()
-        scale[l] = proj.std(0).clamp_min(1e-6).float()
-    best = {c: trained.report["per_concept"][c]["best_layer"] for c in corpus.concepts}
-    mean_auc = {l: sum(trained.report["per_concept"][c]["layers"][str(l)]["auc"].get(saved) or 0
-                       for c in corpus.concepts) / len(corpus.concepts) for l in acts.layers}
-    best["_all"] = max(acts.layers, key=lambda l: mean_auc[l])
-    manifest = {"format": "llmlab-readout/1", "concepts": corpus.concepts, "layers": acts.layers,
-                "hidden_size": acts.acts[acts.layers[0]].shape[1], "dtype": "float32",
-                "aggregator": saved, "best_layer": best, **meta}
-    return Readout(corpus.concepts, acts.layers, manifest["hidden_size"], vectors, center,
-                   scale, manifest)
-
-
-def save_readout(r: Readout, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    from ..snapshot import atomic_write
-
-    tensors = {}
-    for l in r.layers:
-        tensors[f"layer_{l}.vectors"] = r.vectors[l].contiguous()
-        tensors[f"layer_{l}.center"] = r.center[l].contiguous()
-        tensors[f"layer_{l}.scale"] = r.scale[l].contiguous()
-    save_file(tensors, str(folder / "readout.safetensors"), metadata={"format": "llmlab-readout/1"})
-    atomic_write(folder / "readout.json", json.dumps(r.manifest, indent=2).encode())
-
-
-def load_readout(folder: str | Path) -> Readout:
-    """Read readout.json + readout.safetensors back, checking they agree."""
-    folder = Path(folder).expanduser()
-    man_path, ten_path = folder / "readout.json", folder / "readout.safetensors"
-    for p in (man_path, ten_path):
-        if not p.is_file():
-            raise UserError(f"{p} is missing: a readout folder holds readout.json and "
-                            "readout.safetensors, written by `llmlab lab run concept_vectors`.")
-    from safetensors.torch import load_file
-
-    try:
-        m = json.loads(man_path.read_text(encoding="utf-8"))
-        concepts, layers, hidden = list(m["concepts"]), [int(x) for x in m["layers"]], int(m["hidden_size"])
-        t = load_file(str(ten_path))
-        vectors = {l: t[f"layer_{l}.vectors"] for l in layers}
-        center = {l: t.get(f"layer_{l}.center", torch.zeros(hidden)) for l in layers}
-        scale = {l: t.get(f"layer_{l}.scale", torch.ones(len(concepts))) for l in layers}
-    except (ValueError, KeyError, TypeError, OSError) as e:
-        raise UserError(f"The readout in {folder} is unreadable ({type(e).__name__}: {e}); "
-                        "extract it again with `llmlab lab run concept_vectors`.") from None
-    for l, v in vectors.items():
-        if tuple(v.shape) != (len(concepts), hidden):
-            raise UserError(f"{ten_path}: layer_{l}.vectors has shape {tuple(v.shape)}, but "
-                            f"readout.json says ({len(concepts)}, {hidden}).")
-    return Readout(concepts, layers, hidden, vectors, center, scale, m)
-
-
-def open_readout(ctx, given: str) -> tuple[Path, Readout]:
-    """The readout an experiment asked for (see `find_readout`), checked against the loaded
-    model: a different hidden size is an error, a different model a note in the summary."""
-    folder = find_readout(ctx.ws, given)
-    r = load_readout(folder)
-    hidden = ctx.model.model.config.hidden_size
-    if r.hidden_size != hidden:
-        raise UserError(f"The readout in {folder} was made for hidden size {r.hidden_size}; "
-                        f"this model has {hidden}. Use the model it was extracted from "
-                        f"({r.manifest.get('model')}).")
-    if r.manifest.get("model_sha256") not in (None, ctx.model.sha256):
-        ctx.notes.append(f"The readout was extracted from {r.manifest.get('model')}, not "
-                         f"{ctx.model.name}: its scores may mean little here.")
-    return folder, r
-
-
-def find_readout(ws, given: str) -> Path:
-    """A readout folder: a path, a run id in the workspace, or (empty) the newest
-    concept_vectors run there."""
-    if given:
-        p = Path(given).expanduser()
-        if (p / "readout.json").is_file():
-            return p
-        if ws is not None and "/" not in given and (ws.runs_dir / given / "readout.json").is_file():
-            return ws.runs_dir / given
-        raise UserError(f"No readout at '{given}': give the folder of a concept_vectors run "
-                        "(it holds readout.json) or its run id.")
-    found = sorted(ws.runs_dir.glob("*-concept_vectors-*/readout.json")) if ws else []
-    if not found:
-        raise UserError("No concept vectors yet: run `llmlab lab run concept_vectors` first "
-                        "(or give -p vectors=FOLDER of a readout).")
-    return found[-1].parent
-
-
-# --- steering ---------------------------------------------------------------------------
-
-@contextmanager
-def steer(model, layer: int, vector: torch.Tensor, multiplier: float) -> Iterator[None]:
-    """Add multiplier x vector to the residual stream after `layer`, at every position, for
-    every forward pass inside the block; the hook is removed on exit, also on error."""
-    block = decoder_layers(model)[layer]
-    p = next(model.parameters())
-    add = (multiplier * vector).to(device=p.device, dtype=p.dtype)
-
-    def hook(i, mod, inp, out):
-        if isinstance(out, tuple):
-            return (out[0] + add, *out[1:])
-        return out + add
-
-    with hooked([block], hook):
-        yield

@@ -256,7 +256,7 @@ def _public_run(r: dict) -> dict:
     return out
 
 
-AUC_BUCKETS = (0.6, 0.7, 0.8, 0.9)  # heat classes auc0 (< 0.6) .. auc4 (>= 0.9)
+AUC_BUCKETS = (0.6, 0.7, 0.8, 0.9)  # heat classes h0 (< 0.6) .. h4 (>= 0.9) in site.css
 
 
 def _bucket(x, edges) -> int:

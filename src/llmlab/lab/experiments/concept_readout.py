@@ -6,7 +6,7 @@ from ..experiment import Outcome, Param, Quantity, Spec, common
 
 
 def check(p: dict, ws) -> None:
-    from ..vectors import find_readout
+    from ..readout import find_readout
 
     find_readout(ws, p["vectors"])
 
@@ -42,9 +42,10 @@ SPEC = Spec(
 def run(ctx, p: dict) -> Outcome:
     import torch
 
+    from .. import readout as R
     from .. import vectors as V
 
-    folder, r = V.open_readout(ctx, p["vectors"])
+    folder, r = R.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
     if p["concept"]:
         r.index(p["concept"])

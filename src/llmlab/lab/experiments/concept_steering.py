@@ -8,7 +8,7 @@ from .concept_readout import VECTORS
 
 
 def check(p: dict, ws) -> None:
-    from ..vectors import find_readout, load_readout
+    from ..readout import find_readout, load_readout
 
     r = load_readout(find_readout(ws, p["vectors"]))
     r.index(p["concept"])
@@ -50,9 +50,11 @@ SPEC = Spec(
 def run(ctx, p: dict) -> Outcome:
     import torch
 
+    from .. import readout as R
     from .. import vectors as V
+    from ..hooks import steer
 
-    _, r = V.open_readout(ctx, p["vectors"])
+    _, r = R.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
     ci = r.index(p["concept"])
     layer = r.layer(p["layer"], p["concept"])
@@ -72,7 +74,7 @@ def run(ctx, p: dict) -> Outcome:
     gen: dict = {}
     for m, s in ctx.track(jobs, "Generating"):
         torch.manual_seed(p["seed"] * 1000 + s)  # sample s shares its random stream across multipliers
-        with V.steer(model, layer, vector, m), torch.inference_mode():
+        with steer(model, layer, vector, m), torch.inference_mode():
             out = model.generate(prompt, max_new_tokens=p["max_new_tokens"],
                                  do_sample=p["temperature"] > 0,
                                  temperature=p["temperature"] or None, top_p=None, top_k=None,

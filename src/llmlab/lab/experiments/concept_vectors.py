@@ -64,6 +64,7 @@ SPEC = Spec(
 
 
 def run(ctx, p: dict) -> Outcome:
+    from .. import readout as R
     from .. import vectors as V
 
     corpus = _corpus(p)
@@ -83,10 +84,10 @@ def run(ctx, p: dict) -> Outcome:
                          "forward_s": round(acts.seconds, 2), "pooling": p["pooling"],
                          "chat_template": p["chat_template"],
                          "user_turn": V.USER_TURN if p["chat_template"] else None}
-    readout = V.build_readout(corpus, acts, trained, {
+    readout = R.build_readout(corpus, acts, trained, {
         "model": ctx.model.name, "model_sha256": ctx.model.sha256, "pooling": p["pooling"],
         "chat_template": p["chat_template"], "user_turn": V.USER_TURN, "corpus": str(corpus.root)})
-    V.save_readout(readout, ctx.out_dir)
+    R.save_readout(readout, ctx.out_dir)
     rep["best_layer"] = readout.manifest["best_layer"]
     (ctx.out_dir / "report.json").write_text(json.dumps(rep, indent=2))
 
