@@ -81,7 +81,6 @@ def run(ctx, p: dict) -> Outcome:
     else:
         model, cfg = ctx.model.model, ctx.model.model.config
         source = f"loaded model {ctx.model.name}"
-        tok = ctx.model.tokenizer
         n = p["measure_tokens"]
         ctx.check_length(n)
         ids = torch.randint(1000, cfg.vocab_size - 1000, (1, n),
@@ -91,7 +90,6 @@ def run(ctx, p: dict) -> Outcome:
         nbytes = sum(l.keys.nbytes + l.values.nbytes for l in cache.layers)
         measured = {"tokens": n, "bytes": nbytes, "bytes_per_token": nbytes / n,
                     "dtype": str(cache.layers[0].keys.dtype).replace("torch.", "")}
-        del tok
     counts = _counts(model)
     shapes = []
     for name, t in model.named_parameters():

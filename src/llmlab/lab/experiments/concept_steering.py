@@ -42,7 +42,7 @@ SPEC = Spec(
         Quantity("logprob_drop", "nats/token", "Mean log-probability per generated token under "
                  "the unsteered model, smallest multiplier minus largest (fluency lost)"),
     ),
-    seconds=40,
+    seconds=25,
     check=check,
 )
 
@@ -129,7 +129,7 @@ def _figure(rows, concept, layer):
     fig, a = plt.subplots(figsize=(5.5, 3.2))
     a.plot(x, [r["score"] for r in rows], "o-", color="tab:red", label=f"{concept} score (sd)")
     a.set_xlabel(f"multiplier (unit vector added at layer {layer})")
-    a.set_ylabel("readout score", color="tab:red")
+    a.set_ylabel(f"{concept} readout score (sd)", color="tab:red")
     b = a.twinx()
     b.plot(x, [r["logprob"] for r in rows], "s--", color="tab:blue", label="log-prob / token")
     b.set_ylabel("log-prob per token", color="tab:blue")

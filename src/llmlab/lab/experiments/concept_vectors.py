@@ -58,7 +58,7 @@ SPEC = Spec(
         Quantity("max_cosine", "cosine", "Largest cosine between two different concepts' "
                  "vectors at the best layer"),
     ),
-    seconds=60,
+    seconds=38,
     check=check,
 )
 

@@ -121,7 +121,7 @@ def run(ctx, p: dict) -> Outcome:
         answer = _chat(tok, model, [{"role": "user", "content": spell_q},
                                     {"role": "assistant", "content": spelled},
                                     {"role": "user", "content": follow}], 8)
-        given_q = (f"Here is a word spelled one letter per line:\n" + "\n".join(word)
+        given_q = ("Here is a word spelled one letter per line:\n" + "\n".join(word)
                    + f"\nHow many times does the letter '{letter}' appear? Answer with a number.")
         given = _chat(tok, model, [{"role": "user", "content": given_q}], 8)
         counting.append({"word": word, "letter": letter, "truth": truth,
@@ -147,7 +147,7 @@ def run(ctx, p: dict) -> Outcome:
     summary = [
         f"English: {metrics['tokens_per_word_english']:.2f} tokens/word; Hindi costs "
         f"{metrics['hindi_vs_english_cost']:.2f}x the English tokens for the same sentence.",
-        f"Tokens per character: " + ", ".join(f"{r['language']} {r['tokens_per_char']:.2f}"
+        "Tokens per character: " + ", ".join(f"{r['language']} {r['tokens_per_char']:.2f}"
                                               for r in rows) + "; the bill, the latency and "
         f"the {ctx_len}-token context window all count tokens, so the same sentence costs "
         f"up to {max(r['cost_vs_english'] for r in rows if r['language'] != 'Python'):.2f}x "
