@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llmlab.errors import UserError
 from llmlab.lab import corpus
@@ -58,6 +60,13 @@ def test_pairs_contrast_same_scene_and_use_every_negative(mini):
         assert c.pairs(concept, seed=0) == pairs and c.pairs(concept, seed=1) != pairs
 
 
+@given(st.lists(st.text(alphabet="abc xyz.,'", min_size=1, max_size=30)
+                .map(lambda t: " ".join(t.split())).filter(bool), max_size=8))
+def test_paragraphs_round_trip(paras):
+    assert corpus.paragraphs("\n\n".join(paras)) == paras
+    assert corpus.paragraphs("\n \n\n".join(p.replace(" ", "\n") for p in paras)) == paras
+
+
 def test_paragraphs_split_on_blank_lines_and_join_lines():
     assert corpus.paragraphs("a b\nc\n\n\n  d  \n \n\ne\n") == ["a b c", "d", "e"]
     assert corpus.paragraphs("\n \n") == []
@@ -73,10 +82,14 @@ def test_no_corpus_folders(tmp_path):
     assert "none of stories/, paired/, direct/" in problems(tmp_path)
 
 
-def test_unknown_folder_is_named_with_a_suggestion(mini):
+def test_unknown_folder_and_stray_texts_are_named(mini):
     (mini / "storys").mkdir()
+    (mini / "proud.txt").write_text("A paragraph.\n")
+    (mini / "README.md").write_text("# notes\n")  # other files at the top are fine
     msg = problems(mini)
     assert "storys/: unknown folder (did you mean stories/?)" in msg
+    assert "proud.txt: texts belong in stories/, paired/<scenario>/ or direct/" in msg
+    assert "2 problems" in msg
 
 
 def test_empty_file_is_named(mini):

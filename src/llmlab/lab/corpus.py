@@ -148,6 +148,9 @@ def load(path: str | Path | None = None, min_positives: int = 6,
             hint = f" (did you mean {near[0]}/?)" if near else ""
             problems.append(f"{p.name}/: unknown folder{hint}; a corpus has only "
                             f"{', '.join(f + '/' for f in FOLDERS)}")
+        elif p.suffix == ".txt":
+            problems.append(f"{p.name}: texts belong in stories/, paired/<scenario>/ or "
+                            "direct/, not in the corpus folder itself")
     if not present:
         raise UserError(f"Corpus folder {root} has none of stories/, paired/, direct/. {LAYOUT}.")
 

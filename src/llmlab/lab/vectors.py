@@ -89,7 +89,7 @@ def hidden_states(model, ids: list[int], layers: list[int]) -> dict[int, torch.T
     x = torch.tensor([ids], device=model.device)  # (1, seq)
     with hooked(blocks, keep), torch.inference_mode():
         try:
-            model(input_ids=x)
+            model(input_ids=x, use_cache=False)
         except _Done:
             pass
     return got
