@@ -243,3 +243,11 @@ def test_ridge_and_auc():
     assert fit["r2"] == pytest.approx(1.0) and [j for j, _ in fit["top"][:2]] == [1, 0]
     assert V.ridge(torch.tensor([0, 0, 0, 1.0], dtype=torch.float64), x)["r2"] == pytest.approx(0)
     assert V._auc([3, 4], [1, 2]) == 1.0 and V._auc([1], [1]) == 0.5 and V._auc([], [1]) is None
+
+
+def test_spread_of_differences():
+    same = torch.tensor([[1.0, 2.0, 0.0]] * 4, dtype=torch.float64)
+    assert V._spread(same) == {"pc1_ratio": 1.0, "consistency": 1.0}
+    opposite = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0]], dtype=torch.float64)
+    s = V._spread(opposite)
+    assert s["pc1_ratio"] == 0.5 and s["consistency"] == pytest.approx(-1 / 3)

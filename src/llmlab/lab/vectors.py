@@ -20,11 +20,10 @@ import torch
 
 from ..errors import UserError
 from .corpus import Corpus
-from .experiments.concept_vectors import AGGREGATORS
+from .experiments.concept_vectors import AGGREGATORS  # noqa: F401 (declared there, torch-free)
 from .hooks import decoder_layers, hooked
 
 USER_TURN = "Write a short paragraph about someone's day."  # the fixed turn around every text
-__all__ = ["AGGREGATORS"]  # (declared with the experiment, which must import without torch)
 REDUNDANT_R2 = 0.9
 RIDGE_ALPHA = 0.1
 
@@ -108,9 +107,12 @@ class Activations:
     forwards: int
     seconds: float
 
+    def __post_init__(self) -> None:
+        self._index = {t: i for i, t in enumerate(self.texts)}
+
     def rows(self, texts: Iterable[str]) -> list[int]:
-        index = {t: i for i, t in enumerate(self.texts)}
-        return [index[t] for t in texts]
+        """Row numbers (into each layer's (n, H) matrix) of these texts."""
+        return [self._index[t] for t in texts]
 
 
 def extract(model, tok, texts: list[str], layers: list[int], pooling: str, prefix: list[int],
@@ -194,6 +196,18 @@ def folds_of(corpus: Corpus, k: int, seed: int) -> dict[str, int]:
     return {g: i % k for i, g in enumerate(groups)}
 
 
+def _spread(d: torch.Tensor) -> dict:
+    """How one-dimensional the pair differences d (m, H) are: the first principal
+    component's share of their (uncentred) variance, and the mean cosine between two
+    different differences."""
+    s2 = torch.linalg.svdvals(d) ** 2
+    dn = d / d.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    g = dn @ dn.T  # (m, m) cosines
+    m = len(d)
+    consistency = ((g.sum() - g.diagonal().sum()) / (m * (m - 1))).item() if m > 1 else 1.0
+    return {"pc1_ratio": round((s2[0] / s2.sum()).item(), 4), "consistency": round(consistency, 4)}
+
+
 @dataclass
 class Trained:
     vectors: dict[str, dict[int, dict[str, torch.Tensor]]]  # concept -> layer -> agg -> (H,)
@@ -222,7 +236,7 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
             vectors[c][l] = {g: agg[g](pos, neg) for g in aggregators}
             aucs = {}
             for g in aggregators:
-                sp, sn = [], []
+                sp, sn = [], []  # out-of-fold scores of positives and negatives
                 for f in range(folds):
                     train_ = [j for j, (p, n) in enumerate(pairs)
                               if fold[p.group] != f and fold[n.group] != f]
@@ -235,14 +249,7 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
                     sn += (a[acts.rows(held_n)] @ v).tolist()
                 auc = _auc(sp, sn)
                 aucs[g] = None if auc is None else round(auc, 4)
-            d = pos - neg
-            s2 = torch.linalg.svdvals(d) ** 2
-            dn = d / d.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            g_ = dn @ dn.T
-            m = len(d)
-            consistency = ((g_.sum() - g_.diagonal().sum()) / (m * (m - 1))).item() if m > 1 else 1.0
-            per[c]["layers"][str(l)] = {"auc": aucs, "pc1_ratio": round((s2[0] / s2.sum()).item(), 4),
-                                        "consistency": round(consistency, 4)}
+            per[c]["layers"][str(l)] = {"auc": aucs, **_spread(pos - neg)}
     report = {"concepts": corpus.concepts, "layers": acts.layers, "saved_aggregator": saved,
               "aggregators": list(aggregators), "folds": folds, "per_concept": per,
               "cosine": {}, "redundant": []}
