@@ -69,6 +69,25 @@ def test_saved_files_round_trip_with_unit_vectors(mini_run, tmp_path):
             assert torch.equal(a[layer], b[layer])
 
 
+def test_a_damaged_readout_is_a_clear_error(mini_run, tmp_path):
+    folder = Path(mini_run["dir"])
+    with pytest.raises(UserError, match="readout.json is missing"):
+        R.load_readout(tmp_path)
+    shutil.copy(folder / "readout.json", tmp_path)
+    (tmp_path / "readout.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(UserError, match="is unreadable .*extract it again"):
+        R.load_readout(tmp_path)
+    man = json.loads((folder / "readout.json").read_text())
+    shutil.copy(folder / "readout.safetensors", tmp_path)
+    (tmp_path / "readout.json").write_text(json.dumps(man | {"hidden_size": 512}))
+    with pytest.raises(UserError, match=r"layer_5.vectors has shape \(3, 576\), but "
+                                        r"readout.json says \(3, 512\)"):
+        R.load_readout(tmp_path)
+    (tmp_path / "readout.json").write_text(json.dumps(man | {"layers": [5, 7]}))
+    with pytest.raises(UserError, match="unreadable"):
+        R.load_readout(tmp_path)
+
+
 def test_saved_vector_is_the_difference_of_means_of_the_pairs(mini_run, smol):
     """Recompute one vector from scratch: forward the pair texts, mean-pool, average the
     differences, normalise."""

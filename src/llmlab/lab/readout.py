@@ -112,6 +112,7 @@ def load_readout(folder: str | Path) -> Readout:
         if not p.is_file():
             raise UserError(f"{p} is missing: a readout folder holds readout.json and "
                             "readout.safetensors, written by `llmlab lab run concept_vectors`.")
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
@@ -121,13 +122,17 @@ def load_readout(folder: str | Path) -> Readout:
         vectors = {l: t[f"layer_{l}.vectors"] for l in layers}
         center = {l: t.get(f"layer_{l}.center", torch.zeros(hidden)) for l in layers}
         scale = {l: t.get(f"layer_{l}.scale", torch.ones(len(concepts))) for l in layers}
-    except (ValueError, KeyError, TypeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, OSError, SafetensorError) as e:
         raise UserError(f"The readout in {folder} is unreadable ({type(e).__name__}: {e}); "
                         "extract it again with `llmlab lab run concept_vectors`.") from None
-    for l, v in vectors.items():
-        if tuple(v.shape) != (len(concepts), hidden):
-            raise UserError(f"{ten_path}: layer_{l}.vectors has shape {tuple(v.shape)}, but "
-                            f"readout.json says ({len(concepts)}, {hidden}).")
+    for l in layers:
+        for name, t_, want in (("vectors", vectors[l], (len(concepts), hidden)),
+                               ("center", center[l], (hidden,)),
+                               ("scale", scale[l], (len(concepts),))):
+            if tuple(t_.shape) != want:
+                raise UserError(f"{ten_path}: layer_{l}.{name} has shape {tuple(t_.shape)}, "
+                                f"but readout.json says {want}; extract it again with "
+                                "`llmlab lab run concept_vectors`.")
     return Readout(concepts, layers, hidden, vectors, center, scale, m)
 
 
