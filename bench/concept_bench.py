@@ -131,6 +131,9 @@ def corpus_runs(variants: bool) -> list[str]:
             vals = [statistics.mean(per[c]["layers"][str(l)]["auc"][g] or 0 for c in rep["concepts"])
                     for l in layers]
             lines.append(f"| {g} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+        if rep.get("control"):
+            lines.append(f"| {rep['saved_aggregator']}, shuffled labels (control) | "
+                         + " | ".join(f"{rep['control'][str(l)]:.3f}" for l in layers) + " |")
         lines.append("")
         if not params:
             best = int(m["best_layer"])

@@ -190,3 +190,17 @@ def test_corpus_command_counts_and_reports_mistakes(cli, mini):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "stories/calm.txt: the file is empty" in r.stderr
     assert "concept 'anxious' has 4 positive texts" in r.stderr
+
+
+def test_shuffled_control_keeps_texts_and_counts_but_not_labels(mini):
+    c = corpus.load(mini, min_positives=3)
+    s = c.shuffled(seed=0)
+    assert s.concepts == c.concepts
+    assert {k: len(v) for k, v in s.positives.items()} == {k: len(v) for k, v in c.positives.items()}
+    assert sorted(t.text for t in s.all_texts()) == sorted(t.text for t in c.all_texts())
+    assert any({t.text for t in s.positives[k]} != {t.text for t in c.positives[k]}
+               for k in c.concepts)
+    assert not s.scenarios and all(t.scenario is None for k in s.concepts for t in s.positives[k])
+    assert [t.group for k in s.concepts for t in s.positives[k]] != []  # groups kept for folds
+    for k in s.concepts:
+        assert all(p in s.positives[k] and n not in s.positives[k] for p, n in s.pairs(k))

@@ -94,6 +94,10 @@ def test_report_page_shows_what_report_json_says(lab_ws, page):  # noqa: F811
         vals = [float(td.inner_text()) for td in row.query_selector_all("td")]
         assert vals == [round(v, 2) for v in rep["cosine"][str(best)][i]]
     assert page.query_selector("#detail tbody tr th").inner_text() == rep["concepts"][0]
+    control = page.query_selector_all("#aggregators tbody tr")[-1]
+    assert control.query_selector("th").inner_text() == "mean on shuffled labels (control)"
+    assert [td.inner_text() for td in control.query_selector_all("td")] == [
+        f"{rep['control'][str(l)]:.3f}" for l in rep["layers"]]
     # the figures load, and the JSON twin is the report itself
     for img in page.query_selector_all("img"):
         assert page.evaluate("(i) => i.complete && i.naturalWidth > 0", img)

@@ -123,6 +123,8 @@ def test_quality_report_is_consistent(mini_run):
             assert q["ridge_r2"] <= 1
         assert e["best_auc"] == e["layers"][str(e["best_layer"])]["auc"]["mean"]
     best = int(mini_run["metrics"]["best_layer"])
+    assert set(rep["control"]) == {"5", "14"} and all(0 <= a <= 1 for a in rep["control"].values())
+    assert mini_run["metrics"]["control_auc"] == rep["control"][str(best)]
     aucs = [rep["per_concept"][c]["layers"][str(best)]["auc"]["mean"] for c in rep["concepts"]]
     assert mini_run["metrics"]["mean_auc"] == pytest.approx(sum(aucs) / 3)
     assert mini_run["metrics"]["min_auc"] == min(aucs)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError, closest
@@ -93,6 +93,17 @@ class Corpus:
             for i in range(max(len(free), len(pool))):
                 out.append((free[i % len(free)], pool[i % len(pool)]))
         return out
+
+    def shuffled(self, seed: int = 0) -> "Corpus":
+        """A control: the same texts with the positives' concept labels permuted, so no
+        concept means anything (scenario pairing dropped; held-out groups kept)."""
+        texts = [t for c in self.concepts for t in self.positives[c]]
+        labels = [c for c in self.concepts for _ in self.positives[c]]
+        random.Random(f"shuffle:{seed}").shuffle(labels)
+        positives: dict[str, list[Text]] = {c: [] for c in self.concepts}
+        for t, c in zip(texts, labels):
+            positives[c].append(replace(t, scenario=None))
+        return Corpus(self.root, self.concepts, positives, self.baselines, self.neutral)
 
     def summary(self) -> dict:
         unique = len(self.unique_texts())

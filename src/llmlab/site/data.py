@@ -282,6 +282,9 @@ def concept_report(run: dict) -> dict:
             {"layer": l, "auc": sum(per[c]["layers"][str(l)]["auc"].get(g) or 0
                                     for c in concepts) / len(concepts)} for l in layers]}
             for g in rep["aggregators"]]
+        if rep.get("control"):  # the saved aggregator on shuffled concept labels
+            aggs.append({"name": f"{saved} on shuffled labels (control)", "cells": [
+                {"layer": l, "auc": rep["control"][str(l)]} for l in layers]})
         for a in aggs:
             for cell in a["cells"]:
                 cell["heat"] = _bucket(cell["auc"], AUC_BUCKETS)

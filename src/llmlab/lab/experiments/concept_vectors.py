@@ -77,6 +77,12 @@ def run(ctx, p: dict) -> Outcome:
     trained = V.train(corpus, acts, saved=p["aggregator"], folds=p["folds"], seed=p["seed"],
                       track=ctx.track)
     rep = trained.report
+    # control: the same texts with shuffled concept labels; held-out AUC should be ~0.5
+    control = V.train(corpus.shuffled(p["seed"]), acts, aggregators=(p["aggregator"],),
+                      saved=p["aggregator"], folds=p["folds"], seed=p["seed"])
+    rep["control"] = {str(l): round(sum(control.report["per_concept"][c]["layers"][str(l)]
+                                        ["auc"][p["aggregator"]] or 0.5 for c in corpus.concepts)
+                                    / len(corpus.concepts), 4) for l in layers}
     summary_c = corpus.summary()
     rep["corpus"] = summary_c
     rep["extraction"] = {"unique_texts": acts.forwards, "text_uses": summary_c["text_uses"],
@@ -103,6 +109,7 @@ def run(ctx, p: dict) -> Outcome:
         "max_cosine": cos[pair[0]][pair[1]], "unique_texts": float(acts.forwards),
         "forwards_saved": float(summary_c["text_uses"] - acts.forwards),
         "forward_s": acts.seconds, "redundant": float(len(rep["redundant"])),
+        "control_auc": rep["control"][str(best)],
     }
     quality = []
     for c in corpus.concepts:
@@ -125,7 +132,8 @@ def run(ctx, p: dict) -> Outcome:
         f"without de-duplication {summary_c['text_uses']} forwards ({metrics['forwards_saved']:.0f} "
         "saved).",
         f"Best layer {best}: held-out AUC {metrics['mean_auc']:.3f} on average ({saved} vectors); "
-        f"hardest: {hardest} ({aucs[hardest]:.3f}).",
+        f"hardest: {hardest} ({aucs[hardest]:.3f}). Control with shuffled concept labels: "
+        f"{metrics['control_auc']:.3f} (chance is 0.5).",
         f"Most similar pair at layer {best}: {corpus.concepts[pair[0]]} and "
         f"{corpus.concepts[pair[1]]} (cosine {metrics['max_cosine']:.2f}).",
         f"Redundant (R^2 > {V.REDUNDANT_R2} from the other vectors): "
