@@ -128,9 +128,8 @@ def corpus_runs(variants: bool) -> list[str]:
         lines += ["| mean held-out AUC by layer | " + " | ".join(map(str, layers)) + " |",
                   "|---" * (len(layers) + 1) + "|"]
         for g in rep["aggregators"]:
-            vals = [statistics.mean(per[c]["layers"][str(l)]["auc"][g] or 0 for c in rep["concepts"])
-                    for l in layers]
-            lines.append(f"| {g} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+            lines.append(f"| {g} | " + " | ".join(f"{rep['mean_auc'][g][str(l)]:.3f}"
+                                                  for l in layers) + " |")
         if rep.get("control"):
             lines.append(f"| {rep['saved_aggregator']}, shuffled labels (control) | "
                          + " | ".join(f"{rep['control'][str(l)]:.3f}" for l in layers) + " |")
@@ -180,10 +179,8 @@ def sink() -> list[str]:
     for mode, label in (("all", "all tokens"), ("skip1", "all but the first")):
         acts = V.Activations(texts, layers, {l: torch.stack(rows[l, mode]) for l in layers},
                              len(texts), 0.0)
-        rep = V.train(c, acts, aggregators=("mean",)).report["per_concept"]
-        lines.append(f"| {label} | " + " | ".join(
-            f"{statistics.mean(rep[k]['layers'][str(l)]['auc']['mean'] for k in c.concepts):.3f}"
-            for l in layers) + " |")
+        auc = V.train(c, acts, aggregators=("mean",)).report["mean_auc"]["mean"]
+        lines.append(f"| {label} | " + " | ".join(f"{auc[str(l)]:.3f}" for l in layers) + " |")
     return lines
 
 

@@ -123,6 +123,14 @@ def test_quality_report_is_consistent(mini_run):
             assert q["ridge_r2"] <= 1
         assert e["best_auc"] == e["layers"][str(e["best_layer"])]["auc"]["mean"]
     best = int(mini_run["metrics"]["best_layer"])
+    assert rep["best_layer"]["_all"] == best == max((5, 14), key=lambda l: rep["mean_auc"]["mean"][str(l)])
+    for c, e in rep["per_concept"].items():
+        assert rep["best_layer"][c] == e["best_layer"]
+        assert all(q["redundant"] == (q["ridge_r2"] > 0.9) for q in e["layers"].values())
+    for g in V.AGGREGATORS:
+        for layer in ("5", "14"):
+            assert rep["mean_auc"][g][layer] == pytest.approx(
+                sum(rep["per_concept"][c]["layers"][layer]["auc"][g] for c in rep["concepts"]) / 3)
     assert set(rep["control"]) == {"5", "14"} and all(0 <= a <= 1 for a in rep["control"].values())
     assert mini_run["metrics"]["control_auc"] == rep["control"][str(best)]
     aucs = [rep["per_concept"][c]["layers"][str(best)]["auc"]["mean"] for c in rep["concepts"]]
@@ -230,6 +238,9 @@ def test_unknown_concept_and_layer_in_a_readout(mini_run, monkeypatch):
     monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(UserError, match="Did you mean 'calm'"):
         run_experiment(None, "concept_steering", {"vectors": mini_run["dir"], "concept": "clam"},
+                       record=False, show_progress=False)
+    with pytest.raises(UserError, match="Did you mean 'curious'"):
+        run_experiment(None, "concept_readout", {"vectors": mini_run["dir"], "concept": "curios"},
                        record=False, show_progress=False)
     with pytest.raises(UserError, match="has layers 5, 14"):
         run_experiment(None, "concept_steering", {"vectors": mini_run["dir"], "concept": "calm",

@@ -185,15 +185,15 @@ def load(path: str | Path | None = None, min_positives: int = 6,
         if not d.is_dir():
             continue
         for f in entries(d):
-            if folder == "direct" and f.name.startswith("_") and f.is_file():
-                neutral += [Text(t, f"{rel(f)}#{i + 1}", f"{rel(f)}#{i + 1}", None, i)
-                            for i, t in enumerate(read(f))]
+            is_neutral = folder == "direct" and f.name.startswith("_") and f.is_file()
+            if not is_neutral and not name_ok(f, "concept"):
                 continue
-            if not name_ok(f, "concept"):
-                continue
-            positives.setdefault(f.stem, []).extend(
-                Text(t, f"{rel(f)}#{i + 1}", f"{rel(f)}#{i + 1}", None, i)
-                for i, t in enumerate(read(f)))
+            texts = [Text(t, f"{rel(f)}#{i + 1}", f"{rel(f)}#{i + 1}", None, i)
+                     for i, t in enumerate(read(f))]  # each paragraph is its own held-out group
+            if is_neutral:
+                neutral += texts
+            else:
+                positives.setdefault(f.stem, []).extend(texts)
     if (root / "paired").is_dir():
         for scene in entries(root / "paired"):
             if not scene.is_dir():

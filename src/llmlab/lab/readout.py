@@ -79,13 +79,9 @@ def build_readout(corpus: Corpus, acts: Activations, trained: Trained, meta: dic
         proj = (acts.acts[l] - mu) @ v.T  # (n, C)
         vectors[l], center[l] = v.float(), mu.float()
         scale[l] = proj.std(0).clamp_min(1e-6).float()
-    best = {c: trained.report["per_concept"][c]["best_layer"] for c in corpus.concepts}
-    mean_auc = {l: sum(trained.report["per_concept"][c]["layers"][str(l)]["auc"].get(saved) or 0
-                       for c in corpus.concepts) / len(corpus.concepts) for l in acts.layers}
-    best["_all"] = max(acts.layers, key=lambda l: mean_auc[l])
     manifest = {"format": "llmlab-readout/1", "concepts": corpus.concepts, "layers": acts.layers,
                 "hidden_size": acts.acts[acts.layers[0]].shape[1], "dtype": "float32",
-                "aggregator": saved, "best_layer": best, **meta}
+                "aggregator": saved, "best_layer": trained.report["best_layer"], **meta}
     return Readout(corpus.concepts, acts.layers, manifest["hidden_size"], vectors, center,
                    scale, manifest)
 

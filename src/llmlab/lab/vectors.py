@@ -169,7 +169,8 @@ def logistic_aggregator(l1: bool = False, c: float = 1.0) -> Aggregator:
         x = (x - x.mean(0)).numpy()
         y = [1] * len(pos) + [0] * len(neg)
         clf = LogisticRegression(fit_intercept=False, max_iter=2000, C=c,
-                                 **({"l1_ratio": 1.0, "solver": "liblinear"} if l1 else {}))
+                                 **({"l1_ratio": 1.0, "solver": "liblinear", "random_state": 0}
+                                    if l1 else {}))  # liblinear shuffles: fixed for same numbers
         return _unit(torch.from_numpy(clf.fit(x, y).coef_[0]).double())
     return logreg
 
@@ -267,14 +268,27 @@ def train(corpus: Corpus, acts: Activations, aggregators: tuple[str, ...] = AGGR
             entry["ridge_r2"] = round(fit["r2"], 4)
             entry["ridge_top"] = [{"concept": corpus.concepts[others[j]], "weight": round(w, 4)}
                                   for j, w in fit["top"]]
-            if fit["r2"] > REDUNDANT_R2:
+            entry["redundant"] = fit["r2"] > REDUNDANT_R2
+            if entry["redundant"]:
                 report["redundant"].append({"concept": c, "layer": l, "r2": round(fit["r2"], 4)})
+    # mean held-out AUC over concepts, per aggregator and layer; the best layers by it
+    report["mean_auc"] = {g: {str(l): _mean([per[c]["layers"][str(l)]["auc"][g]
+                                             for c in corpus.concepts]) for l in acts.layers}
+                          for g in aggregators}
+    report["best_layer"] = {"_all": max(acts.layers,
+                                        key=lambda l: report["mean_auc"][saved][str(l)] or 0)}
     for c in corpus.concepts:
         layers = per[c]["layers"]
         best = max(acts.layers, key=lambda l: layers[str(l)]["auc"].get(saved) or 0)
-        per[c]["best_layer"] = best
+        per[c]["best_layer"] = report["best_layer"][c] = best
         per[c]["best_auc"] = layers[str(best)]["auc"].get(saved)
     return Trained(vectors, report)
+
+
+def _mean(xs: list) -> float | None:
+    """Mean of the values that exist (an AUC is None when a fold held out nothing)."""
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
 
 
 def ridge(y: torch.Tensor, x: torch.Tensor, alpha: float = RIDGE_ALPHA) -> dict:

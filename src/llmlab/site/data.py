@@ -271,17 +271,13 @@ def concept_report(run: dict) -> dict:
         rep = json.loads(Path(run["_report_src"]).read_text(encoding="utf-8"))
         concepts, layers = list(rep["concepts"]), [int(x) for x in rep["layers"]]
         per, saved = rep["per_concept"], rep["saved_aggregator"]
-        mean_auc = {l: sum(per[c]["layers"][str(l)]["auc"][saved] or 0 for c in concepts)
-                    / len(concepts) for l in layers}
-        best = int(rep.get("best_layer", {}).get("_all", max(layers, key=mean_auc.get)))
+        best = int(rep["best_layer"]["_all"])
         grid = [{"concept": c, "best_layer": per[c]["best_layer"], "cells": [
             {"layer": l, "auc": per[c]["layers"][str(l)]["auc"][saved],
              "heat": _bucket(per[c]["layers"][str(l)]["auc"][saved], AUC_BUCKETS)}
             for l in layers]} for c in concepts]
-        aggs = [{"name": g, "cells": [
-            {"layer": l, "auc": sum(per[c]["layers"][str(l)]["auc"].get(g) or 0
-                                    for c in concepts) / len(concepts)} for l in layers]}
-            for g in rep["aggregators"]]
+        aggs = [{"name": g, "cells": [{"layer": l, "auc": rep["mean_auc"][g][str(l)]}
+                                      for l in layers]} for g in rep["aggregators"]]
         if rep.get("control"):  # the saved aggregator on shuffled concept labels
             aggs.append({"name": f"{saved} on shuffled labels (control)", "cells": [
                 {"layer": l, "auc": rep["control"][str(l)]} for l in layers]})
@@ -296,7 +292,7 @@ def concept_report(run: dict) -> dict:
                            "auc": e["auc"][saved], "pc1_ratio": e["pc1_ratio"],
                            "consistency": e["consistency"], "nearest": e["nearest"],
                            "ridge_r2": e["ridge_r2"], "ridge_top": e["ridge_top"],
-                           "redundant": e["ridge_r2"] > 0.9})
+                           "redundant": e["redundant"]})
         cos = rep["cosine"][str(best)]
         matrix = [{"concept": c, "cells": [{"value": v, "heat": _bucket(v, (-0.2, 0.2, 0.4, 0.6)),
                                             "self": i == j} for j, v in enumerate(cos[i])]}

@@ -6,9 +6,13 @@ from ..experiment import Outcome, Param, Quantity, Spec, common
 
 
 def check(p: dict, ws) -> None:
-    from ..readout import find_readout
+    """The readout exists and has the concept (if one is named) and layer asked for."""
+    from ..readout import find_readout, load_readout
 
-    find_readout(ws, p["vectors"])
+    r = load_readout(find_readout(ws, p["vectors"]))
+    if p["concept"]:
+        r.index(p["concept"])
+    r.layer(p["layer"], p["concept"] or None)
 
 
 VECTORS = Param("vectors", str, "", "Readout folder or run id of a concept_vectors run; empty: "
@@ -47,8 +51,6 @@ def run(ctx, p: dict) -> Outcome:
 
     folder, r = R.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
-    if p["concept"]:
-        r.index(p["concept"])
     layer = r.layer(p["layer"], p["concept"] or None)
     ids, start = V.encode(tok, p["text"], r.prefix(tok))
     if len(ids) == start:

@@ -4,15 +4,7 @@ sweep of multipliers, and measure what changes (readout score, fluency)."""
 from __future__ import annotations
 
 from ..experiment import Outcome, Param, Quantity, Spec, common
-from .concept_readout import VECTORS
-
-
-def check(p: dict, ws) -> None:
-    from ..readout import find_readout, load_readout
-
-    r = load_readout(find_readout(ws, p["vectors"]))
-    r.index(p["concept"])
-    r.layer(p["layer"], p["concept"])
+from .concept_readout import VECTORS, check
 
 
 SPEC = Spec(
@@ -65,8 +57,7 @@ def run(ctx, p: dict) -> Outcome:
                                          add_generation_prompt=True, tokenize=True,
                                          return_dict=True)["input_ids"]
     prompt = torch.tensor([prompt_ids], device=model.device)  # (1, prompt)
-    with torch.inference_mode():
-        h = V.hidden_states(model, prompt_ids, [layer])[layer]
+    h = V.hidden_states(model, prompt_ids, [layer])[layer]  # (prompt, H)
     resid_norm = h.norm(dim=-1).median().item()
     mults = sorted(p["multipliers"])
     rows, samples = [], []

@@ -80,9 +80,7 @@ def run(ctx, p: dict) -> Outcome:
     # control: the same texts with shuffled concept labels; held-out AUC should be ~0.5
     control = V.train(corpus.shuffled(p["seed"]), acts, aggregators=(p["aggregator"],),
                       saved=p["aggregator"], folds=p["folds"], seed=p["seed"])
-    rep["control"] = {str(l): round(sum(control.report["per_concept"][c]["layers"][str(l)]
-                                        ["auc"][p["aggregator"]] or 0.5 for c in corpus.concepts)
-                                    / len(corpus.concepts), 4) for l in layers}
+    rep["control"] = control.report["mean_auc"][p["aggregator"]]
     summary_c = corpus.summary()
     rep["corpus"] = summary_c
     rep["extraction"] = {"unique_texts": acts.forwards, "text_uses": summary_c["text_uses"],
@@ -94,18 +92,17 @@ def run(ctx, p: dict) -> Outcome:
         "model": ctx.model.name, "model_sha256": ctx.model.sha256, "pooling": p["pooling"],
         "chat_template": p["chat_template"], "user_turn": V.USER_TURN, "corpus": str(corpus.root)})
     R.save_readout(readout, ctx.out_dir)
-    rep["best_layer"] = readout.manifest["best_layer"]
     (ctx.out_dir / "report.json").write_text(json.dumps(rep, indent=2))
 
     saved, per = p["aggregator"], rep["per_concept"]
-    best = readout.manifest["best_layer"]["_all"]
+    best = rep["best_layer"]["_all"]
     aucs = {c: per[c]["layers"][str(best)]["auc"][saved] or 0.0 for c in corpus.concepts}
     cos = rep["cosine"][str(best)]
     n = len(corpus.concepts)
     pair = max(((i, j) for i in range(n) for j in range(i + 1, n)), key=lambda ij: cos[ij[0]][ij[1]])
     hardest = min(aucs, key=aucs.get)
     metrics = {
-        "mean_auc": sum(aucs.values()) / n, "min_auc": aucs[hardest], "best_layer": float(best),
+        "mean_auc": rep["mean_auc"][saved][str(best)], "min_auc": aucs[hardest], "best_layer": float(best),
         "max_cosine": cos[pair[0]][pair[1]], "unique_texts": float(acts.forwards),
         "forwards_saved": float(summary_c["text_uses"] - acts.forwards),
         "forward_s": acts.seconds, "redundant": float(len(rep["redundant"])),
