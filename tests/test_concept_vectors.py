@@ -167,7 +167,7 @@ def test_steering_hooks_are_removed_after_use_and_on_error(smol):
             assert hook_count(model) == 1
             raise RuntimeError("boom")
     assert hook_count(model) == 0
-    with pytest.raises(Exception):  # an error inside the model's own forward pass
+    with pytest.raises(RuntimeError, match="size of tensor"):  # fails inside the forward pass
         with steer(model, 3, torch.zeros(7), 1.0):  # wrong size: fails in the hook
             model(torch.tensor([[1, 2, 3]]))
     assert hook_count(model) == 0
