@@ -16,7 +16,8 @@ from ..workspace import Workspace
 from .experiment import Spec
 
 NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost",
-         "concept_vectors", "concept_readout", "concept_steering")
+         "concept_vectors", "concept_readout", "concept_steering",
+         "retrieval")
 
 
 def _module(name: str):

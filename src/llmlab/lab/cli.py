@@ -135,8 +135,10 @@ def _show(r: dict) -> None:
                       f"{x['rel_error']:.1%}", "yes" if x["within"] else "no")
         console.print(c)
     c = r["conditions"]
-    console.print(Text(f"Run {r['run_id']} in {r.get('dir', '')}: model {c['model']} "
-                       f"({(c['model_sha256'] or '')[:12]}), {c['device']}, {c['dtype']}, seed "
+    name = c["model"] or c.get("embedding_model") or "none"
+    sha = c["model_sha256"] or c.get("embedding_sha256") or ""
+    console.print(Text(f"Run {r['run_id']} in {r.get('dir', '')}: model {name} "
+                       f"({sha[:12]}), {c['device']}, {c['dtype']}, seed "
                        f"{c['seed']}, {c['duration_s']:.1f} s. Figures: {', '.join(r['figures'])}."))
     if r.get("event"):
         console.print(f"Recorded as {r['event']}.")
