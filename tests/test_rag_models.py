@@ -1,0 +1,107 @@
+"""The retrieval experiments on the real shipped models (MiniLM; SmolLM2 for reranking),
+checked against independent computations. Small corpora and few queries keep them quick."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from llmlab.lab import run_experiment  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+
+def run(name, **params):
+    return run_experiment(None, name, params, record=False, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def emb():
+    from llmlab.lab import embedder
+
+    return embedder.load()
+
+
+def test_embedder_matches_sentence_transformers(emb):
+    st = pytest.importorskip("sentence_transformers")
+    import numpy as np
+
+    texts = ["How do I reset my password?", "Steps to recover access to your login",
+             "The office is closed on public holidays"]
+    ours = emb.encode(texts)
+    ref = st.SentenceTransformer(emb.path, device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.allclose(ours, ref, atol=1e-5)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-6)
+    cos = float(ours[0] @ ours[1])
+    assert cos == pytest.approx(float(ref[0] @ ref[1]), abs=1e-5)
+    assert cos > float(ours[0] @ ours[2])  # the paraphrase beats the unrelated text
+
+
+def test_embeddings_experiment(emb):
+    import numpy as np
+
+    from llmlab.lab.experiments.embeddings import PARAPHRASE
+
+    r = run("embeddings")
+    m = r["metrics"]
+    vecs = emb.encode([a for a, _ in PARAPHRASE] + [b for _, b in PARAPHRASE])
+    n = len(PARAPHRASE)
+    assert m["paraphrase_cosine"] == pytest.approx(
+        float(np.mean([vecs[i] @ vecs[n + i] for i in range(n)])), abs=1e-5)
+    assert m["unit_identity_max_error"] < 1e-5  # |a-b|^2 = 2 - 2cos on unit vectors
+    rows = r["tables"]["pairs"]
+    assert all(x["dot_unit"] == pytest.approx(x["cosine"], abs=1e-6) for x in rows)
+    assert m["separation_ratio"] == pytest.approx(
+        np.mean([x["cosine"] for x in rows if x["kind"] in ("paraphrase", "same_topic")])
+        / m["unrelated_cosine"])
+    assert m["paraphrase_cosine"] > m["unrelated_cosine"]
+    assert r["conditions"]["embedding_sha256"].startswith("53aa5117")
+
+
+def test_retrieval_on_a_small_corpus(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "pets.md").write_text(
+        "# Pets\n\n## Cats\n\nCats sleep for sixteen hours a day and hunt at dawn.\n\n"
+        "## Dogs\n\nDogs need a walk twice a day and love to fetch sticks.\n")
+    (corpus / "space.md").write_text(
+        "# Space\n\n## Mars\n\nMars is red because its dust holds iron oxide.\n\n"
+        "## Moon\n\nThe Moon keeps one face toward Earth: tidal locking.\n")
+    (corpus / "code.txt").write_text("Error E-4012 means the license key has expired. Renew it "
+                                     "in the admin console.")
+    rows = [{"query": "Why is the red planet red?", "relevant": ["space.md#Mars"],
+             "type": "paraphrase", "evidence": "its dust holds iron oxide"},
+            {"query": "How long do cats sleep?", "relevant": ["pets.md#Cats"], "type": "direct"},
+            {"query": "What does E-4012 mean?", "relevant": ["code.txt"], "type": "direct"},
+            {"query": "Which animals need exercise?", "relevant": ["pets.md#Dogs"],
+             "type": "abstract"}]
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    r = run("retrieval", corpus=str(corpus), queries=str(q), chunk_tokens=16, overlap=4, k=2,
+            retrievers="dense,bm25,hybrid,rerank", rerank_depth=2)
+    m = r["metrics"]
+    t = r["tables"]
+    assert {(x["chunking"], x["retriever"]) for x in t["retrievers"]} == {
+        (c, x) for c in ("fixed", "headings") for x in ("dense", "bm25", "hybrid", "rerank")}
+    for s in t["retrievers"]:  # every summary equals a recomputation from the query table
+        qs = [x for x in t["queries"] if (x["chunking"], x["retriever"]) == (s["chunking"], s["retriever"])]
+        assert len(qs) == 4
+        rr = [1 / x["first_rank"] if x["first_rank"] and x["first_rank"] <= 2 else 0 for x in qs]
+        assert s["mrr"] == pytest.approx(sum(rr) / 4, abs=1e-4)
+        assert s["hit_at_k"] == pytest.approx(sum(x["hit_at_k"] for x in qs) / 4, abs=1e-4)
+        assert s["mrr_lo"] <= s["mrr"] <= s["mrr_hi"]
+        assert s["hit_at_1"] <= s["hit_at_k"]
+        fails = [f for f in t["failures"] if (f["chunking"], f["retriever"]) == (s["chunking"], s["retriever"])]
+        assert len(fails) == sum(1 for x in qs if not x["hit_at_k"])
+    assert m["mrr"] == m["fixed_dense_mrr"]
+    dense = {x["query"]: x for x in t["queries"] if x["retriever"] == "dense" and x["chunking"] == "headings"}
+    assert dense["How long do cats sleep?"]["first_rank"] == 1
+    bm25 = {x["query"]: x for x in t["queries"] if x["retriever"] == "bm25" and x["chunking"] == "fixed"}
+    assert bm25["What does E-4012 mean?"]["first_rank"] == 1  # the exact identifier
+    # 16-token fixed chunks with 4 of overlap; the evidence sentence fits one heading chunk
+    b = {(x["chunking"], x["retriever"]): x for x in t["boundaries"]}
+    assert b[("headings", "dense")]["evidence_split_by_chunking"] == 0
+    assert r["conditions"]["reranker_model"] == "smollm2-135m-instruct"
