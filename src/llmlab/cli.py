@@ -18,6 +18,7 @@ from . import curriculum as curriculum_mod
 from . import log as log_mod
 from .errors import UserError
 from .lab.cli import app as lab_app
+from .lab.eval_cli import app as eval_app
 from .transcript.cli import app as transcript_app
 from .workspace import Workspace
 
@@ -37,6 +38,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
 app.add_typer(lab_app, name="lab")
+app.add_typer(eval_app, name="eval")
 app.add_typer(transcript_app, name="transcript")
 site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
                        no_args_is_help=True)
