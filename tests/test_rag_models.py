@@ -14,6 +14,18 @@ from llmlab.lab import run_experiment  # noqa: E402
 pytestmark = pytest.mark.model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two spinning threads per process
+    make every forward pass several times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def run(name, **params):
     return run_experiment(None, name, params, record=False, show_progress=False)
 
@@ -105,3 +117,60 @@ def test_retrieval_on_a_small_corpus(tmp_path):
     b = {(x["chunking"], x["retriever"]): x for x in t["boundaries"]}
     assert b[("headings", "dense")]["evidence_split_by_chunking"] == 0
     assert r["conditions"]["reranker_model"] == "smollm2-135m-instruct"
+
+
+def test_judge_calibration_on_four_items(tmp_path):
+    import numpy as np
+
+    items = [{"item": "a", "dimension": "correctness", "question": "What is 2 + 2?",
+              "answer": "4.", "human": 5},
+             {"item": "b", "dimension": "correctness", "question": "What is 2 + 2?",
+              "answer": "22.", "human": 1},
+             {"item": "c", "dimension": "relevance", "question": "When do you open?",
+              "answer": "We open at 9 am.", "human": 5},
+             {"item": "d", "dimension": "relevance", "question": "When do you open?",
+              "answer": "Bananas are yellow.", "human": 1}]
+    f = tmp_path / "items.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in items))
+    r = run("judge_calibration", items=str(f))
+    m, t = r["metrics"], r["tables"]["items"]
+    assert [x["item"] for x in t] == ["a", "b", "c", "d"]
+    assert all(1 <= x["judge"] <= 5 and 0 < x["digit_mass"] <= 1 for x in t)
+    h = np.array([x["human"] for x in t])
+    j = np.array([x["judge"] for x in t])
+    assert m["mae"] == pytest.approx(float(np.abs(j - h).mean()), abs=1e-6)
+    assert m["bias"] == pytest.approx(float((j - h).mean()), abs=1e-6)
+    assert m["pearson_r"] == pytest.approx(float(np.corrcoef(h, j)[0, 1]), abs=1e-6)
+    dims = [g["dimension"] for g in r["tables"]["agreement"]]
+    assert dims == ["all", "correctness", "relevance"]
+    assert any("135M" in s or "fairly" in s for s in r["summary"])
+
+
+def test_contamination_log_probabilities(tmp_path):
+    import torch
+
+    from llmlab.lab import models
+
+    rows = [{"id": "ham", "group": "famous", "original": "To be, or not to be, that is the "
+             "question.", "paraphrase": "Whether to live or to die is what I must decide."},
+            {"id": "gen", "group": "famous", "original": "In the beginning God created the "
+             "heaven and the earth.", "paraphrase": "At the start God made the sky and the land."},
+            {"id": "x", "group": "study", "original": "The lookup ignores context.",
+             "paraphrase": "The lookup does not look at context."},
+            {"id": "y", "group": "study", "original": "Probes are simple classifiers.",
+             "paraphrase": "Probes are plain classifiers."}]
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    r = run("contamination", passages=str(f), completion_tokens=4)
+    t = {x["id"]: x for x in r["tables"]["passages"]}
+    lm = models.load()
+    ids = lm.tokenizer(rows[0]["original"], return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        loss = lm.model(input_ids=ids, labels=ids).loss.item()  # mean NLL of tokens 2..n
+    assert t["ham"]["original_logprob"] == pytest.approx(-loss, abs=1e-3)
+    assert all(x["delta"] == pytest.approx(x["original_logprob"] - x["paraphrase_logprob"],
+                                           abs=2e-4) for x in t.values())
+    m = r["metrics"]
+    assert m["famous_delta"] == pytest.approx((t["ham"]["delta"] + t["gen"]["delta"]) / 2, abs=1e-4)
+    assert m["delta_gap"] == pytest.approx(m["famous_delta"] - m["study_delta"])
+    assert m["delta_gap_lo"] <= m["delta_gap"] <= m["delta_gap_hi"]
