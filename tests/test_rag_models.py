@@ -4,6 +4,7 @@ checked against independent computations. Small corpora and few queries keep the
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -73,7 +74,9 @@ def test_embeddings_experiment(emb):
     assert r["conditions"]["embedding_sha256"].startswith("53aa5117")
 
 
-def test_retrieval_on_a_small_corpus(tmp_path):
+@pytest.fixture
+def small(tmp_path):
+    """A three-document corpus and four labelled queries."""
     corpus = tmp_path / "docs"
     corpus.mkdir()
     (corpus / "pets.md").write_text(
@@ -90,8 +93,14 @@ def test_retrieval_on_a_small_corpus(tmp_path):
             {"query": "What does E-4012 mean?", "relevant": ["code.txt"], "type": "direct"},
             {"query": "Which animals need exercise?", "relevant": ["pets.md#Dogs"],
              "type": "abstract"}]
+    rows[1]["answer"] = "sixteen, 16"
     q = tmp_path / "q.jsonl"
     q.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    return corpus, q
+
+
+def test_retrieval_on_a_small_corpus(small):
+    corpus, q = small
     r = run("retrieval", corpus=str(corpus), queries=str(q), chunk_tokens=16, overlap=4, k=2,
             retrievers="dense,bm25,hybrid,rerank", rerank_depth=2)
     m = r["metrics"]
@@ -174,3 +183,25 @@ def test_contamination_log_probabilities(tmp_path):
     assert m["famous_delta"] == pytest.approx((t["ham"]["delta"] + t["gen"]["delta"]) / 2, abs=1e-4)
     assert m["delta_gap"] == pytest.approx(m["famous_delta"] - m["study_delta"])
     assert m["delta_gap_lo"] <= m["delta_gap"] <= m["delta_gap_hi"]
+
+
+def test_rag_answer_on_a_small_corpus(small):
+    corpus, q = small
+    r = run("rag_answer", corpus=str(corpus), queries=str(q), questions=1, unanswerable=1,
+            hyde_queries=2, k=2, max_new_tokens=12)
+    m, answers = r["metrics"], r["tables"]["answers"]
+    assert [a["answerable"] for a in answers] == [True, False]
+    cats = answers[0]
+    assert cats["question"] == "How long do cats sleep?" and cats["retrieval_hit"]
+    assert m["grounded_accuracy"] == float(any(w in cats["grounded"].lower()
+                                               for w in ("sixteen", "16")))
+    assert m["refusal_rate"] == float(bool(re.search("don'?t know", answers[1]["grounded"], re.I))
+                                      or "no information" in answers[1]["grounded"].lower()
+                                      or "not in the" in answers[1]["grounded"].lower()
+                                      or "cannot answer" in answers[1]["grounded"].lower()
+                                      or "do not know" in answers[1]["grounded"].lower())
+    hyde = r["tables"]["hyde"]
+    assert len(hyde) == 2 and all(h["hypothetical_answer"] for h in hyde)
+    rr = lambda rank: 1 / rank if rank else 0  # noqa: E731
+    assert m["hyde_mrr_gain"] == pytest.approx(
+        sum(rr(h["hyde_rank"]) - rr(h["plain_rank"]) for h in hyde) / 2)

@@ -17,7 +17,7 @@ from .experiment import Spec
 
 NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost",
          "concept_vectors", "concept_readout", "concept_steering",
-         "embeddings", "retrieval", "judge_calibration", "contamination")
+         "embeddings", "retrieval", "rag_answer", "judge_calibration", "contamination")
 
 
 def _module(name: str):

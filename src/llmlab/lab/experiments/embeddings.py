@@ -9,7 +9,7 @@ Euclidean distance on raw and unit-normalised vectors are compared.
 
 from __future__ import annotations
 
-from ..experiment import Outcome, Quantity, Spec, common
+from ..experiment import Outcome, Param, Quantity, Spec
 
 PARAPHRASE = [  # different words, same meaning
     ("How do I reset my password?", "Steps to recover access to your login"),
@@ -43,7 +43,9 @@ SPEC = Spec(
     question="What does cosine similarity between sentence embeddings measure: meaning, "
              "topic or shared words? And does the choice of cosine, dot or distance matter?",
     concepts=("text_embeddings", "cosine_similarity"),
-    params=common(model=False),
+    params=(Param("model", str, "minilm-l6", "Embedding model (`llmlab lab models`)",
+                  choices=("minilm-l6",)),
+            Param("seed", int, 0, "Seed of the bootstrap intervals", low=0)),
     quantities=(
         Quantity("paraphrase_cosine", "cosine", "Mean cosine of paraphrase pairs (different "
                  "words, same meaning)"),
@@ -74,7 +76,7 @@ def run(ctx, p: dict) -> Outcome:
     from .. import embedder
     from ..rag.metrics import bootstrap_ci
 
-    emb = embedder.load()
+    emb = embedder.load(p["model"])
     ctx.conditions.update(embedder.conditions(emb))
     ps = pairs()
     texts = sorted({t for _, a, b in ps for t in (a, b)})

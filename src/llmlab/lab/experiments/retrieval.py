@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
+EMBEDDER = Param("embedder", str, "minilm-l6", "Embedding model (`llmlab lab models`)",
+                 choices=("minilm-l6",))
 RETRIEVERS = ("dense", "bm25", "hybrid", "rerank")
 
 
@@ -17,6 +19,10 @@ def check(p: dict, ws) -> None:
     from ..rag import sources
 
     sources.check(p)
+    if "rerank" in p["retrievers"]:
+        from .. import models
+
+        models.resolve(p["model"])  # an unknown reranker model fails before anything loads
 
 
 SPEC = Spec(
@@ -35,11 +41,12 @@ SPEC = Spec(
         Param("overlap", int, 32, "Overlap between fixed-size chunks, in tokens", low=0, high=200),
         Param("retrievers", str, ("dense", "bm25", "hybrid"), "Retrievers to compare (the first "
               "gives the predictable quantities); rerank runs SmolLM2 on the dense top "
-              "rerank_depth (slow: about 1 s per passage on 2 cores)", many=True,
+              "rerank_depth with the model parameter (slow: about 0.5 s per passage)", many=True,
               choices=RETRIEVERS),
         Param("k", int, 5, "Cut-off for hit@k, nDCG@k and the evidence check", low=1, high=50),
         Param("rerank_depth", int, 10, "Dense candidates the reranker re-orders", low=2, high=50),
-        *common(model=False),
+        EMBEDDER,
+        *common(),
     ),
     quantities=(
         Quantity("hit_at_1", "share", "Share of queries whose top chunk is relevant"),
@@ -66,14 +73,14 @@ def run(ctx, p: dict) -> Outcome:
         raise UserError(f"overlap ({p['overlap']}) must be smaller than chunk_tokens "
                         f"({p['chunk_tokens']}).")
     docs, queries = sources.check(p)
-    emb = embedder.load()
+    emb = embedder.load(p["embedder"])
     ctx.conditions.update(embedder.conditions(emb))
     reranker = None
     if "rerank" in p["retrievers"]:
         from .. import models
         from ..rag.retrievers import Reranker
 
-        lm = models.load()
+        lm = models.load(p["model"])
         reranker = Reranker(lm)
         ctx.conditions.update({"reranker_model": lm.name, "reranker_sha256": lm.sha256})
     qvecs = E.encode(ctx, emb, [q.query for q in queries], f"{len(queries)} queries")
