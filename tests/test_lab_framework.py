@@ -49,7 +49,7 @@ def test_declarations_import_without_torch(tmp_path):
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import llmlab.lab as lab\n"
-        "assert len(lab.catalog()) == 9\n"
+        "assert len(lab.catalog()) == 14\n"
         "from llmlab.cli import main\n"
         "sys.argv = ['llmlab', 'lab', 'list', '--json']\n"
         "main()\n"

@@ -53,8 +53,8 @@ def load_passages(path: str) -> list[dict]:
 
 SPEC = Spec(
     name="contamination",
-    question="Can a model's likelihoods reveal which texts it was trained on? Original vs "
-             "paraphrase, on famous texts and on the course's own pages.",
+    question="Can a model's likelihoods reveal which texts it was trained on: does it prefer "
+             "an original to a paraphrase more for famous texts than for unseen ones?",
     concepts=("contamination", "pretraining_objective", "task_evals"),
     params=(
         Param("passages", str, "", "JSONL of id, group, original, paraphrase; empty: the "

@@ -61,8 +61,8 @@ def check(p: dict, ws) -> None:
 
 SPEC = Spec(
     name="judge_calibration",
-    question="How far can you trust an LLM judge? SmolLM2 scores answers that a human "
-             "already scored: correlation, bias and chance-corrected agreement.",
+    question="How far can you trust an LLM judge: how well do SmolLM2's scores agree with "
+             "a human's on the same answers?",
     concepts=("llm_as_judge", "judge_calibration", "task_evals"),
     params=(
         Param("items", str, "", "JSONL of items with human scores; empty: the shipped 52"),
