@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from llmlab.lab import run_experiment  # noqa: E402
+from llmlab.lab.runner import run_experiment  # noqa: E402
 
 pytestmark = pytest.mark.model
 

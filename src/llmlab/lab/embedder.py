@@ -68,6 +68,7 @@ def _load(name: str) -> Embedder:
 
     from ..errors import UserError
 
+    models.offline()  # no model hub: the files come from the wheel
     hf_logging.disable_progress_bar()
     e = models.REGISTRY.get(name)
     if e is None or e.kind != "embedding":
