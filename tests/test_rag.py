@@ -156,3 +156,35 @@ def test_chunks_cover_the_text_and_respect_headings(tokenizer):
     c = heads[0]
     assert C.holds(c, (c.file, c.start, c.end)) and not C.holds(c, (c.file, c.start, c.end + 1))
     assert C.touches(c, (c.file, c.end - 1, c.end + 5))
+
+
+def test_readme_rag_section_commands_are_valid(tmp_path, cli):
+    """The section's `lab run` lines name real experiments and valid parameters (checked
+    without a model, in the folder a user would run them from); `eval calibrate` runs."""
+    import shlex
+
+    from test_readme import commands, section
+
+    from llmlab.lab.runner import check
+
+    cmds = commands(section("Retrieval, RAG and evaluation"))
+    assert len(cmds) >= 7
+    docs = _write(tmp_path / "docs", {"a.md": "# A\n\n## Intro\n\nSome text.\n"})
+    _queries(tmp_path / "queries.jsonl", [{"query": "x", "relevant": ["a.md#Intro"]}])
+    (tmp_path / "scores.csv").write_text("item,human,judge\na,1,2\nb,3,3\nc,5,4\nd,2,1\n")
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for line in cmds:
+            args = shlex.split(line)[1:]
+            if args[:2] == ["lab", "run"]:
+                params = dict(a.split("=", 1) for a in args[3:] if a != "-p")
+                check(args[2], params)  # raises UserError on any bad name or value
+            else:
+                r = cli(*args, cwd=tmp_path)
+                assert r.returncode == 0, f"`{line}` failed:\n{r.stderr}"
+    finally:
+        os.chdir(here)
+    assert (tmp_path / "reliability.png").is_file() and docs.is_dir()

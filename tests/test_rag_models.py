@@ -205,3 +205,14 @@ def test_rag_answer_on_a_small_corpus(small):
     rr = lambda rank: 1 / rank if rank else 0  # noqa: E731
     assert m["hyde_mrr_gain"] == pytest.approx(
         sum(rr(h["hyde_rank"]) - rr(h["plain_rank"]) for h in hyde) / 2)
+
+
+def test_a_recorded_run_is_on_the_dashboard(default_ws):
+    from llmlab.site import build
+
+    r = run_experiment(default_ws, "embeddings", {}, show_progress=False)
+    assert r["event"]
+    build(default_ws)  # the record usually renders it already; build to be sure
+    page = (default_ws.root / "site" / "concepts" / "text_embeddings.html").read_text()
+    assert r["run_id"] in page and "similarity.png" in page
+    assert "paraphrase_cosine" in page and "same_words" in page  # metrics and tables

@@ -132,8 +132,9 @@ def run(ctx, p: dict) -> Outcome:
         f"On unit vectors dot = cosine and |a-b|^2 = 2 - 2 cos (largest error "
         f"{identity_err:.1e}), so all three rank alike. On raw vectors (norms "
         f"{norms.min():.2f}..{norms.max():.2f}) the dot product's ranking agrees with cosine "
-        f"at Spearman {metrics['raw_dot_vs_cosine_spearman']:.3f} (1 = the same order); only "
-        "normalised vectors make dot and cosine identical.",
+        f"at Spearman {metrics['raw_dot_vs_cosine_spearman']:.3f} and raw Euclidean distance's "
+        f"at {metrics['raw_euclid_vs_cosine_spearman']:.3f} (1 = the same order); only "
+        "normalised vectors make all three identical.",
     ]
     return Outcome(metrics=metrics, tables={"kinds": kinds, "pairs": rows},
                    figures={"similarity": _figure(rows)}, summary=summary)
