@@ -20,6 +20,7 @@ from . import shell
 from .shell import JsonOpt, print_json
 from .lab.cli import app as lab_app
 from .lab.eval_cli import app as eval_app
+from .lab.notes_cli import app as notes_app
 from .transcript.cli import app as transcript_app
 from .create import create_workspace
 from .workspace import Workspace
@@ -41,6 +42,7 @@ app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
 app.add_typer(lab_app, name="lab")
 app.add_typer(eval_app, name="eval")
+app.add_typer(notes_app, name="notes")
 app.add_typer(transcript_app, name="transcript")
 site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
                        no_args_is_help=True)

@@ -243,6 +243,23 @@ def build_server() -> MCPServer:
 
         return {"lab_installed": _lab_installed(), "experiments": catalog.declarations()}
 
+    @tool(annotations=READ)
+    @_shell
+    def scan_notes(
+        path: Annotated[str, Field(description="The learner's notes file (absolute, or "
+                                   "relative to the workspace or its notes/ folder).")] = "",
+        text: Annotated[str, Field(description="Or the notes' text itself.")] = "",
+        top: Annotated[int, Field(description="How many candidates.", ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        """Claims in the learner's notes ranked by closeness (MiniLM cosine) to the course's
+        catalogued misconceptions, each with the concept it is about, the catalog's claim and
+        correction. Candidates only: judge each yourself, confirm with the learner, then
+        open_misconception for the ones that hold. Needs the lab extra."""
+        from .lab.rag.notes import scan_file
+
+        res = scan_file(_ws(), path or None, text or None, top)
+        return {k: v for k, v in res.items() if k != "all"}
+
     lab_note = ("" if _lab_installed() else
                 " The lab extra is not installed here: this tool will say how to install it.")
 

@@ -78,6 +78,10 @@ TOOLS: tuple[ToolDoc, ...] = (
     ToolDoc("list_experiments", "llmlab lab list --json",
             "The lab's experiments: the question each answers, parameters, predictable "
             "quantities."),
+    ToolDoc("scan_notes", "llmlab notes scan FILE.md --json",
+            "The learner shares notes: claims ranked by closeness to known misconceptions, "
+            "with corrections. Candidates only: judge each, confirm with the learner, then "
+            "open_misconception."),
     ToolDoc("run_experiment", "llmlab lab run NAME -p name=value --json",
             "Measure on the real model; compares pending predictions and records the run.",
             writes=True),
