@@ -171,6 +171,8 @@ def test_readme_rag_section_commands_are_valid(tmp_path, cli):
     assert len(cmds) >= 7
     docs = _write(tmp_path / "docs", {"a.md": "# A\n\n## Intro\n\nSome text.\n"})
     _queries(tmp_path / "queries.jsonl", [{"query": "x", "relevant": ["a.md#Intro"]}])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "week1.md").write_text("- A token is basically a word in English.\n")
     (tmp_path / "scores.csv").write_text("item,human,judge\na,1,2\nb,3,3\nc,5,4\nd,2,1\n")
     import os
 
@@ -182,6 +184,8 @@ def test_readme_rag_section_commands_are_valid(tmp_path, cli):
             if args[:2] == ["lab", "run"]:
                 params = dict(a.split("=", 1) for a in args[3:] if a != "-p")
                 check(args[2], params)  # raises UserError on any bad name or value
+            elif args[0] == "notes":
+                assert args[:2] == ["notes", "scan"] and (tmp_path / args[2]).is_file()
             else:
                 r = cli(*args, cwd=tmp_path)
                 assert r.returncode == 0, f"`{line}` failed:\n{r.stderr}"
