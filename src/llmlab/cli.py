@@ -164,9 +164,17 @@ def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to l
 
 
 @concept_app.command("show")
-def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
-    """Everything known about one concept: state, misconceptions, evidence."""
-    shell.out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+def concept_show(
+    concept: str = typer.Argument(..., help="Concept id."),
+    limit: int = typer.Option(10, "--limit", help="How many of its latest events to show."),
+    cursor: Optional[str] = typer.Option(None, "--cursor", help="Show the events before this "
+                                         "event id (the `older` id a page ends with)."),
+    all_: bool = typer.Option(False, "--all", help="Every event (ignores --limit)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One concept: its curriculum entry, state, misconceptions and latest evidence (paged)."""
+    d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
+    shell.out(d, as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
