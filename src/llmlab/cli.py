@@ -369,7 +369,7 @@ def tutor_instructions(
 @tutor_app.command("setup")
 def tutor_setup(
     client: str = typer.Option(..., "--client", help="claude-code, claude-desktop, cursor, "
-                               "vscode or gemini."),
+                               "vscode, gemini or codex."),
     config: Optional[Path] = typer.Option(None, "--config", help="The client's config file "
                                           "(default: where that client looks for it)."),
     name: str = typer.Option("llmlab", "--name", help="Server name in the client (use another "
@@ -386,7 +386,12 @@ def tutor_setup(
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        print_json(res["entry"])
+        if res["format"] == "toml":
+            import tomlkit
+
+            sys.stdout.write(tomlkit.dumps(res["entry"]))
+        else:
+            print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
     shell.out(res, as_json, lambda d: console.print(
