@@ -162,6 +162,14 @@ def test_concept_paging_reaches_the_first_event_and_the_cli_pages_the_same(big_w
     assert log_mod.scan(big_ws.log_path)[0].count == 2_000  # a read wrote nothing
 
 
+def test_init_ends_with_the_agent_step(tmp_path, cli):
+    r = cli("init", str(tmp_path / "course"), "--name", "Ana")
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("Next, start your tutor: ") and f"cd {tmp_path / 'course'} && claude" in last
+    assert "llmlab tutor setup --client" in last and "codex" in last
+
+
 def test_fresh_workspace_state_and_unprobed_concept(default_ws, cli):
     r = cli("state")
     assert r.returncode == 0, r.stderr

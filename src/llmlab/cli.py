@@ -70,7 +70,13 @@ def init(
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
     tutor instructions AGENTS.md and CLAUDE.md."""
     ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
-    console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
+    typer.echo(
+        f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
+        "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
+        f"See what comes first: cd {ws.root} && llmlab next\n"
+        f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
+        "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
+        "gemini|codex|claude-desktop, then open it in this folder.")
 
 
 # ---------------------------------------------------------------- log
