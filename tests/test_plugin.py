@@ -216,7 +216,7 @@ def test_plugin_setup_enables_the_plugin_for_the_workspace(ws):
     assert src["source"] == "directory" and Path(src["path"]) == ROOT
     assert setup.setup(ws)["change"] == "unchanged"
     settings.write_text("{not json")
-    with pytest.raises(Exception, match="could not be read as JSON"):
+    with pytest.raises(Exception, match="not valid JSON"):
         setup.setup(ws)
     assert settings.read_text() == "{not json"
 

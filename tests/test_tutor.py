@@ -247,7 +247,7 @@ def test_setup_refuses_to_touch_a_file_it_cannot_parse(ws, cli, tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text("{ // a comment\n}")
     r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg))
-    assert r.returncode == 1 and "could not be read as JSON" in r.stderr and "--print" in r.stderr
+    assert r.returncode == 1 and "not valid JSON" in r.stderr and "--print" in r.stderr
     assert cfg.read_text() == "{ // a comment\n}"
 
 
