@@ -182,3 +182,15 @@ def test_fresh_workspace_state_and_unprobed_concept(default_ws, cli):
     assert "Not probed yet" in flat
     assert " ".join(entry.misconceptions[0].correction.split())[:60] in flat
     assert " ".join(entry.behaviours[0].split())[:40] in flat
+
+
+def test_the_python_api_accepts_str_paths(tmp_path):
+    from llmlab.create import create_workspace
+    from llmlab.workspace import Workspace
+
+    root = str(tmp_path / "course")
+    create_workspace(root, name="Ana")
+    for ws in (Workspace(root), Workspace.find(root)):
+        assert ws.root == tmp_path / "course"
+        assert api.observe(ws, FOCUS, 0.5, "split 'strawberry' into 3 tokens").data["concept"] == FOCUS
+    assert api.state(Workspace(root))["events"] == 2
