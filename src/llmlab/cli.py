@@ -41,7 +41,15 @@ app.add_typer(site_app, name="site")
 tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
+profile_app = typer.Typer(help="The learner profile (name, goal, background, scope, depth).",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
+BackgroundOpt = typer.Option(None, "--background", help="Languages, domains and what the "
+                             "learner has built (the tutor explains through them).")
+ScopeOpt = typer.Option(None, "--scope", help="What the learner wants covered first.")
+ExcludeOpt = typer.Option(None, "--exclude", help="What to leave out.")
+DepthOpt = typer.Option(None, "--depth", help="overview, working or deep.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
@@ -61,12 +69,29 @@ def init(
     goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
     curriculum: Optional[str] = typer.Option(None, "--curriculum",
                                              help="A curriculum folder to use instead of the default course."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
-    tutor instructions AGENTS.md and CLAUDE.md."""
+    tutor instructions AGENTS.md and CLAUDE.md.
+
+    In a terminal it asks for the learner profile it was not given (press Enter to skip a
+    question); elsewhere it takes the flags only. `llmlab profile set` changes it later."""
     from .create import create_workspace
 
-    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
+    if sys.stdin.isatty():
+        asks = {"name": "Your name", "goal": "What do you want to be able to do",
+                "background": "Your background (languages, domains, what you have built)",
+                "scope": "What should come first", "exclude": "What should be left out",
+                "depth": "Depth: overview, working or deep"}
+        given = {"name": name, "goal": goal, "background": background, "scope": scope,
+                 "exclude": exclude, "depth": depth}
+        for k, q in asks.items():
+            if given[k] is None:
+                given[k] = typer.prompt(q, default="", show_default=False).strip() or None
+        name, goal, background, scope, exclude, depth = given.values()
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum,
+                          background=background, scope=scope, exclude=exclude, depth=depth)
     typer.echo(
         f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
         "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
@@ -74,6 +99,40 @@ def init(
         f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
         "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
         "gemini|codex|claude-desktop, then open it in this folder.")
+
+
+# ---------------------------------------------------------------- profile
+
+@profile_app.command("show")
+def profile_show(as_json: bool = JsonOpt) -> None:
+    """The learner profile the tutor instructions are written for."""
+    from . import profile
+    from .workspace import Workspace
+
+    shell.out(profile.show(Workspace.find()), as_json, lambda d: console.print(
+        "\n".join(f"{k}: {v}" for k, v in d.items())))
+
+
+@profile_app.command("set")
+def profile_set(
+    name: Optional[str] = typer.Option(None, "--name", help="The learner's name."),
+    goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change the learner profile in llmlab.toml (other settings and comments are kept) and
+    regenerate AGENTS.md from it."""
+    from . import profile
+    from .workspace import Workspace
+
+    res = profile.update(Workspace.find(), name=name, goal=goal, background=background,
+                         scope=scope, exclude=exclude, depth=depth)
+    shell.out(res, as_json, lambda d: console.print(
+        f"Profile {d['change']}. AGENTS.md: "
+        + ("rewritten" if "AGENTS.md" in d["instructions"]["written"] else
+           "kept (edited by hand; run `llmlab tutor instructions --force`)"
+           if "AGENTS.md" in d["instructions"]["kept"] else "unchanged") + "."))
 
 
 # ---------------------------------------------------------------- log
