@@ -41,7 +41,7 @@ SPEC = Spec(
         Param("overlap", int, 32, "Overlap between fixed-size chunks, in tokens", low=0, high=200),
         Param("retrievers", str, ("dense", "bm25", "hybrid"), "Retrievers to compare (the first "
               "gives the predictable quantities); rerank runs SmolLM2 on the dense top "
-              "rerank_depth with the model parameter (slow: about 0.5 s per passage)", many=True,
+              "rerank_depth with the model parameter (slow: one SmolLM2 forward pass per candidate)", many=True,
               choices=RETRIEVERS),
         Param("k", int, 5, "Cut-off for hit@k, nDCG@k and the evidence check", low=1, high=50),
         Param("rerank_depth", int, 10, "Dense candidates the reranker re-orders", low=2, high=50),
