@@ -32,7 +32,9 @@ def test_ewma_matches_the_worked_example(ws):
         api.observe(ws, "tokenization", q, "answer", at=t)
         seen.append(round(c(ws, "tokenization")["mastery"], 3))
     assert seen == [0.5, 0.74, 0.866]
-    assert c(ws, "tokenization")["mastered"]
+    # the EWMA clears the bar, but the skill interval's lower end does not yet
+    st = c(ws, "tokenization")
+    assert st["skill_low"] < 0.8 and not st["mastered"]
 
 
 def test_no_single_observation_masters(ws):

@@ -76,16 +76,24 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict
     }
 
 
-def model_check(ws: Workspace, learners: int = 300, seed: int = 0) -> dict:
-    """Evaluate the mastery model on this log (prequential) and on simulated learners."""
-    from . import modelcheck
+def model_check(ws: Workspace, learners: int = 1000, seed: int = 0, bias: float = 0.1,
+                sweep: bool = False) -> dict:
+    """Evaluate the mastery model on this log (prequential) and on simulated learners;
+    `sweep`: also scan the skill verdict's parameters (see `llmlab.simulate.sweep`)."""
+    from . import modelcheck, simulate
 
+    if learners < 1:
+        raise UserError(f"--learners must be at least 1 (got {learners}).")
     _, retracted = log_mod.scan(ws.log_path)
-    obs = [(e["data"]["concept"], e["data"]["quality"]) for e in log_mod.iter_parsed(ws.log_path)
+    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"])
+           for e in log_mod.iter_parsed(ws.log_path)
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
-    return {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
-            "simulation": modelcheck.simulate(p, learners=learners, seed=seed)}
+    out = {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
+           "simulation": modelcheck.simulate(p, learners=learners, seed=seed, bias=bias)}
+    if sweep:
+        out["sweep"] = simulate.sweep(p, learners, seed, bias)
+    return out
 
 
 # ---------------------------------------------------------------- validation

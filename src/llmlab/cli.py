@@ -240,12 +240,16 @@ def rebuild(as_json: bool = JsonOpt) -> None:
 
 @app.command("model-check")
 def model_check(
-    learners: int = typer.Option(300, "--learners", help="Simulated learners."),
+    learners: int = typer.Option(1000, "--learners", help="Simulated learners."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
+    bias: float = typer.Option(0.1, "--bias", help="Grading bias of the optimistic tutor case."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also scan the skill verdict's parameters "
+                               "(tutor_sd, drift_sd, interval) and print the frontier."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score the mastery model: replay this log prequentially, and simulated learners."""
-    _out(api.model_check(Workspace.find(), learners, seed), as_json,
+    """Score the mastery model: replay this log prequentially, and simulated learners
+    (false mastery, skill at declaration, miss rate, observations to declaration per rule)."""
+    _out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
          lambda d: render.model_check(console, d))
 
 

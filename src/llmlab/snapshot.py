@@ -21,7 +21,7 @@ from .curriculum import Curriculum
 from .events import line_hash
 from .state import State, derive, extend
 
-FORMAT = 1
+FORMAT = 2
 
 
 def fingerprint(cur: Curriculum, p: MasteryParams) -> str:
