@@ -144,7 +144,7 @@ def test_retraction_stops_counting(ws):
 
 def test_retracting_a_resolution_reopens_the_misconception(ws):
     ev = api.open_misconception(ws, "softmax", claim="Softmax picks the max.")
-    res = api.resolve_misconception(ws, ev.id)
+    res = api.resolve_misconception(ws, ev.id, "applied it to a new case")
     assert api.state(ws)["misconceptions"]["open"] == []
     api.retract(ws, res.id, "resolved too early")
     assert [m["id"] for m in api.state(ws)["misconceptions"]["open"]] == [ev.id]

@@ -174,7 +174,8 @@ def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, cli):
         async with connect(ws.root) as c:
             m = data(await c.call_tool("open_misconception", {
                 "concept": "softmax", "claim": "softmax is linear"}))
-            await c.call_tool("resolve_misconception", {"misconception": m["id"]})
+            await c.call_tool("resolve_misconception", {"misconception": m["id"],
+                                                        "evidence": "applied it unprompted"})
             return m["id"]
 
     closed = run(setup())

@@ -124,6 +124,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
                 raise unknown("misconception catalog id", d["catalog"], ids,
                               f"Catalog ids of '{d['concept']}': {', '.join(ids) or 'none'}; "
                               "or omit --catalog and describe the claim in free text.")
+        d = _check_reopen(s, d)
     elif type_ == "misconception_resolved":
         t = d["target"]
         m = s.misconceptions.get(t)
@@ -136,6 +137,10 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if m["resolved_at"] is not None:
             raise UserError(f"Misconception {t} is already resolved (by {m['resolved_by']}). "
                             f"{hint}")
+        if not d.get("evidence", "").strip():
+            raise UserError(f"Resolving {t} needs evidence: say how the learner, later and "
+                            "unprompted, applied the correct model to a new case (--evidence "
+                            "TEXT, or the tool's `evidence`).")
     elif type_ == "exit_attempt":
         if d["item"] not in cur.exit_items:
             raise unknown("exit item", d["item"], cur.exit_items,
@@ -166,6 +171,38 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if target == "retraction":
             raise UserError(f"{t} is itself a retraction; a retraction cannot be retracted. "
                             "Record the event again instead.")
+    return d
+
+
+def _check_reopen(s: State, d: dict) -> dict:
+    """One open instance per catalog misconception; a relapse references the resolved one.
+
+    Opening a catalog misconception whose last instance on the concept was resolved links
+    the new event to it (`reopens`) without being asked.
+    """
+    same = [m for m in s.misconceptions.values()
+            if d.get("catalog") and m["concept"] == d["concept"] and m["catalog"] == d["catalog"]]
+    for m in same:
+        if m["resolved_at"] is None:
+            raise UserError(f"Misconception '{d['catalog']}' on {d['concept']} is already open "
+                            f"({m['id']}, opened {m['opened_at']}). Record the exchange as an "
+                            f"observation; resolve {m['id']} when the learner gets it.")
+    target = d.get("reopens")
+    if target is None:
+        if same and same[-1]["reopened_by"] is None:
+            return {**d, "reopens": same[-1]["id"]}
+        return d
+    m = s.misconceptions.get(target)
+    if m is None or m["resolved_at"] is None:
+        state = "is still open" if m is not None else "is not a misconception_opened event"
+        raise UserError(f"{target} {state}; only a resolved misconception can be reopened. "
+                        "See the resolved ones with `llmlab state --json`.")
+    if m["concept"] != d["concept"]:
+        raise UserError(f"{target} is a misconception on {m['concept']}, not {d['concept']}; "
+                        f"reopen it on {m['concept']}.")
+    if m["reopened_by"] is not None:
+        raise UserError(f"{target} was already reopened by {m['reopened_by']}; reopen the "
+                        "latest instance instead (or resolve it if it is open).")
     return d
 
 
@@ -235,9 +272,16 @@ def observe(ws: Workspace, concept: str, quality: float, evidence: str, probe: s
 
 def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
                        catalog: str | None = None, quote: str = "", actor: str = "tutor",
-                       at=None) -> Event:
+                       at=None, reopens: str | None = None) -> Event:
+    """Open a misconception; `reopens`: the resolved one that came back (a catalog
+    misconception is linked to its last resolved instance automatically)."""
     cur = ws.curriculum
     _check_concept(cur, concept)
+    if reopens and not claim and not catalog:
+        s, _ = load_state(ws)
+        old = s.misconceptions.get(reopens)
+        if old is not None:
+            claim, catalog = old["claim"], old["catalog"]
     if catalog:
         m = cur.misconception(concept, catalog)
         if m is None:
@@ -249,8 +293,10 @@ def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
     if not claim:
         raise UserError("A misconception needs the wrong claim (--claim TEXT), or a --catalog id "
                         f"of the concept's known misconceptions. {CONCEPT_HINT}")
-    return record(ws, "misconception_opened", {"concept": concept, "claim": claim,
-                                               "catalog": catalog, "quote": quote}, actor, at)
+    data = {"concept": concept, "claim": claim, "catalog": catalog, "quote": quote}
+    if reopens:
+        data["reopens"] = reopens
+    return record(ws, "misconception_opened", data, actor, at)
 
 
 def resolve_misconception(ws: Workspace, target: str, evidence: str = "", actor: str = "tutor",

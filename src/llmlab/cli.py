@@ -99,17 +99,18 @@ def log_misconception(
     claim: Optional[str] = typer.Option(None, "--claim", help="The wrong claim, in plain words."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Id of a known misconception of the concept."),
     quote: str = typer.Option("", "--quote", help="The learner's words."),
+    reopens: Optional[str] = typer.Option(None, "--reopens", help="Id of a resolved misconception that came back (a relapse); a catalog one is linked automatically."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record that a wrong mental model was seen (opens a misconception)."""
-    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
-              as_json)
+    """Record that a wrong mental model was seen (opens a misconception, or reopens one)."""
+    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at,
+                                     reopens), as_json)
 
 
 @log_app.command("resolve")
 def log_resolve(
     event_id: str = typer.Argument(..., help="Id of the misconception_opened event, e.g. evt_000012."),
-    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it."),
+    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it (required)."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
