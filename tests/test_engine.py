@@ -195,5 +195,7 @@ def test_model_check_scores_replay_and_simulation(ws, cli):
     expect = sum(-(q * math.log(p) + (1 - q) * math.log(1 - p))
                  for p, q in ((0.5, 0.5), (0.5, 0.9), (0.74, 0.95))) / 3
     assert rep["log_loss"]["engine"] == pytest.approx(expect, rel=1e-6)
-    rules = d["simulation"]["rules"]
-    assert rules["engine"]["false_mastery_rate"] < rules["single_reading"]["false_mastery_rate"]
+    rules = d["simulation"]["default"]["rules"]
+    assert (rules["skill_interval"]["false_mastery_rate"]
+            < rules["ewma_gate"]["false_mastery_rate"]
+            < rules["single_reading"]["false_mastery_rate"])

@@ -15,6 +15,7 @@ Events are plain dicts here (the parsed JSON lines): the fold must run at well o
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from .config import MasteryParams
 from .curriculum import Curriculum
 from .retention import DailyReviews
-from .skill import bounds, day_number, prediction_score, step
+from .skill import bounds, day_number, prediction_score, step, z_score
 
 HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
@@ -105,7 +106,7 @@ def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
     """The lower end of the skill's credible interval clears the bar, and the gates hold."""
     return (c.skill is not None and c.observations >= p.min_observations
             and c.days >= p.min_days and not c.open_misconceptions
-            and bounds(c.skill, c.skill_var, p)[0] >= p.bar)
+            and max(0.0, c.skill - z_score(p.interval) * math.sqrt(c.skill_var)) >= p.bar)
 
 
 def _measure(c: ConceptState, ts: str, z: float, noise_sd: float, p: MasteryParams) -> None:

@@ -219,6 +219,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
         "timeline": st["recent"],
         "activity": activity(per_day, now),
         "params": {"bar": params.bar, "min_observations": params.min_observations,
+                   "interval": params.interval,
                    "min_days": params.min_days},
     }
     concepts = {}

@@ -70,7 +70,8 @@ def sparkline(values: list[float], threshold: float = 0.8, width: int = 120,
 
 def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
                   height: int = 220) -> Markup:
-    """Mastery (line) and observation quality (dots) per observation, with the threshold."""
+    """Mastery (line), observation quality (dots) and the skill estimate's credible
+    interval (band, with its mean dashed) per observation, with the threshold."""
     left, right, top, bottom = 36, 12, 10, 28
     iw, ih = width - left - right, height - top - bottom
 
@@ -91,13 +92,28 @@ def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
     out.append(f'<line class="bar-line" x1="{left}" x2="{width - right}" y1="{y(threshold):.1f}" '
                f'y2="{y(threshold):.1f}"/><text class="axis bar-label" x="{width - right}" '
                f'y="{y(threshold) - 4:.1f}" text-anchor="end">mastery bar {threshold:g}</text>')
+    band = [h for h in history if h.get("skill_low") is not None]
+    if n and len(band) == n:
+        upper = [f"{x(i):.1f},{y(h['skill_high']):.1f}" for i, h in enumerate(history)]
+        lower = [f"{x(i):.1f},{y(h['skill_low']):.1f}" for i, h in enumerate(history)]
+        if n == 1:  # a band needs width: a short vertical bar
+            out.append(f'<line class="band-bar" x1="{x(0):.1f}" x2="{x(0):.1f}" '
+                       f'y1="{y(history[0]["skill_high"]):.1f}" y2="{y(history[0]["skill_low"]):.1f}"/>')
+        else:
+            out.append(f'<polygon class="band" points="{" ".join(upper + lower[::-1])}">'
+                       "<title>skill estimate: credible interval</title></polygon>")
+            out.append('<polyline class="skill" points="'
+                       + " ".join(f"{x(i):.1f},{y(h['skill']):.1f}" for i, h in enumerate(history))
+                       + '"/>')
     if n:
         if n > 1:
             pts = " ".join(f"{x(i):.1f},{y(h['mastery']):.1f}" for i, h in enumerate(history))
             out.append(f'<polyline class="line" points="{pts}"/>')
         for i, h in enumerate(history):
+            skill = (f", skill {h['skill']:.2f} [{h['skill_low']:.2f}, {h['skill_high']:.2f}]"
+                     if h.get("skill_low") is not None else "")
             tip = escape(f"{h['ts'][:16].replace('T', ' ')} ({h['event']}): quality "
-                         f"{h['quality']:g}, mastery {h['mastery']:.3f}")
+                         f"{h['quality']:g}, mastery {h['mastery']:.3f}{skill}")
             out.append(f'<circle class="q" cx="{x(i):.1f}" cy="{y(h["quality"]):.1f}" r="3.5">'
                        f'<title>{tip}</title></circle>')
             out.append(f'<circle class="pt" cx="{x(i):.1f}" cy="{y(h["mastery"]):.1f}" r="2.5">'
