@@ -29,29 +29,48 @@ def _ll(p: float, q: float) -> float:
     return -(q * math.log(p) + (1 - q) * math.log(1 - p))
 
 
+def _bins() -> list[list]:
+    return [[0.0, 0.0, 0] for _ in range(5)]  # sum predicted, sum observed, count
+
+
+def _add(bins: list[list], pred: float, q: float) -> None:
+    b = bins[min(4, int(pred * 5))]
+    b[0] += pred
+    b[1] += q
+    b[2] += 1
+
+
+def _table(bins: list[list]) -> list[dict]:
+    return [{"bin": f"{i / 5:.1f}-{(i + 1) / 5:.1f}", "n": c,
+             "predicted": s / c if c else None, "observed": o / c if c else None}
+            for i, (s, o, c) in enumerate(bins)]
+
+
 def prequential(observations: Iterable[tuple[str, float, str]], p: MasteryParams) -> dict:
-    """observations: (concept, quality, ts) in log order."""
+    """observations: (concept, quality, ts) in log order.
+
+    `calibration` is the EWMA's (the engine's displayed mastery as a prediction),
+    `calibration_skill` the skill estimate's mean."""
     m: dict[str, float] = {}
     sk: dict[str, tuple[float, float, float]] = {}  # concept -> (mean, var, day)
     last: dict[str, float] = {}
     total = n = 0.0
     losses = {"engine": 0.0, "skill": 0.0, "running_mean": 0.0, "last_quality": 0.0}
-    bins = [[0.0, 0.0, 0] for _ in range(5)]  # sum predicted, sum observed, count
+    bins, bins_skill = _bins(), _bins()
     for cid, q, ts in observations:
         pred = m.get(cid, p.prior)
         mean = total / n if n else p.prior
-        losses["engine"] += _ll(pred, q)
         prev = sk.get(cid)
-        losses["skill"] += _ll(prev[0] if prev else p.prior, q)
+        pred_skill = prev[0] if prev else p.prior
+        losses["engine"] += _ll(pred, q)
+        losses["skill"] += _ll(pred_skill, q)
+        losses["running_mean"] += _ll(mean, q)
+        losses["last_quality"] += _ll(last.get(cid, p.prior), q)
+        _add(bins, pred, q)
+        _add(bins_skill, pred_skill, q)
         day = day_number(ts)
         sk[cid] = (*step(prev[0] if prev else None, prev[1] if prev else 0.0,
                          prev[2] if prev else None, day, q, p.tutor_sd, p), day)
-        losses["running_mean"] += _ll(mean, q)
-        losses["last_quality"] += _ll(last.get(cid, p.prior), q)
-        b = bins[min(4, int(pred * 5))]
-        b[0] += pred
-        b[1] += q
-        b[2] += 1
         m[cid] = p.alpha * q + (1 - p.alpha) * pred
         last[cid] = q
         total += q
@@ -60,9 +79,8 @@ def prequential(observations: Iterable[tuple[str, float, str]], p: MasteryParams
     return {
         "observations": count,
         "log_loss": {k: (v / count if count else None) for k, v in losses.items()},
-        "calibration": [{"bin": f"{i / 5:.1f}-{(i + 1) / 5:.1f}", "n": c,
-                         "predicted": s / c if c else None, "observed": o / c if c else None}
-                        for i, (s, o, c) in enumerate(bins)],
+        "calibration": _table(bins),
+        "calibration_skill": _table(bins_skill),
     }
 
 

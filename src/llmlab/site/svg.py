@@ -130,6 +130,43 @@ def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
     return Markup("".join(out))
 
 
+def calibration(series: dict[str, list[dict]], size: int = 320) -> Markup:
+    """A reliability diagram: per bin, the mean predicted quality against the mean observed
+    one, one polyline per series (name -> bins of `modelcheck.prequential`); the diagonal is
+    perfect calibration. Point area grows with the bin's count."""
+    pad = 36
+    inner = size - 2 * pad
+
+    def xy(pr: float, ob: float) -> tuple[float, float]:
+        return pad + pr * inner, size - pad - ob * inner
+
+    total = sum(b["n"] for bins in series.values() for b in bins) or 1
+    out = [f'<svg class="chart calib" viewBox="0 0 {size} {size}" role="img" '
+           'aria-label="calibration: predicted against observed quality">',
+           f'<line class="grid" x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}"/>']
+    for v in (0, 0.5, 1):
+        x, y = xy(v, v)
+        out.append(f'<text class="axis" x="{x:.1f}" y="{size - pad + 14}" '
+                   f'text-anchor="middle">{v:g}</text><text class="axis" x="{pad - 6}" '
+                   f'y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+    out.append(f'<text class="axis" x="{size / 2:.0f}" y="{size - 6}" text-anchor="middle">'
+               'predicted</text>')
+    out.append(f'<text class="axis" x="10" y="{pad - 14}">observed</text>')
+    for k, (name, bins) in enumerate(series.items()):
+        pts = [(xy(b["predicted"], b["observed"]), b) for b in bins if b["n"]]
+        if len(pts) > 1:
+            out.append(f'<polyline class="cal s{k}" points="'
+                       + " ".join(f"{x:.1f},{y:.1f}" for (x, y), _ in pts) + '"/>')
+        for (x, y), b in pts:
+            r = 2.5 + 6 * (b["n"] / total) ** 0.5
+            tip = escape(f"{name}, bin {b['bin']}: predicted {b['predicted']:.2f}, observed "
+                         f"{b['observed']:.2f}, n = {b['n']}")
+            out.append(f'<circle class="cal-pt s{k}" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}">'
+                       f"<title>{tip}</title></circle>")
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
 def activity(days: list[tuple[str, int]], cell: int = 12, gap: int = 3) -> Markup:
     """Events per day as a strip of squares, oldest first (a week per column)."""
     cols = (len(days) + 6) // 7
