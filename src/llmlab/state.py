@@ -23,7 +23,7 @@ from typing import Any
 from .config import MasteryParams
 from .curriculum import Curriculum
 from .retention import DailyReviews
-from .skill import bounds, day_number, prediction_score, step, z_score
+from .skill import day_number, prediction_score, step, z_score
 
 HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
@@ -38,7 +38,7 @@ class ConceptState:
     last_day: str | None = None
     first_seen: str | None = None
     last_seen: str | None = None
-    # [ts, quality, mastery, event id, skill, skill_low, skill_high]
+    # [ts, quality, mastery, event id, skill, skill variance] (the interval is drawn in `view`)
     history: list[list] = field(default_factory=list)
     open_misconceptions: list[str] = field(default_factory=list)  # event ids
     relapses: int = 0  # misconceptions reopened after being resolved
@@ -146,7 +146,7 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
     c.last_seen = ts
     _measure(c, ts, q, p.tutor_sd, p)
     c.info_tutor += 1 / p.tutor_sd ** 2
-    c.history.append([ts, q, c.mastery, ev["id"], c.skill, *bounds(c.skill, c.skill_var, p)])
+    c.history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
     if len(c.history) > HISTORY_KEEP:
         del c.history[0]
     c.reviews.add(day, q)

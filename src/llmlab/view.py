@@ -69,10 +69,14 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
              "catalog": s.misconceptions[mid]["catalog"]} for mid in c.open_misconceptions
         ],
         "prereq_gaps": gaps,
-        "history": [{"ts": h[0], "quality": h[1], "mastery": round(h[2], 6), "event": h[3],
-                     "skill": _r(h[4]), "skill_low": _r(h[5]), "skill_high": _r(h[6])}
-                    for h in c.history],
+        "history": [_history_point(h, p) for h in c.history],
     }
+
+
+def _history_point(h: list, p: MasteryParams) -> dict:
+    low, high = bounds(h[4], h[5], p)
+    return {"ts": h[0], "quality": h[1], "mastery": round(h[2], 6), "event": h[3],
+            "skill": _r(h[4]), "skill_low": _r(low), "skill_high": _r(high)}
 
 
 def _r(x: float | None) -> float | None:
