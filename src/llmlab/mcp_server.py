@@ -117,7 +117,9 @@ def build_server() -> MCPServer:
         count, the current module, open misconceptions (resolved ones as a count), `next`
         (what to probe next, with reasons) and one line per probed concept (mastery,
         observations/days, mastered, stale, open misconceptions, prerequisite gaps). Call
-        this at the start of every session; quote its numbers, never round them up.
+        this at the start of every session; quote its numbers, never round them up. `low`
+        in a concept line is the lower end of the skill estimate's interval: mastered needs
+        it at the bar (plus the gates); 'full' has `skill`, `skill_low`, `skill_high`.
         get_concept has one concept in detail."""
         ws = _ws()
         if detail == "compact":
