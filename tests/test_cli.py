@@ -98,8 +98,8 @@ def test_curriculum_validator_finds_cycles_and_dangling_refs(tmp_path, invoke):
 
 
 def test_default_curriculum_is_valid_and_large_enough(invoke):
-    r = invoke("curriculum", "validate", str(Path(api.__file__).parent / "curriculum" / "default"),
-            "--json")
+    default = Path(api.__file__).parent / "curriculum" / "default"
+    r = invoke("curriculum", "validate", str(default), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["modules"] >= 8 and d["concepts"] >= 45 and d["misconceptions"] >= 30

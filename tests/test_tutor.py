@@ -83,17 +83,17 @@ def test_tool_docs_match_the_server():
     assert [t.name for t in tools] == list(tutor.TOOL_NAMES)
 
 
-def test_learner_notes_are_included(ws, cli):
+def test_learner_notes_are_included(ws, invoke):
     (ws.root / "notes" / "tutor.md").write_text("Prefers examples in Go.\n")
-    r = cli("tutor", "instructions")
+    r = invoke("tutor", "instructions")
     assert r.returncode == 0 and "Wrote AGENTS.md" in r.stdout
     assert "## The learner's notes for you" in agents(ws) and "Prefers examples in Go." in agents(ws)
 
 
 # ---------------------------------------------------------------- writing and idempotence
 
-def test_init_writes_instructions_and_mcp_json(tmp_path, cli):
-    r = cli("init", str(tmp_path / "w"), "--name", "Ana", "--goal", "ship a RAG feature")
+def test_init_writes_instructions_and_mcp_json(tmp_path, invoke):
+    r = invoke("init", str(tmp_path / "w"), "--name", "Ana", "--goal", "ship a RAG feature")
     assert r.returncode == 0, r.stderr
     w = tmp_path / "w"
     assert "**Name:** Ana" in (w / "AGENTS.md").read_text()
@@ -113,11 +113,11 @@ def test_init_keeps_an_agents_md_it_did_not_write(tmp_path):
     assert set(servers) == {"other", "llmlab"}
 
 
-def test_regenerating_is_idempotent(ws, cli):
+def test_regenerating_is_idempotent(ws, invoke):
     before = {n: (ws.root / n).read_bytes() for n in ("AGENTS.md", "CLAUDE.md")}
     mtimes = {n: (ws.root / n).stat().st_mtime_ns for n in before}
     for _ in range(2):
-        r = cli("tutor", "instructions", "--json")
+        r = invoke("tutor", "instructions", "--json")
         assert r.returncode == 0, r.stderr
         res = json.loads(r.stdout)
         assert res["written"] == [] and res["unchanged"] == ["AGENTS.md", "CLAUDE.md"]
@@ -125,10 +125,10 @@ def test_regenerating_is_idempotent(ws, cli):
     assert {n: (ws.root / n).stat().st_mtime_ns for n in before} == mtimes
     # deleting and regenerating gives the same bytes
     (ws.root / "AGENTS.md").unlink()
-    assert cli("tutor", "instructions").returncode == 0
+    assert invoke("tutor", "instructions").returncode == 0
     assert (ws.root / "AGENTS.md").read_bytes() == before["AGENTS.md"]
-    assert cli("tutor", "instructions", "--check").returncode == 0
-    assert cli("tutor", "instructions", "--print").stdout == before["AGENTS.md"].decode()
+    assert invoke("tutor", "instructions", "--check").returncode == 0
+    assert invoke("tutor", "instructions", "--print").stdout == before["AGENTS.md"].decode()
 
 
 @pytest.fixture
@@ -146,20 +146,20 @@ def _edit_curriculum(ws: Workspace) -> None:
     f.write_text(f.read_text().replace('title = "Softmax"', 'title = "Softmax, renamed"'))
 
 
-def test_curriculum_change_is_detected_and_regenerated(own_ws, cli):
+def test_curriculum_change_is_detected_and_regenerated(own_ws, invoke):
     _edit_curriculum(own_ws)
-    r = cli("tutor", "instructions", "--check", "--json")
+    r = invoke("tutor", "instructions", "--check", "--json")
     assert r.returncode == 1 and json.loads(r.stdout)["AGENTS.md"] == "outdated"
-    assert cli("tutor", "instructions").returncode == 0
+    assert invoke("tutor", "instructions").returncode == 0
     assert "Softmax, renamed" in agents(own_ws)
-    assert cli("tutor", "instructions", "--check").returncode == 0
+    assert invoke("tutor", "instructions", "--check").returncode == 0
 
 
-def test_learner_profile_change_is_regenerated(ws, cli):
+def test_learner_profile_change_is_regenerated(ws, invoke):
     cfg = tomllib.loads(ws.config_path.read_text())
     cfg["learner"]["name"] = "Bo"
     ws.config_path.write_text(tomli_w.dumps(cfg))
-    assert cli("tutor", "instructions").returncode == 0
+    assert invoke("tutor", "instructions").returncode == 0
     assert "**Name:** Bo" in agents(ws)
 
 
@@ -179,28 +179,28 @@ def test_mcp_start_refreshes_outdated_instructions(own_ws):
     assert tutor.check(own_ws) == {"AGENTS.md": "current", "CLAUDE.md": "current"}
 
 
-def test_hand_edits_are_never_overwritten_silently(own_ws, cli):
+def test_hand_edits_are_never_overwritten_silently(own_ws, invoke):
     path = own_ws.root / "AGENTS.md"
     path.write_text(path.read_text() + "\nMy own rule.\n")
     _edit_curriculum(own_ws)
-    r = cli("tutor", "instructions")
+    r = invoke("tutor", "instructions")
     assert r.returncode == 1
     assert "edited by hand" in r.stderr and "notes/tutor.md" in r.stderr and "--force" in r.stderr
     assert path.read_text().endswith("My own rule.\n")
     assert tutor.refresh(own_ws)["kept"] == ["AGENTS.md"]  # the automatic refresh keeps it too
     assert path.read_text().endswith("My own rule.\n")
-    assert cli("tutor", "instructions", "--force").returncode == 0
+    assert invoke("tutor", "instructions", "--force").returncode == 0
     assert "My own rule." not in path.read_text() and "Softmax, renamed" in path.read_text()
 
 
 # ---------------------------------------------------------------- client set-up
 
-def test_claude_desktop_setup_merges_without_clobbering(ws, cli, tmp_path):
+def test_claude_desktop_setup_merges_without_clobbering(ws, invoke, tmp_path):
     cfg = tmp_path / "claude_desktop_config.json"
     other = {"mcpServers": {"github": {"command": "gh-mcp", "env": {"TOKEN": "s3cret"}}},
              "globalShortcut": "Ctrl+Space"}
     cfg.write_text(json.dumps(other, indent=4))
-    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
+    r = invoke("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["change"] == "added"
     merged = json.loads(cfg.read_text())
@@ -208,45 +208,45 @@ def test_claude_desktop_setup_merges_without_clobbering(ws, cli, tmp_path):
     assert merged["mcpServers"]["github"] == other["mcpServers"]["github"]
     assert merged["mcpServers"]["llmlab"]["env"] == {"LLMLAB_HOME": str(ws.root)}
     first = cfg.read_bytes()
-    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
+    r = invoke("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--json")
     assert json.loads(r.stdout)["change"] == "unchanged" and cfg.read_bytes() == first
-    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg),
-            "--name", "llmlab-2")
+    r = invoke("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg),
+               "--name", "llmlab-2")
     assert r.returncode == 0
     assert set(json.loads(cfg.read_text())["mcpServers"]) == {"github", "llmlab", "llmlab-2"}
 
 
-def test_setup_refuses_to_touch_a_file_it_cannot_parse(ws, cli, tmp_path):
+def test_setup_refuses_to_touch_a_file_it_cannot_parse(ws, invoke, tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text("{ // a comment\n}")
-    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg))
+    r = invoke("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg))
     assert r.returncode == 1 and "not valid JSON" in r.stderr and "--print" in r.stderr
     assert cfg.read_text() == "{ // a comment\n}"
 
 
-def test_setup_print_writes_nothing_and_shows_only_our_entry(ws, cli, tmp_path):
+def test_setup_print_writes_nothing_and_shows_only_our_entry(ws, invoke, tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"mcpServers": {"github": {"env": {"TOKEN": "s3cret"}}}}))
     before = cfg.read_bytes()
-    r = cli("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--print")
+    r = invoke("tutor", "setup", "--client", "claude-desktop", "--config", str(cfg), "--print")
     assert r.returncode == 0 and cfg.read_bytes() == before
     printed = json.loads(r.stdout)
     assert list(printed["mcpServers"]) == ["llmlab"] and "s3cret" not in r.stdout
     assert str(cfg) in r.stderr
 
 
-def test_cursor_and_claude_code_write_project_files(ws, cli):
-    assert cli("tutor", "setup", "--client", "cursor").returncode == 0
+def test_cursor_and_claude_code_write_project_files(ws, invoke):
+    assert invoke("tutor", "setup", "--client", "cursor").returncode == 0
     entry = json.loads((ws.root / ".cursor" / "mcp.json").read_text())["mcpServers"]["llmlab"]
     assert entry["args"][-1] == "mcp" and entry["env"]["LLMLAB_HOME"] == str(ws.root)
-    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    r = invoke("tutor", "setup", "--client", "claude-code", "--json")
     assert json.loads(r.stdout)["change"] == "unchanged"  # init already wrote it
-    r = cli("tutor", "setup", "--client", "vscode")
+    r = invoke("tutor", "setup", "--client", "vscode")
     assert "llmlab" in json.loads((ws.root / ".vscode" / "mcp.json").read_text())["servers"]
 
 
-def test_unknown_client_names_the_supported_ones(ws, cli):
-    r = cli("tutor", "setup", "--client", "cursr")
+def test_unknown_client_names_the_supported_ones(ws, invoke):
+    r = invoke("tutor", "setup", "--client", "cursr")
     assert r.returncode == 1 and "Did you mean 'cursor'" in r.stderr and "claude-desktop" in r.stderr
 
 
