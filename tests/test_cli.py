@@ -316,3 +316,22 @@ def test_the_llmlab_console_script(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "w" / "evidence.jsonl").read_bytes() == b""
+
+
+def test_invoke_shows_a_crash_and_restores_the_process(ws, invoke, tmp_path, monkeypatch):
+    """The in-process runner hides nothing a process would show (a crash is a traceback, colour
+    and width follow the pipe and COLUMNS) and leaves nothing behind."""
+    def crash(*a, **k):
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as m:
+        m.setattr(api, "state", crash)
+        r = invoke("state")
+    assert r.returncode == 1 and "Traceback" in r.stderr and "RuntimeError: boom" in r.stderr
+    api.observe(ws, "softmax", 0.9, "x")
+    from llmlab import cli as cli_mod
+    before = (os.getcwd(), dict(os.environ), cli_mod.console, cli_mod.err_console)
+    r = invoke("state", cwd=tmp_path, env={"LLMLAB_HOME": str(ws.root), "COLUMNS": "50"})
+    assert r.returncode == 0 and "softmax" in r.stdout and "\x1b[" not in r.stdout
+    assert max(map(len, r.stdout.splitlines())) <= 50
+    assert (os.getcwd(), dict(os.environ), cli_mod.console, cli_mod.err_console) == before
