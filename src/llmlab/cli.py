@@ -297,7 +297,7 @@ app.add_typer(flashcards_app, name="flashcards")
 
 @flashcards_app.command("export")
 def flashcards_export(
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the files (default: flashcards/ in the workspace)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the files (default: flashcards/ in the workspace)."),
     concept: Optional[list[str]] = typer.Option(None, "--concept", help="A concept id to include; repeatable."),
     module: Optional[list[str]] = typer.Option(None, "--module", help="A module id whose concepts to include; repeatable."),
     all_: bool = typer.Option(False, "--all", help="Every concept and catalogued misconception of the course."),
@@ -307,7 +307,7 @@ def flashcards_export(
     or recently resolved misconceptions, unless --concept/--module/--all choose others."""
     from . import flashcards
 
-    res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
+    res = flashcards.export(Workspace.find(), out_dir, concept or [], module or [], all_)
     out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
         {"guid": c["guid"], "kind": c["kind"], "concept": c["concept"]} for c in res["list"]]},
         as_json, lambda d: console.print(
