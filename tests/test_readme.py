@@ -77,9 +77,9 @@ def test_section_commands_run_as_written(path, title, tmp_path, cli):
     env = _env(tmp_path)
     cwd = tmp_path
     if not any(c.startswith("llmlab init ") for c in cmds):
-        r = cli("init", str(tmp_path / "llm-course"), env=env)
-        assert r.returncode == 0, r.stderr
-        cwd = tmp_path / "llm-course"
+        from llmlab.create import create_workspace
+
+        cwd = create_workspace(tmp_path / "llm-course").root
     run_lines(cli, cmds, tmp_path, cwd, env)
 
 
