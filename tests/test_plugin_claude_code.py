@@ -80,3 +80,29 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
     finally:
         mock.terminate()
         mock.wait(10)
+
+
+def test_the_plugin_validates_strictly():
+    """`claude plugin validate --strict` on the plugin and on the repository's marketplace."""
+    for target in (ROOT / "plugin", ROOT):
+        r = subprocess.run([CLAUDE, "plugin", "validate", str(target), "--strict"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Validation passed" in r.stdout and "⚠" not in r.stdout, r.stdout
+
+
+def test_claude_mcp_list_shows_one_connected_workspace_server(tmp_path, cli):
+    """A workspace made by `llmlab init`, once the learner has trusted the folder and
+    approved its server (what `claude` records in ~/.claude.json): exactly one llmlab server,
+    connected, also when the venv is not on PATH (.mcp.json names the executable)."""
+    root = tmp_path / "course"
+    assert cli("init", str(root), "--name", "Ana").returncode == 0
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".claude.json").write_text(json.dumps({"projects": {str(root.resolve()): {
+        "hasTrustDialogAccepted": True, "enabledMcpjsonServers": ["llmlab"]}}}))
+    env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    r = subprocess.run([CLAUDE, "mcp", "list"], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=120)
+    lines = [x for x in r.stdout.splitlines() if "llmlab" in x]
+    assert len(lines) == 1 and "Connected" in lines[0], r.stdout + r.stderr

@@ -12,16 +12,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import api, render
-from . import curriculum as curriculum_mod
-from . import log as log_mod
-from .errors import UserError
 from . import shell
-from .shell import JsonOpt, print_json
+from .errors import UserError
 from .lab.cli import app as lab_app
+from .shell import JsonOpt, print_json
 from .transcript.cli import app as transcript_app
-from .create import create_workspace
-from .workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -69,6 +64,8 @@ def init(
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
     tutor instructions AGENTS.md and CLAUDE.md."""
+    from .create import create_workspace
+
     ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
     console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
 
@@ -84,6 +81,9 @@ def log_observe(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record how well one exchange on a concept went (never a mastery claim)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.observe(Workspace.find(), concept, quality, evidence, probe, actor, at), as_json)
 
 
@@ -96,6 +96,9 @@ def log_misconception(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that a wrong mental model was seen (opens a misconception)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
               as_json)
 
@@ -107,6 +110,9 @@ def log_resolve(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.resolve_misconception(Workspace.find(), event_id, evidence, actor, at), as_json)
 
 
@@ -118,6 +124,9 @@ def log_exit(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record an exit-test or build-milestone attempt."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.exit_attempt(Workspace.find(), item, passed, notes, actor, at), as_json)
 
 
@@ -133,6 +142,9 @@ def predict(
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record the learner's prediction before a lab run; the next run compares it."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
                           "learner", at), as_json)
 
@@ -144,6 +156,9 @@ def undo(
     actor: str = ActorOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Retract an event without deleting it: it stops counting."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.retract(Workspace.find(), event_id, reason, actor), as_json)
 
 
@@ -152,6 +167,10 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
 
 
@@ -159,6 +178,10 @@ def state_cmd(as_json: bool = JsonOpt) -> None:
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.next_probes(Workspace.find(), limit=limit), as_json,
          lambda d: render.next_probes(console, d))
 
@@ -166,6 +189,10 @@ def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to l
 @concept_app.command("show")
 def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
     """Everything known about one concept: state, misconceptions, evidence."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
 
 
@@ -173,6 +200,8 @@ def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json
 def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum folder."),
                         as_json: bool = JsonOpt) -> None:
     """Check a curriculum: unique ids, references resolve, no prerequisite cycle."""
+    from . import curriculum as curriculum_mod
+
     cur = curriculum_mod.load(path)
     info = {"ok": True, "path": cur.path, **cur.counts()}
     shell.out(info, as_json, lambda d: console.print(
@@ -187,6 +216,11 @@ def curriculum_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """The course outline, or one concept's behaviours, misconceptions and links."""
+    from . import api
+    from . import render
+    from . import curriculum as curriculum_mod
+    from .workspace import Workspace
+
     if path is not None:
         cur = curriculum_mod.load(path)
     else:
@@ -207,6 +241,10 @@ def curriculum_show(
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
+    from . import render
+    from . import log as log_mod
+    from .workspace import Workspace
+
     rep = log_mod.verify(Workspace.find().log_path)
     shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
@@ -216,6 +254,9 @@ def verify(as_json: bool = JsonOpt) -> None:
 @app.command()
 def repair(as_json: bool = JsonOpt) -> None:
     """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
+    from . import log as log_mod
+    from .workspace import Workspace
+
     res = log_mod.repair(Workspace.find().log_path)
     shell.out(res, as_json, lambda d: console.print(
         f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
@@ -225,6 +266,9 @@ def repair(as_json: bool = JsonOpt) -> None:
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
+    from . import api
+    from .workspace import Workspace
+
     res = api.rebuild(Workspace.find())
     shell.out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
@@ -236,6 +280,10 @@ def model_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score the mastery model: replay this log prequentially, and simulated learners."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
          lambda d: render.model_check(console, d))
 
@@ -249,6 +297,9 @@ def demo(
 ) -> None:
     """Create a demo workspace with a scripted multi-day tutoring trajectory, print the state, build
     the dashboard and serve it live (`--no-serve` to stop after building)."""
+    from . import api
+    from . import render
+
     from . import demo as demo_mod
 
     ws = demo_mod.run(directory, force=force, console=console)
@@ -267,6 +318,8 @@ def demo(
 @site_app.command("build")
 def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
+    from .workspace import Workspace
+
     from .site import build
 
     shell.out(build(Workspace.find()), as_json, lambda d: console.print(
@@ -282,6 +335,8 @@ def serve(
                              "loopback exposes the dashboard to the network and prints a warning."),
 ) -> None:
     """Serve the dashboard live: rebuilds and reloads open pages when the log or curriculum changes."""
+    from .workspace import Workspace
+
     from .site.server import serve as serve_site
 
     ws = Workspace.find()
@@ -303,6 +358,8 @@ def flashcards_export(
 ) -> None:
     """Write an Anki-importable text file and a markdown file: due or weak concepts and open
     or recently resolved misconceptions, unless --concept/--module/--all choose others."""
+    from .workspace import Workspace
+
     from . import flashcards
 
     res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
@@ -339,6 +396,8 @@ def tutor_instructions(
 
     Idempotent: unchanged inputs leave the files byte-identical. A hand-edited file is kept
     unless --force."""
+    from .workspace import Workspace
+
     from . import tutor
 
     ws = Workspace.find()
@@ -374,6 +433,8 @@ def tutor_setup(
 
     Other servers and settings in the file are kept; a file that cannot be parsed is left
     alone."""
+    from .workspace import Workspace
+
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)

@@ -89,9 +89,12 @@ def load_config(path: Path, fmt: Format = "json", fix: str = "") -> tuple[dict, 
     try:
         text = path.read_text(encoding="utf-8")
         doc, commented = _parse(text, fmt) if text.strip() else ({}, False)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"{path} could not be read as {fmt.upper()} ({e}), so llmlab will not "
-                        f"touch it. Nothing was changed. {fix}".strip()) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} could not be read ({e}), so llmlab will not touch it. "
+                        f"Nothing was changed. {fix}".strip()) from None
+    except ValueError as e:
+        raise UserError(f"{path} is not valid {fmt.upper()} ({e}), so llmlab will not touch "
+                        f"it. Nothing was changed. {fix}".strip()) from None
     if not isinstance(doc, dict):
         raise UserError(f"{path} does not hold a {'table' if fmt == 'toml' else 'JSON object'}, "
                         f"so llmlab will not touch it. Nothing was changed. {fix}".strip())
