@@ -2,8 +2,9 @@
 LLMLAB_CLAUDE_BIN or put `claude` on PATH; the npm package `@anthropic-ai/claude-code`).
 
 Claude Code runs offline against a canned Messages API (`fixtures/hooks/mock_messages_api.py`):
-1. `claude -p` in a workspace with `--plugin-dir plugin`: the SessionStart hook's brief is
-   accepted, the slash commands and the plugin's MCP server are loaded;
+1. `claude -p` in a workspace with `--plugin-dir plugin` and no venv on PATH: the
+   SessionStart hook's brief is accepted, the slash commands are loaded, and the plugin adds
+   no second MCP server;
 2. `--resume` with the learner's answer to the tutor's probe, and a tutor reply that records
    nothing: the Stop hook's reminder reaches the model as Stop-hook context, the tutor
    continues once, and the second stop (stop_hook_active) adds nothing.
@@ -48,7 +49,9 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
                              str(requests)])
     env = dict(os.environ, HOME=str(tmp_path / "home"), ANTHROPIC_API_KEY="sk-test-offline",
                ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}", LLMLAB_HOME="",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+               PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                    if Path(p).resolve() != Path(sys.executable).parent.resolve()))
+    # no venv on PATH: the hooks find llmlab-hook through the workspace's .mcp.json
     base = [CLAUDE, "--plugin-dir", str(ROOT / "plugin"), "--output-format", "stream-json",
             "--verbose"]
     try:
@@ -59,7 +62,8 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
         init = next(e for e in events if e.get("subtype") == "init")
         assert {"llmlab:next", "llmlab:progress", "llmlab:predict", "llmlab:quiz",
                 "llmlab:flashcards"} <= set(init["slash_commands"])
-        assert any(s["name"] == "plugin:llmlab:llmlab" for s in init["mcp_servers"])
+        # one server per workspace: the plugin brings none of its own
+        assert not any(s["name"].startswith("plugin:llmlab") for s in init["mcp_servers"])
         started = next(e for e in events if e.get("subtype") == "hook_response"
                        and e.get("hook_event") == "SessionStart")
         assert started["exit_code"] == 0 and started["outcome"] == "success"
