@@ -67,7 +67,13 @@ def init(
     from .create import create_workspace
 
     ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
-    console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
+    typer.echo(
+        f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
+        "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
+        f"See what comes first: cd {ws.root} && llmlab next\n"
+        f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
+        "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
+        "gemini|codex|claude-desktop, then open it in this folder.")
 
 
 # ---------------------------------------------------------------- log
@@ -187,13 +193,21 @@ def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to l
 
 
 @concept_app.command("show")
-def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
-    """Everything known about one concept: state, misconceptions, evidence."""
+def concept_show(
+    concept: str = typer.Argument(..., help="Concept id."),
+    limit: int = typer.Option(10, "--limit", help="How many of its latest events to show."),
+    cursor: Optional[str] = typer.Option(None, "--cursor", help="Show the events before this "
+                                         "event id (the `older` id a page ends with)."),
+    all_: bool = typer.Option(False, "--all", help="Every event (ignores --limit)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One concept: its curriculum entry, state, misconceptions and latest evidence (paged)."""
     from . import api
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+    d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
+    shell.out(d, as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
@@ -420,7 +434,7 @@ def tutor_instructions(
 @tutor_app.command("setup")
 def tutor_setup(
     client: str = typer.Option(..., "--client", help="claude-code, claude-desktop, cursor, "
-                               "vscode or gemini."),
+                               "vscode, gemini or codex."),
     config: Optional[Path] = typer.Option(None, "--config", help="The client's config file "
                                           "(default: where that client looks for it)."),
     name: str = typer.Option("llmlab", "--name", help="Server name in the client (use another "
@@ -439,7 +453,12 @@ def tutor_setup(
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        print_json(res["entry"])
+        if res["format"] == "toml":
+            import tomlkit
+
+            sys.stdout.write(tomlkit.dumps(res["entry"]))
+        else:
+            print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
     shell.out(res, as_json, lambda d: console.print(
