@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import shell
 from .errors import UserError
@@ -21,7 +22,21 @@ from .transcript.cli import app as transcript_app
 console = Console()
 err_console = Console(stderr=True)
 
+
+class _Llmlab(TyperGroup):
+    """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
+    status 1, with no traceback: `main()` and the tests' in-process runner both go through here."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except UserError as e:
+            err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+            sys.exit(1)
+
+
 app = typer.Typer(
+    cls=_Llmlab,
     help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
          "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -41,7 +56,15 @@ app.add_typer(site_app, name="site")
 tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
+profile_app = typer.Typer(help="The learner profile (name, goal, background, scope, depth).",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
+BackgroundOpt = typer.Option(None, "--background", help="Languages, domains and what the "
+                             "learner has built (the tutor explains through them).")
+ScopeOpt = typer.Option(None, "--scope", help="What the learner wants covered first.")
+ExcludeOpt = typer.Option(None, "--exclude", help="What to leave out.")
+DepthOpt = typer.Option(None, "--depth", help="overview, working or deep.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
@@ -61,12 +84,29 @@ def init(
     goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
     curriculum: Optional[str] = typer.Option(None, "--curriculum",
                                              help="A curriculum folder to use instead of the default course."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
-    tutor instructions AGENTS.md and CLAUDE.md."""
+    tutor instructions AGENTS.md and CLAUDE.md.
+
+    In a terminal it asks for the learner profile it was not given (press Enter to skip a
+    question); elsewhere it takes the flags only. `llmlab profile set` changes it later."""
     from .create import create_workspace
 
-    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
+    if sys.stdin.isatty():
+        asks = {"name": "Your name", "goal": "What do you want to be able to do",
+                "background": "Your background (languages, domains, what you have built)",
+                "scope": "What should come first", "exclude": "What should be left out",
+                "depth": "Depth: overview, working or deep"}
+        given = {"name": name, "goal": goal, "background": background, "scope": scope,
+                 "exclude": exclude, "depth": depth}
+        for k, q in asks.items():
+            if given[k] is None:
+                given[k] = typer.prompt(q, default="", show_default=False).strip() or None
+        name, goal, background, scope, exclude, depth = given.values()
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum,
+                          background=background, scope=scope, exclude=exclude, depth=depth)
     typer.echo(
         f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
         "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
@@ -74,6 +114,40 @@ def init(
         f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
         "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
         "gemini|codex|claude-desktop, then open it in this folder.")
+
+
+# ---------------------------------------------------------------- profile
+
+@profile_app.command("show")
+def profile_show(as_json: bool = JsonOpt) -> None:
+    """The learner profile the tutor instructions are written for."""
+    from . import profile
+    from .workspace import Workspace
+
+    shell.out(profile.show(Workspace.find()), as_json, lambda d: console.print(
+        "\n".join(f"{k}: {v}" for k, v in d.items())))
+
+
+@profile_app.command("set")
+def profile_set(
+    name: Optional[str] = typer.Option(None, "--name", help="The learner's name."),
+    goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change the learner profile in llmlab.toml (other settings and comments are kept) and
+    regenerate AGENTS.md from it."""
+    from . import profile
+    from .workspace import Workspace
+
+    res = profile.update(Workspace.find(), name=name, goal=goal, background=background,
+                         scope=scope, exclude=exclude, depth=depth)
+    shell.out(res, as_json, lambda d: console.print(
+        f"Profile {d['change']}. AGENTS.md: "
+        + ("rewritten" if "AGENTS.md" in d["instructions"]["written"] else
+           "kept (edited by hand; run `llmlab tutor instructions --force`)"
+           if "AGENTS.md" in d["instructions"]["kept"] else "unchanged") + "."))
 
 
 # ---------------------------------------------------------------- log
@@ -469,8 +543,5 @@ def tutor_setup(
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except UserError as e:
-        err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
-        sys.exit(1)
+    """The `llmlab` console script and `python -m llmlab`."""
+    app()

@@ -166,3 +166,18 @@ def last_turn(path: Path, max_bytes: int = MAX_BYTES) -> Turn:
                     turn.probe = texts[-1]
                     break
     return turn
+
+
+def prompts_since_write(path: Path, max_bytes: int = MAX_BYTES) -> int:
+    """How many typed learner messages the session holds after its last evidence write
+    (counting back through the log's tail only)."""
+    n = 0
+    for rec in records_backwards(path, max_bytes):
+        if rec.get("isSidechain"):
+            continue
+        if rec.get("type") == "assistant" and any(is_write_call(b) for b in _blocks(rec)):
+            break
+        text = typed_text(rec) if rec.get("type") == "user" else None
+        if text is not None and not text.startswith(HARNESS_PREFIXES):
+            n += 1
+    return n
