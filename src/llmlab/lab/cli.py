@@ -14,6 +14,7 @@ from rich.text import Text
 
 from ..errors import UserError
 from ..workspace import Workspace
+from .experiment import parse_params as _parse_params
 
 app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
                   no_args_is_help=True)
@@ -67,15 +68,6 @@ def list_cmd(as_json: bool = JsonOpt) -> None:
                   "llmlab predict NAME QUANTITY VALUE")
 
 
-def _parse_params(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"Parameters are given as --param name=value; got {item!r}. "
-                            "See `llmlab lab list` for each experiment's parameters.")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v
-    return out
 
 
 @app.command("run")

@@ -176,6 +176,12 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     }
 
 
+def _conditions_text(c: dict | None) -> str:
+    if not c:
+        return "the defaults"
+    return ", ".join(f"{k}={v}" for k, v in c.items())
+
+
 def write_result(out_dir: Path, result: dict) -> None:
     atomic_write(out_dir / "result.json",
                  json.dumps(result, indent=2, ensure_ascii=False, default=str).encode())
@@ -200,6 +206,13 @@ def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bo
             conditions=result["conditions"], concepts=list(spec.concepts))
         result["comparisons"] = comparisons
         result["event"] = ev.id
+        left = api.scorable(ws, spec.name, params, result["metrics"])[1]
+        if left:
+            result["summary"].append(
+                f"{len(left)} prediction(s) for {spec.name} stay pending: made for other "
+                "conditions than this run's (" + "; ".join(
+                    f"{p['quantity']} for {_conditions_text(p.get('conditions'))}"
+                    for p in left[:3]) + ").")
     else:
         result["event"] = None
         why = ("no workspace found (`llmlab init DIR` makes one; LLMLAB_HOME points to it)"

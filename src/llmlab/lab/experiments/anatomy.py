@@ -29,10 +29,10 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("params_total", "parameters", "Total parameters (tied embeddings counted once)"),
-        Quantity("params_embedding", "parameters", "Parameters in the token embedding"),
-        Quantity("kv_bytes_per_token_fp16", "bytes", "KV-cache bytes per token in fp16"),
-        Quantity("q_per_kv", "ratio", "Query heads per key/value head"),
+        Quantity("params_total", "parameters", "Total parameters (tied embeddings counted once)", concept='parameter_memory'),
+        Quantity("params_embedding", "parameters", "Parameters in the token embedding", concept='embeddings'),
+        Quantity("kv_bytes_per_token_fp16", "bytes", "KV-cache bytes per token in fp16", concept='kv_cache_memory'),
+        Quantity("q_per_kv", "ratio", "Query heads per key/value head", concept='grouped_query_attention'),
     ),
     seconds=2,
 )

@@ -21,10 +21,10 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("first_token_share", "fraction", "Mean attention on the first token (layers 2+, all heads, positions 2+)"),
-        Quantity("loss_first_half", "nats/token", "Loss on the first copy of a random sequence"),
-        Quantity("loss_second_half", "nats/token", "Loss on its repeat"),
-        Quantity("top_prefix_matching", "fraction", "Prefix-matching score of the best induction head"),
+        Quantity("first_token_share", "fraction", "Mean attention on the first token (layers 2+, all heads, positions 2+)", concept='attention_sinks', depends_on=('text',)),
+        Quantity("loss_first_half", "nats/token", "Loss on the first copy of a random sequence", concept='induction_heads', depends_on=('repeat_len',)),
+        Quantity("loss_second_half", "nats/token", "Loss on its repeat", concept='induction_heads', depends_on=('repeat_len',)),
+        Quantity("top_prefix_matching", "fraction", "Prefix-matching score of the best induction head", concept='induction_heads', depends_on=('repeat_len',)),
     ),
     seconds=3,
 )

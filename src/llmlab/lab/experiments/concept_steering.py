@@ -30,9 +30,9 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("score_gain", "z", "Readout score of the generated text for the concept at the "
-                 "largest multiplier minus at the smallest (unsteered model reads the text)"),
+                 "largest multiplier minus at the smallest (unsteered model reads the text)", concept='steering_vectors', depends_on=('vectors', 'concept', 'prompt', 'multipliers', 'layer', 'samples', 'max_new_tokens', 'temperature')),
         Quantity("logprob_drop", "nats/token", "Mean log-probability per generated token under "
-                 "the unsteered model, smallest multiplier minus largest (fluency lost)"),
+                 "the unsteered model, smallest multiplier minus largest (fluency lost)", concept='steering_vectors', depends_on=('vectors', 'concept', 'prompt', 'multipliers', 'layer', 'samples', 'max_new_tokens', 'temperature')),
     ),
     seconds=25,
     check=check,

@@ -52,11 +52,11 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("mean_auc", "AUC", "Held-out AUC of the saved vectors, averaged over concepts, "
-                 "at the best layer (0.5 = chance, 1 = perfect)"),
-        Quantity("min_auc", "AUC", "Held-out AUC of the hardest concept at that layer"),
-        Quantity("best_layer", "layer", "Layer with the highest mean held-out AUC"),
+                 "at the best layer (0.5 = chance, 1 = perfect)", concept='probing', depends_on=('corpus', 'concepts', 'layers', 'pooling', 'chat_template', 'aggregator')),
+        Quantity("min_auc", "AUC", "Held-out AUC of the hardest concept at that layer", concept='probing', depends_on=('corpus', 'concepts', 'layers', 'pooling', 'chat_template', 'aggregator')),
+        Quantity("best_layer", "layer", "Layer with the highest mean held-out AUC", concept='residual_stream', depends_on=('corpus', 'concepts', 'layers', 'pooling', 'chat_template', 'aggregator')),
         Quantity("max_cosine", "cosine", "Largest cosine between two different concepts' "
-                 "vectors at the best layer"),
+                 "vectors at the best layer", concept='superposition', depends_on=('corpus', 'concepts', 'layers', 'pooling', 'chat_template', 'aggregator')),
     ),
     seconds=38,
     check=check,

@@ -25,10 +25,10 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("growth_exponent", "exponent", "Slope of log(time) vs log(length) over the longest half of lengths"),
-        Quantity("ms_per_token_cache", "ms", "Time per generated token with the KV cache"),
-        Quantity("ms_per_token_no_cache", "ms", "Time per generated token without it"),
-        Quantity("cache_speedup", "ratio", "no-cache time / cache time per token"),
+        Quantity("growth_exponent", "exponent", "Slope of log(time) vs log(length) over the longest half of lengths", concept='attention_cost', depends_on=('lengths', 'threads')),
+        Quantity("ms_per_token_cache", "ms", "Time per generated token with the KV cache", concept='kv_cache', depends_on=('gen_tokens', 'gen_prompt', 'threads')),
+        Quantity("ms_per_token_no_cache", "ms", "Time per generated token without it", concept='autoregressive_loop', depends_on=('gen_tokens', 'gen_prompt', 'threads')),
+        Quantity("cache_speedup", "ratio", "no-cache time / cache time per token", concept='kv_cache', depends_on=('gen_tokens', 'gen_prompt', 'threads')),
     ),
     seconds=40,
 )

@@ -18,11 +18,11 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("answer_first_layer", "layer", "First layer from which on the final answer stays "
-                 "the logit-lens top token (layers count from 0)"),
-        Quantity("final_answer_prob", "probability", "Probability of the final answer at the output"),
+                 "the logit-lens top token (layers count from 0)", concept='logit_lens', depends_on=('prompt',)),
+        Quantity("final_answer_prob", "probability", "Probability of the final answer at the output", concept='logits', depends_on=('prompt',)),
         Quantity("residual_norm_growth", "ratio", "Residual norm after the last layer / after "
-                 "layer 0 (last position, before the final norm)"),
-        Quantity("mlp_share", "fraction", "Share of the total update norm written by MLPs (last position)"),
+                 "layer 0 (last position, before the final norm)", concept='residual_stream', depends_on=('prompt',)),
+        Quantity("mlp_share", "fraction", "Share of the total update norm written by MLPs (last position)", concept='mlp_blocks', depends_on=('prompt',)),
     ),
     seconds=2,
 )

@@ -26,10 +26,10 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("top1_prob", "probability", "Probability of the most likely next token at T=1"),
-        Quantity("entropy_t1_bits", "bits", "Entropy of the next-token distribution at T=1"),
-        Quantity("max_freq_error", "probability", "Largest |empirical frequency - softmax probability| over the top tokens"),
-        Quantity("calc_top_prob_t1", "probability", "Calculator: probability of the largest logit at T=1"),
+        Quantity("top1_prob", "probability", "Probability of the most likely next token at T=1", concept='softmax', depends_on=('prompt',)),
+        Quantity("entropy_t1_bits", "bits", "Entropy of the next-token distribution at T=1", concept='softmax', depends_on=('prompt',)),
+        Quantity("max_freq_error", "probability", "Largest |empirical frequency - softmax probability| over the top tokens", concept='sampling_strategies', depends_on=('prompt', 'draws')),
+        Quantity("calc_top_prob_t1", "probability", "Calculator: probability of the largest logit at T=1", concept='temperature', depends_on=('logits',), on_model=False),
     ),
     seconds=5,
 )

@@ -36,12 +36,12 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("tokens_per_word_english", "tokens/word", "Tokens per word of the English sentence"),
-        Quantity("hindi_vs_english_cost", "ratio", "Tokens of the Hindi sentence / tokens of the English one"),
-        Quantity("strawberry_tokens", "tokens", "Tokens in ' strawberry' (with its leading space)"),
-        Quantity("plain_accuracy", "fraction", "Letter counts right when asked plainly"),
-        Quantity("spelled_accuracy", "fraction", "Letter counts right after the model spells the word out"),
-        Quantity("given_spelling_accuracy", "fraction", "Letter counts right when the prompt spells the word one letter per line"),
+        Quantity("tokens_per_word_english", "tokens/word", "Tokens per word of the English sentence", concept='token_economics'),
+        Quantity("hindi_vs_english_cost", "ratio", "Tokens of the Hindi sentence / tokens of the English one", concept='token_economics'),
+        Quantity("strawberry_tokens", "tokens", "Tokens in ' strawberry' (with its leading space)", concept='tokenization'),
+        Quantity("plain_accuracy", "fraction", "Letter counts right when asked plainly", concept='tokenization'),
+        Quantity("spelled_accuracy", "fraction", "Letter counts right after the model spells the word out", concept='tokenization'),
+        Quantity("given_spelling_accuracy", "fraction", "Letter counts right when the prompt spells the word one letter per line", concept='tokenization'),
     ),
     seconds=40,
 )
