@@ -172,6 +172,21 @@ def test_cost_growth_and_cache(smol):
     assert m["cache_speedup"] == pytest.approx(m["ms_per_token_no_cache"] / m["ms_per_token_cache"])
 
 
+def test_cost_sets_threads_records_load_and_repeats_interleaved(smol):
+    import torch
+
+    before = torch.get_num_threads()
+    r = run("cost", lengths="8,16", repeats=3, gen_tokens=2, gen_prompt=8, threads=1)
+    c, m = r["conditions"], r["metrics"]
+    assert c["threads"] == 1 == m["threads"] and torch.get_num_threads() == before  # restored
+    assert len(c["load_avg"]) == 2 and c["cpu_count"] >= 1
+    for g in r["tables"]["generation"]:  # every case timed once per round
+        assert len(g["all_ms_per_token"]) == 3 and g["ms_per_token"] == min(g["all_ms_per_token"])
+    busy = any("machine was busy" in line for line in r["summary"])
+    assert busy == bool(m["machine_busy"])
+    assert any("1 CPU thread(s)" in line and "load average" in line for line in r["summary"])
+
+
 def test_every_run_reports_its_quantities_and_conditions(smol):
     from llmlab.lab import spec
 

@@ -13,7 +13,8 @@ workspace, else `--out DIR/<run-id>/` or a temporary folder:
     figures      [file names of PNGs in the run dir]
     files        [other files the experiment wrote there, e.g. readout.safetensors]
     conditions   {model, model_sha256, model_source, device, dtype, seed, duration_s,
-                  model_load_s, started, threads, machine, packages: {name: version}}
+                  model_load_s, started, threads, cpu_count, load_avg: [1-min load at start,
+                  at end], machine, packages: {name: version}}
     comparisons  [{prediction, quantity, predicted, measured, abs_error, rel_error,
                   tolerance, within, concept}]: the learner's pending predictions vs metrics
     event        id of the `experiment_run` event, or null when not recorded
@@ -25,6 +26,7 @@ path), which compares pending predictions and appends the `experiment_run` event
 from __future__ import annotations
 
 import json
+import os
 import platform
 import secrets
 import time
@@ -118,6 +120,12 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
 
     seed = int(params.get("seed", 0))
     torch.manual_seed(seed)
+    threads_before = torch.get_num_threads()
+    if "threads" in params:  # an experiment that times things takes the count explicitly
+        from .experiments.cost import free_threads
+
+        torch.set_num_threads(int(params["threads"]) or free_threads())
+    load_start = os.getloadavg()[0]
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     needs_model = spec.model and not params.get("config")  # anatomy's config-only mode
@@ -142,6 +150,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
 
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed run leaves no half-written folder
         raise
+    finally:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(threads_before)
     duration = time.perf_counter() - t0
     missing = [q.name for q in spec.quantities if q.name not in outcome.metrics]
     if missing:  # a programming error: every predictable quantity must be measured
@@ -162,7 +173,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "") if loaded else None,
         "seed": seed, "duration_s": round(duration, 3), "model_load_s": round(load_s, 3),
         "started": started.isoformat(),
-        "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "threads": threads, "cpu_count": os.cpu_count(),
+        "load_avg": [round(load_start, 2), round(os.getloadavg()[0], 2)],  # 1-min, start/end
+        "machine": platform.machine(),
         "packages": _versions(),
     }
     return {
