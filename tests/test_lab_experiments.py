@@ -61,7 +61,7 @@ def test_sampling_invariants_and_determinism(smol):
     assert m["rank_changes"] == 0  # temperature never re-ranks (whole vocabulary, even T=0.05)
     assert m["greedy_identical"] == 1
     assert m["max_freq_error"] < 0.03  # seeded draws follow the softmax
-    top = [x for x in r["tables"]["top_k"] if x["temperature"] == 1.0]
+    top = [x for x in r["tables"]["top_tokens"] if x["temperature"] == 1.0]
     assert top[0]["prob"] == pytest.approx(m["top1_prob"]) and top[0]["token"] == " Sydney"
     assert [x["prob"] for x in top] == sorted((x["prob"] for x in top), reverse=True)
     calc = {c["temperature"]: c["probs"] for c in r["tables"]["calculator"]}
@@ -74,6 +74,29 @@ def test_sampling_invariants_and_determinism(smol):
     assert again["metrics"] == m and again["tables"]["draws"] == r["tables"]["draws"]  # same seed
     other = run("sampling", draws=3000, greedy_runs=2, greedy_tokens=4, seed=1)
     assert other["tables"]["draws"] != r["tables"]["draws"]  # a different seed draws differently
+
+
+def test_sampling_truncates_with_top_k_top_p_and_min_p(smol):
+    r = run("sampling", draws=4000, greedy_runs=2, greedy_tokens=2, top_k=5, top_p=0.6,
+            min_p=0.1, rows=100, logits="4,1,0.5")
+    m, trunc = r["metrics"], {t["strategy"]: t for t in r["tables"]["truncation"]}
+    assert list(trunc) == ["top-k 5", "top-p 0.6", "min-p 0.1"]
+    kept = {name: [x for x in r["tables"]["kept"] if x["strategy"] == name] for name in trunc}
+    assert m["top_k_kept"] == trunc["top-k 5"]["kept"] == len(kept["top-k 5"]) == 5
+    probs = [x["prob"] for x in kept["top-p 0.6"]]  # the fewest top tokens reaching 0.6
+    assert m["top_p_kept"] == len(probs) and sum(probs) >= 0.6 > sum(probs[:-1])
+    top = kept["min-p 0.1"][0]["prob"]
+    assert all(x["prob"] >= 0.1 * top for x in kept["min-p 0.1"])
+    assert m["min_p_kept"] == len(kept["min-p 0.1"])
+    for name, rows in kept.items():  # renormalised: kept probabilities scaled to sum to 1
+        assert sum(x["renormalised"] for x in rows) == pytest.approx(1, abs=1e-9)
+        assert rows[0]["renormalised"] == pytest.approx(rows[0]["prob"] / trunc[name]["kept_mass"])
+    assert m["draws_outside_kept"] == 0  # a removed token is never drawn
+    assert m["truncated_max_freq_error"] <= max(t["noise_4se"] for t in trunc.values())
+    assert m["calc_top_p_kept"] == 1  # top-p 0.6 of [4, 1, 0.5]: 0.926 alone suffices
+    assert any("top-p 0.6 keeps" in line for line in r["summary"])
+    r9 = run("sampling", draws=10, greedy_runs=2, greedy_tokens=1, logits="4,1,0.5")
+    assert r9["metrics"]["calc_top_p_kept"] == 1  # the default top-p 0.9 keeps one token too
 
 
 def test_attention_sinks_causality_induction_and_seed(smol):
