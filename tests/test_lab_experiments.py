@@ -35,7 +35,7 @@ def test_tokens_pieces_join_back_and_costs(smol):
         s = split(smol.tokenizer, text)
         assert b"".join(s["bytes"]) == text.encode("utf-8")  # pieces join back to the text
         assert smol.tokenizer.decode(s["ids"]) == text
-    r = run("tokens", trials=1, text="unbelievably tokenized")
+    r = run("tokens", trials=3, text="unbelievably tokenized")
     m = r["metrics"]
     langs = {row["language"]: row for row in r["tables"]["languages"]}
     assert len(langs) >= 6 and "Python" in langs  # >= 5 natural languages and source code
@@ -47,11 +47,33 @@ def test_tokens_pieces_join_back_and_costs(smol):
     shown = {x["text"]: x for x in r["tables"]["pieces"]}
     assert "".join(shown["unbelievably tokenized"]["pieces"]) == "unbelievably tokenized"
     assert m["strawberry_tokens"] == shown[" strawberry"]["n_tokens"]
-    counting = r["tables"]["counting"]
-    assert len(counting) == 1 and all(c["truth"] == c["word"].count(c["letter"]) for c in counting)
-    for k, key in (("plain_accuracy", "plain"), ("spelled_accuracy", "spelled"),
-                   ("given_spelling_accuracy", "given")):
-        assert m[k] == sum(c[key] == c["truth"] for c in counting) / len(counting)
+
+
+def test_letter_counting_shows_raw_answers_verifies_spelling_and_gives_intervals(smol):
+    from llmlab.lab.experiments.tokens import parse_count, spelled_word
+    from llmlab.lab.stats import wilson
+
+    r = run("tokens", trials=3)
+    m, counting = r["metrics"], r["tables"]["counting"]
+    assert len(counting) == 3 == m["counting_trials"]
+    assert all(c["truth"] == c["word"].count(c["letter"]) for c in counting)
+    for c in counting:  # the raw answers are kept whole, and the numbers come from them
+        assert c["plain"] == parse_count(c["plain_answer"])
+        assert c["given"] == parse_count(c["given_answer"])
+        assert c["spelled_ok"] == (spelled_word(c["spelling"]) == c["word"])
+        assert c["spelled"] == (parse_count(c["spelled_answer"]) if c["spelled_ok"] else None)
+        for key in ("plain_answer", "given_answer"):  # not cut off mid-number
+            assert not c[key][-1:].isdigit() or len(c[key]) < 40
+    spelled = [c for c in counting if c["spelled_ok"]]
+    assert m["spelled_trials"] == len(spelled)
+    if spelled:
+        assert m["spelled_accuracy"] == sum(c["spelled"] == c["truth"] for c in spelled) / len(spelled)
+    acc = {a["condition"]: a for a in r["tables"]["accuracy"]}
+    for key, metric in (("plain", "plain_accuracy"), ("given", "given_spelling_accuracy")):
+        k = sum(c[key] == c["truth"] for c in counting)
+        assert m[metric] == k / 3 and (acc[key]["ci_low"], acc[key]["ci_high"]) == wilson(k, 3)
+    text = " ".join(r["summary"])
+    assert "95% CI" in text and f"correctly in {len(spelled)} of 3" in text
 
 
 def test_sampling_invariants_and_determinism(smol):
@@ -132,6 +154,20 @@ def test_residual_logit_lens_norms_and_outliers(smol):
     assert m["residual_norm_growth"] == pytest.approx(norms[-1]["residual_norm"] / norms[0]["residual_norm"], rel=1e-3)
     out = r["tables"]["outliers"]
     assert out[0]["abs"] == m["max_abs_activation"] and len({o["dim"] for o in out}) == 5
+
+
+def test_residual_direct_logit_attribution_adds_up_to_the_answer_logit(smol):
+    r = run("residual", prompt="The capital of Italy is")
+    m, dla = r["metrics"], r["tables"]["logit_attribution"]
+    assert [x["layer"] for x in dla] == list(range(30))
+    total = m["embed_logit"] + sum(x["attn_logit"] + x["mlp_logit"] for x in dla)
+    assert total == pytest.approx(m["answer_logit"], abs=1e-3)  # the decomposition adds up
+    assert m["mlp_logit"] == pytest.approx(sum(x["mlp_logit"] for x in dla), abs=1e-4)
+    assert m["attn_logit"] == pytest.approx(sum(x["attn_logit"] for x in dla), abs=1e-4)
+    assert m["dla_error"] < 1e-3
+    top = max(dla, key=lambda x: max(x["attn_logit"], x["mlp_logit"]))
+    assert f"layer {top['layer']}" in r["summary"][1]  # the headline names the biggest writer
+    assert "norm view" in " ".join(r["summary"])  # the update-norm share is labelled as such
 
 
 def test_anatomy_counts_equal_the_tensors_and_kv_formula(smol, tmp_path):

@@ -142,15 +142,29 @@ def open_readout(ctx, given: str) -> tuple[Path, Readout]:
         raise UserError(f"The readout in {folder} was made for hidden size {r.hidden_size}; "
                         f"this model has {hidden}. Use the model it was extracted from "
                         f"({r.manifest.get('model')}).")
+    ctx.notes.append(f"Concept vectors: run {folder.name}"
+                     + (" (the newest recorded concept_vectors run)" if not given else "")
+                     + f", in {folder}.")
     if r.manifest.get("model_sha256") not in (None, ctx.model.sha256):
         ctx.notes.append(f"The readout was extracted from {r.manifest.get('model')}, not "
                          f"{ctx.model.name}: its scores may mean little here.")
     return folder, r
 
 
+def recorded_runs(ws, experiment: str) -> list[str]:
+    """Run ids of the workspace's recorded, unretracted runs of `experiment`, oldest first."""
+    from .. import api
+    from ..log import read_events
+
+    state, _ = api.load_state(ws)
+    return [e["data"]["run_id"] for e in read_events(ws.log_path)
+            if e["type"] == "experiment_run" and e["data"].get("experiment") == experiment
+            and e["id"] not in state.retracted]
+
+
 def find_readout(ws, given: str) -> Path:
-    """A readout folder: a path, a run id in the workspace, or (empty) the newest
-    concept_vectors run there."""
+    """A readout folder: a path, a run id in the workspace, or (empty) the newest *recorded*
+    concept_vectors run there (a --no-record or --out run is used only when named)."""
     if given:
         p = Path(given).expanduser()
         if (p / "readout.json").is_file():
@@ -159,8 +173,10 @@ def find_readout(ws, given: str) -> Path:
             return ws.runs_dir / given
         raise UserError(f"No readout at '{given}': give the folder of a concept_vectors run "
                         "(it holds readout.json) or its run id.")
-    found = sorted(ws.runs_dir.glob("*-concept_vectors-*/readout.json")) if ws else []
+    found = [ws.runs_dir / r for r in recorded_runs(ws, "concept_vectors")
+             if "/" not in r and (ws.runs_dir / r / "readout.json").is_file()] if ws else []
     if not found:
-        raise UserError("No concept vectors yet: run `llmlab lab run concept_vectors` first "
-                        "(or give -p vectors=FOLDER of a readout).")
-    return found[-1].parent
+        raise UserError("No recorded concept vectors in this workspace: run `llmlab lab run "
+                        "concept_vectors` (recorded) first, or name a readout with -p "
+                        "vectors=FOLDER or RUN_ID (an unrecorded run is used only when named).")
+    return found[-1]

@@ -121,10 +121,12 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     seed = int(params.get("seed", 0))
     torch.manual_seed(seed)
     threads_before = torch.get_num_threads()
-    if "threads" in params:  # an experiment that times things takes the count explicitly
-        from .experiments.cost import free_threads
+    # An explicit thread count for every run: the `threads` parameter where an experiment
+    # declares one, else the cores not busy now (oversubscribed torch threads on a busy
+    # machine stall each other, by 10-20x).
+    from .experiments.cost import free_threads
 
-        torch.set_num_threads(int(params["threads"]) or free_threads())
+    torch.set_num_threads(int(params.get("threads") or 0) or free_threads())
     load_start = os.getloadavg()[0]
     started = datetime.now(UTC)
     t0 = time.perf_counter()
