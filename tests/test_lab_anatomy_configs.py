@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from llmlab.lab import run_experiment  # noqa: E402
+from llmlab.lab.runner import run_experiment  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 

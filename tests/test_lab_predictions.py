@@ -10,7 +10,7 @@ import pytest
 
 from llmlab import api
 from llmlab.errors import UserError
-from llmlab.lab import specs
+from llmlab.lab.catalog import specs
 
 LLAMA = Path(__file__).parent / "fixtures" / "configs" / "llama-3.1-8b.json"
 ANATOMY = {"q_per_kv": 4.0, "params_total": 8.0e9, "params_embedding": 5.0e8,

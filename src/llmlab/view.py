@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import MasteryParams
 from .curriculum import Curriculum
-from .events import parse_ts
+from .core import parse_ts
 from .state import ConceptState, State
 
 
@@ -92,7 +92,7 @@ def describe(ev: dict, s: State) -> dict:
 def _quantity_concept(pred: dict) -> str | None:
     """The concept the predicted quantity measures (for predictions recorded without one)."""
     try:
-        from .lab import specs
+        from .lab.catalog import specs
     except ImportError:
         return None
     spec = specs().get(pred["experiment"])

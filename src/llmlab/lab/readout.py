@@ -52,7 +52,7 @@ class Readout:
         if l not in self.layers:
             raise UserError(f"Layer '{given}' has no vectors in this readout; it has layers "
                             f"{', '.join(map(str, self.layers))}. Extract more with "
-                            "`llmlab lab run concept_vectors -p layers=...`.")
+                            "the concept_vectors experiment with {param:layers=...}.")
         return l
 
     @property
@@ -89,7 +89,7 @@ def build_readout(corpus: Corpus, acts: Activations, trained: Trained, meta: dic
 def save_readout(r: Readout, folder: Path) -> None:
     from safetensors.torch import save_file
 
-    from ..snapshot import atomic_write
+    from ..files import atomic_write
 
     tensors = {}
     for l in r.layers:
@@ -165,18 +165,15 @@ def recorded_runs(ws, experiment: str) -> list[str]:
 def find_readout(ws, given: str) -> Path:
     """A readout folder: a path, a run id in the workspace, or (empty) the newest *recorded*
     concept_vectors run there (a --no-record or --out run is used only when named)."""
+    from . import runs
+
     if given:
-        p = Path(given).expanduser()
-        if (p / "readout.json").is_file():
-            return p
-        if ws is not None and "/" not in given and (ws.runs_dir / given / "readout.json").is_file():
-            return ws.runs_dir / given
-        raise UserError(f"No readout at '{given}': give the folder of a concept_vectors run "
-                        "(it holds readout.json) or its run id.")
+        return runs.find(ws, given, holding="readout.json", what="readout")
     found = [ws.runs_dir / r for r in recorded_runs(ws, "concept_vectors")
-             if "/" not in r and (ws.runs_dir / r / "readout.json").is_file()] if ws else []
+             if runs.RUN_ID.match(r) and (ws.runs_dir / r / "readout.json").is_file()] if ws else []
     if not found:
         raise UserError("No recorded concept vectors in this workspace: run `llmlab lab run "
-                        "concept_vectors` (recorded) first, or name a readout with -p "
-                        "vectors=FOLDER or RUN_ID (an unrecorded run is used only when named).")
+                        "concept_vectors` (recorded) first, or name a readout with "
+                        "{param:vectors=FOLDER} or a run id (an unrecorded run is used only "
+                        "when named).")
     return found[-1]
