@@ -133,7 +133,7 @@ def test_attention_sinks_causality_induction_and_seed(smol):
     assert heads[0]["prefix_matching"] == m["top_prefix_matching"] > 0.3
     assert len(r["tables"]["sink_by_layer"]) == 30 and len(r["tables"]["head_entropy_bits"]) == 30
     assert m["mean_head_entropy_bits"] <= m["uniform_entropy_bits"]
-    assert r["figures"] == ["attention_maps.png", "sinks_and_induction.png"]
+    assert r["figures"] == ["attention_maps.png", "top_heads.png", "sinks_and_induction.png"]
     again = run("attention", repeat_len=30)
     assert again["metrics"] == m  # same seed, same numbers
     other = run("attention", repeat_len=30, seed=7)

@@ -219,8 +219,12 @@ def config_identity(path: str) -> str:
 
 def common(model: bool = True) -> tuple[Param, ...]:
     """Parameters every experiment takes."""
-    seed = Param("seed", int, 0, "Random seed; the same seed gives the same numbers", low=0)
+    seed = Param("seed", int, 0, "Random seed; the same seed and thread count give the same "
+                 "numbers", low=0)
+    threads = Param("threads", int, 0, "Torch CPU threads; 0: the cores not busy now (CPU "
+                    "count minus the 1-minute load average, at least 1)", low=0, high=1024)
     if not model:
-        return (seed,)
+        return (seed, threads)
     return (Param("model", str, "smollm2-135m-instruct",
-                  "Model name (`llmlab lab models`) or a local Hugging Face model folder"), seed)
+                  "Model name (`llmlab lab models`) or a local Hugging Face model folder"), seed,
+            threads)

@@ -115,9 +115,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     seed = int(params.get("seed", 0))
     torch.manual_seed(seed)
     threads_before = torch.get_num_threads()
-    # An explicit thread count for every run: the `threads` parameter where an experiment
-    # declares one, else the cores not busy now (oversubscribed torch threads on a busy
-    # machine stall each other, by 10-20x).
+    # An explicit thread count for every run (the common `threads` parameter; 0: the cores
+    # not busy now): oversubscribed torch threads on a busy machine stall each other 10-20x,
+    # and the thread count can change the last bits of a float reduction.
     from .experiments.cost import free_threads
 
     torch.set_num_threads(int(params.get("threads") or 0) or free_threads())

@@ -29,8 +29,6 @@ SPEC = Spec(
               high=4096),
         Param("gen_prompt", int, 64, "Prompt length (tokens) for the generation timing", low=1,
               high=1_000_000),
-        Param("threads", int, 0, "Torch CPU threads for the timing; 0: the cores not busy now "
-              "(CPU count minus the 1-minute load average, at least 1)", low=0, high=1024),
         *common(),
     ),
     quantities=(
