@@ -140,7 +140,7 @@ def run(ctx, p: dict) -> Outcome:
     }
     summary = [
         f"{source}: {counts['total']:,} parameters; embedding {counts['embedding']:,} "
-        f"({counts['embedding'] / counts['total']:.0%}); tied input/output embeddings: {counts['tied']}.",
+        f"({counts['embedding'] / counts['total']:.1%}); tied input/output embeddings: {counts['tied']}.",
         f"{heads} query heads share {kv} key/value heads ({heads / kv:g} per KV head): "
         f"KV cache {metrics['kv_bytes_per_token_fp16']:,.0f} bytes/token in fp16 "
         f"({kv_bytes_per_token(cfg, 2, heads):,.0f} without GQA).",
