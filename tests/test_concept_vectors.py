@@ -271,7 +271,7 @@ def test_bad_input_fails_before_the_model_loads(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="no baseline.txt"):
         run_experiment(None, "concept_vectors", {"corpus": str(bad), "min_positives": 3},
                        record=False, out=tmp_path / "out", show_progress=False)
-    with pytest.raises(UserError, match="No concept vectors yet"):
+    with pytest.raises(UserError, match="No recorded concept vectors"):
         run_experiment(None, "concept_readout", {}, record=False, show_progress=False)
     with pytest.raises(UserError, match="No readout at"):
         run_experiment(None, "concept_steering", {"vectors": str(tmp_path)}, record=False,
@@ -310,7 +310,7 @@ def test_aggregators_recover_a_planted_direction():
         assert v.norm().item() == pytest.approx(1.0)
         assert torch.dot(v, u).item() > (0.9 if name != "logreg_l1" else 0.8), name
     # PCA's sign agrees with the mean difference even when the SVD returns the opposite one
-    assert torch.dot(V.pca_aggregator()(neg, pos), u) < 0
+    assert torch.dot(V.FACTORIES["pca"]()(neg, pos), u) < 0
 
 
 def test_ridge_and_auc():
