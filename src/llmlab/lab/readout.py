@@ -153,13 +153,13 @@ def open_readout(ctx, given: str) -> tuple[Path, Readout]:
 
 def recorded_runs(ws, experiment: str) -> list[str]:
     """Run ids of the workspace's recorded, unretracted runs of `experiment`, oldest first."""
-    from .. import api
     from ..log import read_events
 
-    state, _ = api.load_state(ws)
-    return [e["data"]["run_id"] for e in read_events(ws.log_path)
+    events = read_events(ws.log_path)
+    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
+    return [e["data"]["run_id"] for e in events
             if e["type"] == "experiment_run" and e["data"].get("experiment") == experiment
-            and e["id"] not in state.retracted]
+            and e["id"] not in retracted]
 
 
 def find_readout(ws, given: str) -> Path:
