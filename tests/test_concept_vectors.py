@@ -273,7 +273,7 @@ def test_bad_input_fails_before_the_model_loads(monkeypatch, tmp_path):
                        record=False, out=tmp_path / "out", show_progress=False)
     with pytest.raises(UserError, match="No recorded concept vectors"):
         run_experiment(None, "concept_readout", {}, record=False, show_progress=False)
-    with pytest.raises(UserError, match="No readout at"):
+    with pytest.raises(UserError, match="No readout '"):
         run_experiment(None, "concept_steering", {"vectors": str(tmp_path)}, record=False,
                        show_progress=False)
     assert not (tmp_path / "out").exists()
