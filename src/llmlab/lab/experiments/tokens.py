@@ -94,7 +94,7 @@ def parse_count(text: str) -> int | None:
     """The count an answer gives: a number before "time(s)" if any, else the first number
     (digits or a word) that is not a list index; None when there is none."""
     t = text.lower()
-    m = re.search(rf"\b({_NUM})\s+times?\b", t) or re.search(rf"\b(once|twice|thrice)\b", t)
+    m = re.search(rf"\b({_NUM})\s+times?\b", t) or re.search(r"\b(once|twice|thrice)\b", t)
     if not m:
         t = re.sub(r"(?m)^\s*\d+[.)]\s", " ", t)  # "1. s" numbers a list; it is no answer
         m = re.search(rf"\b({_NUM})\b", t)
