@@ -71,3 +71,12 @@ def test_init_asks_in_a_terminal(tmp_path):
     assert (learner["name"], learner["goal"], learner["background"], learner["depth"]) == (
         "Cy", "ship RAG", "Go backend developer", "overview")
     assert learner["scope"] == "" and learner["exclude"] == ""
+
+
+def test_a_realistic_profile_keeps_the_instructions_within_budget(tmp_path):
+    ws = create_workspace(tmp_path / "w", name="Ana", background=(
+        "Ten years of backend work in Go and Python; built payment APIs, a search service on "
+        "Elasticsearch and a small chat assistant on a hosted LLM API."),
+        scope="RAG and evaluation first", exclude="training maths")
+    size = sum(len((ws.root / f).read_text()) for f in ("AGENTS.md", "CLAUDE.md"))
+    assert size <= 16_000, size

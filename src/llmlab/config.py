@@ -28,9 +28,9 @@ class Learner(_Model):
 
     name: str = "Learner"
     goal: str = "Understand how LLMs work well enough to build and debug LLM applications."
-    background: str = Field("", max_length=600)  # languages, domains, what they have built
-    scope: str = Field("", max_length=600)  # what they want covered first
-    exclude: str = Field("", max_length=600)  # what to leave out
+    background: str = Field("", max_length=300)  # languages, domains, what they have built
+    scope: str = Field("", max_length=300)  # what they want covered first
+    exclude: str = Field("", max_length=300)  # what to leave out
     depth: Literal["overview", "working", "deep"] = "working"  # how far down to go
 
 

@@ -36,7 +36,7 @@ def create_workspace(root: Path | str, name: str | None = None, goal: str | None
     except ValidationError as e:
         raise UserError(f"The learner profile is not valid: {e.errors()[0]['loc'][0]}: "
                         f"{e.errors()[0]['msg']}. Depth is one of overview, working, deep; "
-                        "texts are at most 600 characters. Nothing was written.") from None
+                        "texts are at most 300 characters. Nothing was written.") from None
     if curriculum and curriculum != "default" and Path(curriculum).expanduser().is_dir():
         curriculum = str(Path(curriculum).expanduser().resolve())  # as the user meant it
     cfg = config_mod.Config(learner=learner,

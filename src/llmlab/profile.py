@@ -35,7 +35,7 @@ def update(ws: Workspace, **changes: str | None) -> dict:
     except ValidationError as e:
         probs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise UserError(f"The profile was not changed: {probs}. Depth is one of overview, "
-                        "working, deep; texts are at most 600 characters.") from None
+                        "working, deep; texts are at most 300 characters.") from None
 
     def edit(doc: dict) -> None:
         table = files.section(doc, "learner", ws.config_path)
