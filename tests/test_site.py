@@ -358,9 +358,9 @@ def test_serve_reports_a_busy_port_as_a_user_error(ws, cli):
 
 
 def test_readme_dashboard_commands_run_as_written(ws, cli):
-    from test_readme import commands, section
+    from doctext import DOCS, commands
 
-    cmds = commands(section("Dashboard"))
+    cmds = commands((DOCS / "dashboard.md").read_text())
     assert "llmlab site build" in cmds and "llmlab serve" in cmds
     api.observe(ws, "softmax", 0.7, "exponentiated first")
     with socket.socket() as s:  # plain `llmlab serve` uses settings.port: point it at a free one

@@ -500,11 +500,9 @@ def test_every_command_has_help():
 
 
 def test_readme_transcript_commands_run_as_written(tmp_path):
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    m = re.search(r"^## Transcripts\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert m, "README has no '## Transcripts' section"
-    cmds = [ln.split("  #")[0].strip() for code in re.findall(r"```sh\n(.*?)```", m.group(1), re.S)
-            for ln in code.splitlines() if ln.strip()]
+    from doctext import DOCS, section, sh_lines
+
+    cmds = sh_lines(section("Commands", DOCS / "transcripts.md"))
     assert sum(c.startswith("llmlab transcript") for c in cmds) >= 7
     home = tmp_path
     ws = home / "llm-course"
