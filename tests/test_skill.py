@@ -122,11 +122,23 @@ def test_a_wrong_prediction_lowers_the_estimate(ws):
     assert c(ws, "softmax")["skill"] < before
 
 
-def test_prediction_without_a_concept_falls_back_to_the_runs_single_concept(ws):
-    _predict_and_run(ws, 0.5, 0.5)
-    assert c(ws, "softmax")["objective"] == 1
-    _predict_and_run(ws, 0.6, 0.6, run_concepts=("softmax", "tokenization"))  # ambiguous
-    assert c(ws, "softmax")["objective"] == 1 and c(ws)["objective"] == 0
+def test_prediction_without_a_concept_counts_for_the_quantitys_concept(ws):
+    _predict_and_run(ws, 0.5, 0.5, run_concepts=("softmax", "tokenization"))
+    assert c(ws, "softmax")["objective"] == 1 and c(ws)["objective"] == 0  # top1_prob: softmax
+
+
+def test_without_any_concept_the_runs_single_concept_is_used():
+    def run(eid, concepts):
+        return [{"id": f"evt_{eid:06d}", "ts": D1, "type": "prediction",
+                 "data": {"experiment": "e", "quantity": "x", "value": 1.0, "concept": None}},
+                {"id": f"evt_{eid + 1:06d}", "ts": D1, "type": "experiment_run", "data": {
+                    "experiment": "e", "run_id": str(eid), "concepts": concepts,
+                    "comparisons": [{"prediction": f"evt_{eid:06d}", "quantity": "x",
+                                     "predicted": 1.0, "measured": 1.0, "abs_error": 0.0,
+                                     "rel_error": 0.0, "tolerance": 0.1, "within": True,
+                                     "concept": None}]}}]
+    s = state_mod.derive(CUR, run(1, ["softmax"]) + run(3, ["softmax", "tokenization"]), P)
+    assert s.concepts["softmax"].objective == 1 and s.concepts["tokenization"].objective == 0
 
 
 # ------------------------------------------------------------ misconception write path
