@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable
 
 from . import simulate as simulate_mod
