@@ -63,7 +63,7 @@ def _apply(ws: Workspace, op, ids: list[str], day: list[int]) -> None:
         elif kind == "mis":
             ev = api.open_misconception(ws, op[1], claim="wrong")
         elif kind == "resolve":
-            ev = api.resolve_misconception(ws, ids[op[1] % len(ids)] if ids else "evt_000001")
+            ev = api.resolve_misconception(ws, ids[op[1] % len(ids)] if ids else "evt_000001", "e")
         elif kind == "retract":
             ev = api.retract(ws, ids[op[1] % len(ids)] if ids else "evt_000001", "test")
         elif kind == "exit":
@@ -120,11 +120,11 @@ bad_inputs = st.one_of(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=bad_inputs)
-def test_bad_cli_input_leaves_log_byte_identical(ws, cli, args):
+def test_bad_cli_input_leaves_log_byte_identical(ws, invoke, args):
     if not ws.log_path.read_bytes():
         api.observe(ws, "softmax", 0.5, "seed event")
     before = ws.log_path.read_bytes()
-    r = cli(*args)
+    r = invoke(*args)
     assert r.returncode != 0, (args, r.stdout)
     assert "Traceback" not in r.stderr
     assert ws.log_path.read_bytes() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -163,11 +164,12 @@ def test_readme_rag_section_commands_are_valid(tmp_path, cli):
     without a model, in the folder a user would run them from); `eval calibrate` runs."""
     import shlex
 
-    from test_readme import commands, section
+    from test_readme import commands
 
     from llmlab.lab.runner import check
 
-    cmds = commands(section("Retrieval, RAG and evaluation"))
+    page = Path(__file__).parent.parent / "docs" / "retrieval-and-evaluation.md"
+    cmds = commands(page.read_text())
     assert len(cmds) >= 7
     docs = _write(tmp_path / "docs", {"a.md": "# A\n\n## Intro\n\nSome text.\n"})
     _queries(tmp_path / "queries.jsonl", [{"query": "x", "relevant": ["a.md#Intro"]}])

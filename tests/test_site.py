@@ -39,37 +39,37 @@ def _some_evidence(ws: Workspace) -> None:
 
 # ---------------------------------------------------------------- build and JSON twins
 
-def test_site_build_cli_writes_every_page_and_twin(ws, cli):
+def test_site_build_cli_writes_every_page_and_twin(ws, invoke):
     _some_evidence(ws)
-    r = cli("site", "build", "--json")
+    r = invoke("site", "build", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     site = ws.site_dir
     cur = ws.curriculum
-    expected = ["index.html", "index.json", "ladder.html", "ladder.json", "static/site.css",
-                "static/live.js"]
+    expected = ["index.html", "index.json", "ladder.html", "ladder.json", "model.html",
+                "model.json", "static/site.css", "static/live.js"]
     expected += [f"concepts/{c}.html" for c in cur.concepts]
     expected += [f"concepts/{c}.json" for c in cur.concepts]
     expected += [f"study/{m.id}.html" for m in cur.modules]
     for rel in expected:
         assert (site / rel).is_file(), rel
-    assert res["pages"] == 2 + len(cur.concepts) + len(cur.modules)
+    assert res["pages"] == 3 + len(cur.concepts) + len(cur.modules)
     # a second build with nothing new rewrites nothing but what carries the build time
-    again = json.loads(cli("site", "build", "--json").stdout)
+    again = json.loads(invoke("site", "build", "--json").stdout)
     assert again["build"] == res["build"]
-    assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 2
+    assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 3
     # no temp files left behind by the atomic writes
     assert not [p for p in site.rglob(".*") if p.is_file()]
     # pages of concepts the curriculum no longer has are removed
     (site / "concepts" / "gone.html").write_text("old")
-    assert json.loads(cli("site", "build", "--json").stdout)["pruned"] == 1
+    assert json.loads(invoke("site", "build", "--json").stdout)["pruned"] == 1
     assert not (site / "concepts" / "gone.html").exists()
 
 
-def test_json_twins_equal_the_state_and_the_api(ws, cli):
+def test_json_twins_equal_the_state_and_the_api(ws, invoke):
     _some_evidence(ws)
     build(ws)
-    state = json.loads(cli("state", "--json").stdout)
+    state = json.loads(invoke("state", "--json").stdout)
     index = json.loads((ws.site_dir / "index.json").read_text())
     assert index["overall"] == state["overall"]
     assert index["current_module"]["id"] == state["current_module"]
@@ -89,6 +89,29 @@ def test_json_twins_equal_the_state_and_the_api(ws, cli):
         assert [p["id"] for p in twin["prerequisites"]] == list(ref["concept"]["prerequisites"])
     softmax = json.loads((ws.site_dir / "concepts" / "softmax.json").read_text())
     assert "misconception_resolved" in [e["type"] for e in softmax["evidence"]]
+
+
+def test_model_page_shows_the_replay_of_this_log(ws, cli):
+    _some_evidence(ws)
+    build(ws)
+    model = json.loads((ws.site_dir / "model.json").read_text())
+    replay = json.loads(cli("model-check", "--json", "--learners", "10").stdout)["replay"]
+    assert model["observations"] == replay["observations"] == 2  # the retracted one is out
+    assert model["log_loss"] == replay["log_loss"]
+    html = (ws.site_dir / "model.html").read_text()
+    filled = sum(b["n"] > 0 for b in model["calibration"] + model["calibration_skill"])
+    assert html.count('class="cal-pt') == filled and filled >= 2
+    assert f'{model["log_loss"]["skill"]:.4f}' in html
+
+
+def test_concept_chart_draws_the_skill_band(ws):
+    for t in (3, 2, 1):
+        api.observe(ws, "tokenization", 0.8, "x", at=_at(t))
+    build(ws)
+    html = (ws.site_dir / "concepts" / "tokenization.html").read_text()
+    assert html.count('class="band"') == 1 and 'class="skill"' in html
+    s = api.state(ws)["concepts"]["tokenization"]
+    assert f"[{s['skill_low']:.2f}, {s['skill_high']:.2f}]" in html
 
 
 def test_empty_workspace_builds_zeros(ws):
@@ -335,9 +358,9 @@ def test_serve_reports_a_busy_port_as_a_user_error(ws, cli):
 
 
 def test_readme_dashboard_commands_run_as_written(ws, cli):
-    from test_readme import commands, section
+    from doctext import DOCS, commands
 
-    cmds = commands(section("Dashboard"))
+    cmds = commands((DOCS / "dashboard.md").read_text())
     assert "llmlab site build" in cmds and "llmlab serve" in cmds
     api.observe(ws, "softmax", 0.7, "exponentiated first")
     with socket.socket() as s:  # plain `llmlab serve` uses settings.port: point it at a free one

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import shell
 from .errors import UserError
@@ -23,7 +24,21 @@ from .transcript.cli import app as transcript_app
 console = Console()
 err_console = Console(stderr=True)
 
+
+class _Llmlab(TyperGroup):
+    """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
+    status 1, with no traceback: `main()` and the tests' in-process runner both go through here."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except UserError as e:
+            err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+            sys.exit(1)
+
+
 app = typer.Typer(
+    cls=_Llmlab,
     help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
          "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -162,20 +177,21 @@ def log_misconception(
     claim: Optional[str] = typer.Option(None, "--claim", help="The wrong claim, in plain words."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Id of a known misconception of the concept."),
     quote: str = typer.Option("", "--quote", help="The learner's words."),
+    reopens: Optional[str] = typer.Option(None, "--reopens", help="Id of a resolved misconception that came back (a relapse); a catalog one is linked automatically."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record that a wrong mental model was seen (opens a misconception)."""
+    """Record that a wrong mental model was seen (opens a misconception, or reopens one)."""
     from . import api
     from .workspace import Workspace
 
-    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
-              as_json)
+    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at,
+                                     reopens), as_json)
 
 
 @log_app.command("resolve")
 def log_resolve(
     event_id: str = typer.Argument(..., help="Id of the misconception_opened event, e.g. evt_000012."),
-    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it."),
+    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it (required)."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
@@ -208,14 +224,20 @@ def predict(
     tolerance: Optional[float] = typer.Option(None, "--tolerance",
                                               help="Relative error that counts as right (default from llmlab.toml)."),
     note: str = typer.Option("", "--note", help="Your reasoning, in a sentence."),
+    param: list[str] = typer.Option([], "--param", "-p", help="The run this prediction is for, "
+                                    "as name=value like `llmlab lab run` (e.g. -p config=PATH or "
+                                    "-p prompt=...); omitted: the experiment's defaults."),
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record the learner's prediction before a lab run; the next run compares it."""
+    """Record the learner's prediction before a lab run; the next run under the same
+    conditions (model or config, and the parameters the quantity depends on) compares it.
+    Without --concept it counts against the concept the quantity measures."""
     from . import api
+    from .lab.experiment import parse_params
     from .workspace import Workspace
 
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
-                          "learner", at), as_json)
+                          "learner", at, params=parse_params(param)), as_json)
 
 
 @app.command()
@@ -352,16 +374,20 @@ def rebuild(as_json: bool = JsonOpt) -> None:
 
 @app.command("model-check")
 def model_check(
-    learners: int = typer.Option(300, "--learners", help="Simulated learners."),
+    learners: int = typer.Option(1000, "--learners", help="Simulated learners."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
+    bias: float = typer.Option(0.1, "--bias", help="Grading bias of the optimistic tutor case."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also scan the skill verdict's parameters "
+                               "(tutor_sd, drift_sd, interval) and print the frontier."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score the mastery model: replay this log prequentially, and simulated learners."""
+    """Score the mastery model: replay this log prequentially, and simulated learners
+    (false mastery, skill at declaration, miss rate, observations to declaration per rule)."""
     from . import api
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
+    shell.out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
          lambda d: render.model_check(console, d))
 
 
@@ -532,8 +558,5 @@ def tutor_setup(
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except UserError as e:
-        err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
-        sys.exit(1)
+    """The `llmlab` console script and `python -m llmlab`."""
+    app()

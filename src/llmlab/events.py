@@ -46,6 +46,7 @@ class MisconceptionOpened(_Payload):
     claim: str = _text_field()
     catalog: str | None = None
     quote: str = _text_field(0)
+    reopens: str | None = None  # a resolved misconception that came back (a relapse)
 
 
 class MisconceptionResolved(_Payload):
@@ -66,6 +67,8 @@ class Prediction(_Payload):
     concept: str | None = None
     tolerance: float | None = Field(None, ge=0)  # relative; None: the workspace default
     note: str = _text_field(0)
+    # what the measured value depends on (model or config, parameters); None: the defaults
+    conditions: dict[str, Any] | None = None
 
     @field_validator("value")
     @classmethod
