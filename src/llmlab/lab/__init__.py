@@ -16,6 +16,7 @@ from ..workspace import Workspace
 from .experiment import Spec
 
 NAMES = ("tokens", "sampling", "attention", "residual", "anatomy", "cost",
+         "finetune", "finetune_sweep", "optimizer_state", "preference",
          "concept_vectors", "concept_readout", "concept_steering")
 
 
