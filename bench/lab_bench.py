@@ -126,7 +126,9 @@ def bench_capture(reps: int = 30, tokens: int = 128) -> dict:
 
 
 def bench_experiments() -> list[dict]:
-    from llmlab.lab import NAMES, models, run_experiment
+    from llmlab.lab import models
+    from llmlab.lab.catalog import NAMES
+    from llmlab.lab.runner import run_experiment
 
     models.load()
     rows = []

@@ -121,7 +121,7 @@ def test_default_out_dir_and_empty_selection(ws, cli):
 def test_resolved_misconceptions_age_out(ws):
     from datetime import timedelta
 
-    from llmlab.events import parse_ts
+    from llmlab.core import parse_ts
 
     seed(ws)
     api.resolve_misconception(ws, "evt_000002", "now says tokens are byte sequences",

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from llmlab.errors import UserError
-from llmlab.lab import run_experiment, spec
+from llmlab.lab.catalog import spec
+from llmlab.lab.runner import run_experiment
 from llmlab.lab.tuning_data import DATA, read_pairs, read_sft
 
 

@@ -7,6 +7,7 @@ into the snapshot cache. A rejected event raises `UserError` and changes nothing
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from datetime import datetime
@@ -14,10 +15,11 @@ from typing import Any
 
 from . import log as log_mod
 from . import snapshot, view
+from .core import LOG_FILE, parse_ts
 from .errors import UserError, unknown
-from .events import ACTORS, Event, format_ts, now_utc, parse_ts, validate_payload
+from .events import ACTORS, Event, format_ts, now_utc, validate_payload
 from .state import State
-from .workspace import LOG_FILE, Workspace
+from .workspace import Workspace
 
 EVENT_ID = re.compile(r"^evt_\d{6,}$")
 CONCEPT_HINT = "See `llmlab curriculum show` for the concept ids."
@@ -95,13 +97,22 @@ def _check_concept(cur, cid: str) -> None:
         raise unknown("concept", cid, cur.concepts, CONCEPT_HINT)
 
 
-def experiment_catalog() -> dict[str, list[str]] | None:
-    """Experiment name -> predictable quantities, or None when the lab is not installed."""
-    try:
-        from .lab import catalog
-    except ImportError:
-        return None
-    return catalog()
+def _catalog_entry(cur, concept: str, catalog: str):
+    """The curriculum's misconception `catalog` of `concept`, or a user error listing them."""
+    m = cur.misconception(concept, catalog)
+    if m is None:
+        ids = [x.id for x in cur.concepts[concept].misconceptions]
+        raise unknown("misconception catalog id", catalog, ids,
+                      f"Catalog ids of '{concept}': {', '.join(ids) or 'none'}; or leave out "
+                      "{opt:catalog} and give the claim with {opt:claim}.")
+    return m
+
+
+def experiment_catalog() -> dict[str, list[str]]:
+    """Experiment name -> predictable quantities (the lab's declarations need no torch)."""
+    from .lab import catalog
+
+    return catalog.quantities()
 
 
 def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: dict) -> dict:
@@ -111,11 +122,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
     elif type_ == "misconception_opened":
         _check_concept(cur, d["concept"])
         if d.get("catalog"):
-            ids = [m.id for m in cur.concepts[d["concept"]].misconceptions]
-            if d["catalog"] not in ids:
-                raise unknown("misconception catalog id", d["catalog"], ids,
-                              f"Catalog ids of '{d['concept']}': {', '.join(ids) or 'none'}; "
-                              "or omit --catalog and describe the claim in free text.")
+            _catalog_entry(cur, d["concept"], d["catalog"])
     elif type_ == "misconception_resolved":
         t = d["target"]
         m = s.misconceptions.get(t)
@@ -136,13 +143,12 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if d.get("concept"):
             _check_concept(cur, d["concept"])
         cat = experiment_catalog()
-        if cat is not None:
-            if d["experiment"] not in cat:
-                raise unknown("experiment", d["experiment"], cat, "See `llmlab lab list`.")
-            qs = cat[d["experiment"]]
-            if d["quantity"] not in qs:
-                raise unknown("quantity", d["quantity"], qs,
-                              f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
+        if d["experiment"] not in cat:
+            raise unknown("experiment", d["experiment"], cat, "See `llmlab lab list`.")
+        qs = cat[d["experiment"]]
+        if d["quantity"] not in qs:
+            raise unknown("quantity", d["quantity"], qs,
+                          f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
     elif type_ == "experiment_run":
         for c in d.get("concepts", []):
             _check_concept(cur, c)
@@ -154,14 +160,14 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
                             "`llmlab state --json` or the dashboard timeline.")
         if t in s.retracted:
             raise UserError(f"Event {t} is already retracted (by {s.retracted[t]}). Nothing to do.")
-        target = json_event_type(ws, t)
+        target = event_type(ws, t)
         if target == "retraction":
             raise UserError(f"{t} is itself a retraction; a retraction cannot be retracted. "
                             "Record the event again instead.")
     return d
 
 
-def json_event_type(ws: Workspace, event_id: str) -> str | None:
+def event_type(ws: Workspace, event_id: str) -> str | None:
     for e in log_mod.read_events(ws.log_path):
         if e["id"] == event_id:
             return e["type"]
@@ -197,8 +203,10 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
     try:
         snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
                          ws.config.mastery, s, tip, line)
-    except Exception:  # the record is safe on disk; a cache problem must not fail it
-        pass
+    except OSError as e:  # the record is safe on disk; a cache problem must not fail it
+        logging.getLogger("llmlab").warning(
+            "Recorded %s, but the state cache was not updated (%s); the next read rebuilds it.",
+            ev.id, e)
     _git_commit(ws, ev)
     return ev
 
@@ -231,16 +239,11 @@ def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
     cur = ws.curriculum
     _check_concept(cur, concept)
     if catalog:
-        m = cur.misconception(concept, catalog)
-        if m is None:
-            ids = [x.id for x in cur.concepts[concept].misconceptions]
-            raise unknown("misconception catalog id", catalog, ids,
-                          f"Catalog ids of '{concept}': {', '.join(ids) or 'none'}; "
-                          "or omit --catalog and give the claim with --claim.")
-        claim = claim or m.claim
+        claim = claim or _catalog_entry(cur, concept, catalog).claim
     if not claim:
-        raise UserError("A misconception needs the wrong claim (--claim TEXT), or a --catalog id "
-                        f"of the concept's known misconceptions. {CONCEPT_HINT}")
+        raise UserError("A misconception needs the wrong claim ({opt:claim=TEXT}), or a "
+                        "{opt:catalog} id of the concept's known misconceptions. "
+                        + CONCEPT_HINT)
     return record(ws, "misconception_opened", {"concept": concept, "claim": claim,
                                                "catalog": catalog, "quote": quote}, actor, at)
 

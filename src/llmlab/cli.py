@@ -3,7 +3,6 @@ and formats the result: tables for people, `--json` for programs."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,8 +16,10 @@ from . import api, render
 from . import curriculum as curriculum_mod
 from . import log as log_mod
 from .errors import UserError
+from .shell import JsonOpt, out, print_json
 from .lab.cli import app as lab_app
 from .transcript.cli import app as transcript_app
+from .create import create_workspace
 from .workspace import Workspace
 
 console = Console()
@@ -45,21 +46,13 @@ tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAU
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
 
 
-def _out(data, as_json: bool, human) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    else:
-        human(data)
-
-
 def _recorded(ev, as_json: bool) -> None:
-    _out(ev.to_dict(), as_json, lambda d: console.print(
+    out(ev.to_dict(), as_json, lambda d: console.print(
         f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
 
 
@@ -75,7 +68,7 @@ def init(
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
     tutor instructions AGENTS.md and CLAUDE.md."""
-    ws = Workspace.init(directory, name=name, goal=goal, curriculum=curriculum)
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
     console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
 
 
@@ -158,21 +151,21 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
-    _out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
+    out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
 
 
 @app.command("next")
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
-    _out(api.next_probes(Workspace.find(), limit=limit), as_json,
+    out(api.next_probes(Workspace.find(), limit=limit), as_json,
          lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
 def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
     """Everything known about one concept: state, misconceptions, evidence."""
-    _out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+    out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
@@ -184,7 +177,7 @@ def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum fold
             "concepts": len(cur.concepts),
             "misconceptions": sum(len(c.misconceptions) for c in cur.concepts.values()),
             "exit_items": len(cur.exit_items)}
-    _out(info, as_json, lambda d: console.print(
+    out(info, as_json, lambda d: console.print(
         f"OK: {d['modules']} modules, {d['concepts']} concepts, {d['misconceptions']} "
         f"misconceptions, {d['exit_items']} exit items."))
 
@@ -206,9 +199,9 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        _out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
+        out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
     else:
-        _out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
+        out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
 
 
 # ---------------------------------------------------------------- log maintenance
@@ -217,7 +210,7 @@ def curriculum_show(
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
     rep = log_mod.verify(Workspace.find().log_path)
-    _out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
+    out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -226,7 +219,7 @@ def verify(as_json: bool = JsonOpt) -> None:
 def repair(as_json: bool = JsonOpt) -> None:
     """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
     res = log_mod.repair(Workspace.find().log_path)
-    _out(res, as_json, lambda d: console.print(
+    out(res, as_json, lambda d: console.print(
         f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
         if d["repaired"] else f"Nothing to repair: the log ends cleanly ({d['events']} events)."))
 
@@ -235,7 +228,7 @@ def repair(as_json: bool = JsonOpt) -> None:
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
     res = api.rebuild(Workspace.find())
-    _out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
+    out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
 @app.command("model-check")
@@ -245,7 +238,7 @@ def model_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score the mastery model: replay this log prequentially, and simulated learners."""
-    _out(api.model_check(Workspace.find(), learners, seed), as_json,
+    out(api.model_check(Workspace.find(), learners, seed), as_json,
          lambda d: render.model_check(console, d))
 
 
@@ -278,7 +271,7 @@ def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
     from .site import build
 
-    _out(build(Workspace.find()), as_json, lambda d: console.print(
+    out(build(Workspace.find()), as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
         f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
@@ -315,7 +308,7 @@ def flashcards_export(
     from . import flashcards
 
     res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
-    _out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
+    out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
         {"guid": c["guid"], "kind": c["kind"], "concept": c["concept"]} for c in res["list"]]},
         as_json, lambda d: console.print(
             f"Wrote {d['cards']} cards ({d['concept_cards']} concept, {d['misconception_cards']} "
@@ -356,13 +349,13 @@ def tutor_instructions(
         return
     if check:
         status = tutor.check(ws)
-        _out(status, as_json, lambda d: console.print(
+        out(status, as_json, lambda d: console.print(
             "; ".join(f"{k}: {v}" for k, v in d.items()) + "."))
         if any(v != "current" for v in status.values()):
             raise typer.Exit(1)
         return
     res = tutor.write_instructions(ws, force=force)
-    _out(res, as_json, lambda d: console.print(
+    out(res, as_json, lambda d: console.print(
         (f"Wrote {', '.join(d['written'])}" if d["written"] else "Up to date")
         + f" in {ws.root}." + (f" Kept hand-edited {', '.join(d['kept'])}." if d["kept"] else "")))
 
@@ -386,15 +379,11 @@ def tutor_setup(
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
-    if client == "claude-code":  # also the Claude Code plugin: hooks and slash commands
-        from .plugin import setup as plugin_setup
-
-        res["plugin"] = plugin_setup.best_effort(Workspace.find(), write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        sys.stdout.write(json.dumps(res["entry"], indent=2, ensure_ascii=False) + "\n")
+        print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
-    _out(res, as_json, lambda d: console.print(
+    out(res, as_json, lambda d: console.print(
         f"{d['change'].capitalize()} server '{d['name']}' in {d['path']}"
         f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"
         + (f"\nClaude Code plugin: {d['plugin']['change']} {d['plugin'].get('path', '')}. "

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import tomllib
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .core import default_curriculum
 from .errors import UserError, closest
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -111,7 +111,7 @@ class CurriculumError(UserError):
 
 
 def default_path() -> Path:
-    return Path(str(resources.files("llmlab") / "curriculum" / "default"))
+    return default_curriculum()
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict | None:

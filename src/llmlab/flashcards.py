@@ -27,8 +27,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import UserError, unknown
-from .events import now_utc, parse_ts
-from .snapshot import atomic_write
+from .core import parse_ts
+from .events import now_utc
+from .files import atomic_write
 from .workspace import Workspace
 
 RECENT_DAYS = 30
