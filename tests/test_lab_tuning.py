@@ -88,11 +88,16 @@ def test_long_sweeps_are_opt_in_with_an_estimate():
 
 @pytest.fixture(scope="module")
 def smol():
-    pytest.importorskip("torch")
+    """The shipped model, on one thread: on a shared, loaded 2-core machine two torch
+    threads spin-wait on each other (measured 3 s vs 60 s per training step)."""
+    torch = pytest.importorskip("torch")
     pytest.importorskip("peft")
     from llmlab.lab import models
 
-    return models.load()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield models.load()
+    torch.set_num_threads(threads)
 
 
 def _held(tmp_path, n, name="json_task_heldout.jsonl"):
@@ -144,9 +149,12 @@ def test_same_seed_same_losses(smol):
 
 
 @pytest.mark.model
-def test_finetune_learns_the_format_and_round_trips(smol, tmp_path):
-    r = run("finetune", steps=8, batch=4, lr=2e-3, eval_every=8, gen_items=3, max_new=10,
-            heldout=_held(tmp_path, 6))
+def test_finetune_learns_the_format_and_round_trips(smol, tmp_path, default_ws):
+    from llmlab.site.build import build
+
+    r = run_experiment(default_ws, "finetune", dict(
+        steps=8, batch=4, lr=2e-3, eval_every=8, gen_items=3, max_new=10,
+        heldout=_held(tmp_path, 6)), show_progress=False)
     m = r["metrics"]
     assert m["train_loss_last"] < m["train_loss_first"]  # within 8 steps on the shipped set
     assert m["heldout_loss_after"] < m["heldout_loss_before"]
@@ -163,6 +171,13 @@ def test_finetune_learns_the_format_and_round_trips(smol, tmp_path):
     assert len(r["tables"]["generations"]) == 3 and len(r["tables"]["probes"]) == 4
     assert 0 <= m["json_rate_before"] <= 1 and m["ppl_before"] > 1
     assert r["figures"] == ["loss_curves.png"]
+    assert r["event"]  # recorded through the one write path
+    build(default_ws)  # the dashboard shows the run with its loss curves
+    site = default_ws.site_dir
+    assert (site / "lab" / r["run_id"] / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    html = (site / "index.html").read_text()
+    assert r["run_id"] in html and "loss_curves.png" in html
+    assert r["run_id"] in (site / "concepts" / "lora.html").read_text()
 
 
 @pytest.mark.model

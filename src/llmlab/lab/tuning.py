@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,7 +50,9 @@ def attach(base, rank: int, alpha: float, targets: list[str], seed: int, dropout
     model = copy.deepcopy(base)
     cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets),
                      lora_dropout=dropout, bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, cfg)
+    with warnings.catch_warnings():  # peft 0.21 calls a transformers method deprecated in 5.x
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return get_peft_model(model, cfg)
 
 
 def trainable(model) -> int:
