@@ -182,13 +182,15 @@ def test_finetune_learns_the_format_and_round_trips(smol, tmp_path, default_ws):
 
 @pytest.mark.model
 def test_preference_accuracy_rises(smol, tmp_path):
-    r = run("preference", steps=6, batch=2, lr=2e-3, eval_pairs=8, gen_items=1, max_new=8,
-            heldout=_held(tmp_path, 8, "preferences_heldout.jsonl"))
+    r = run("preference", steps=4, batch=2, lr=2e-3, eval_pairs=6, gen_items=1, max_new=8,
+            heldout=_held(tmp_path, 6, "preferences_heldout.jsonl"))
     m = r["metrics"]
     assert m["reward_accuracy_before"] == 0 and m["mean_margin_before"] == 0  # policy = ref
     assert m["kl_per_token_before"] == pytest.approx(0, abs=1e-6)
-    assert m["per_token_preference_after"] > m["per_token_preference_before"]
+    # held-out pairs the policy never trained on: the accuracy rises above its start
+    assert m["reward_accuracy_after"] > m["reward_accuracy_before"]
     assert m["mean_margin_after"] > 0 and m["kl_per_token_after"] > 0
+    assert m["per_token_preference_after"] >= m["per_token_preference_before"]
     assert m["loss_first"] == pytest.approx(0.6931, abs=1e-3)  # -log sigmoid(0)
 
 

@@ -153,8 +153,8 @@ def generate(model, tok, prompts: list[tuple[dict, ...]], max_new: int, batch: i
     """Greedy replies to chat prompts (left-padded batches), decoded without special tokens."""
     import torch
 
-    outs = []
-    tok.padding_side = "left"
+    outs, side = [], tok.padding_side
+    tok.padding_side = "left"  # generation continues from the right end of each row
     try:
         for i in range(0, len(prompts), batch):
             texts = [tok.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True)
@@ -167,7 +167,7 @@ def generate(model, tok, prompts: list[tuple[dict, ...]], max_new: int, batch: i
             outs += [tok.decode(x, skip_special_tokens=True).strip()
                      for x in g[:, enc.input_ids.shape[1]:]]
     finally:
-        tok.padding_side = "right"
+        tok.padding_side = side
     return outs
 
 

@@ -14,7 +14,7 @@ PROBES = ("Write one sentence about the sea.", "Name three fruits.",
           "Explain what a verb is in one sentence.", "Give me a tip for sleeping well.")
 
 
-def data_params(default_steps: int = 60) -> tuple[Param, ...]:
+def data_params(default_steps: int = 40) -> tuple[Param, ...]:
     """The data and LoRA parameters shared by finetune, finetune_sweep and optimizer_state."""
     return (
         Param("data", str, "json_task", "Training data: 'json_task' (shipped: 160 questions "
@@ -148,8 +148,8 @@ def run(ctx, p: dict) -> Outcome:
     k = max(1, min(5, len(trained) // 4))
     secs = [s["seconds"] for s in trained[1:]] or [trained[0]["seconds"]]  # step 1 warms up
     sec_step = sorted(secs)[len(secs) // 2]
-    tokens_step = sum(len(rows[i][0]) for b in T.batches(len(rows), p["batch"], 1, ctx.seed)
-                      for i in b)
+    plan = T.batches(len(rows), p["batch"], p["steps"], ctx.seed)
+    tokens = sum(len(rows[i][0]) for b in plan[1:] or plan for i in b)  # real, not padding
     m = {
         "trainable_params": T.trainable(model), "formula_params": formula_n,
         "zero_init_max_logit_diff": zero_diff,
@@ -166,7 +166,7 @@ def run(ctx, p: dict) -> Outcome:
         "probe_json_after": sum(map(T.is_json, probes_after)) / len(PROBES),
         "reload_max_logit_diff": reload_diff, "merge_max_logit_diff": merge_diff,
         "adapter_mb": adapter_mb, "seconds_per_step": sec_step,
-        "tokens_per_second": tokens_step / sec_step,
+        "tokens_per_second": tokens / sum(secs),
     }
     ex_ids, ex_labels = rows[0]
     lo_b, hi_b = wilson(k_b, n)
