@@ -13,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from llmlab import tutor
+from llmlab.errors import COMMANDS
 
 TIME_KEYS = {"now", "days_since_seen", "recall"}  # depend on the wall clock, not the log
 
@@ -211,6 +212,8 @@ def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, cli):
         cli_msg = cli_error(cli, *cli_args)
         for flag in ("catalog", "claim"):
             cli_msg = cli_msg.replace(f"--{flag}", f"the `{flag}` argument")
+        for command, tool in COMMANDS.values():
+            cli_msg = cli_msg.replace(command, tool)
         assert " ".join(msg.split()) == cli_msg
     assert ws.log_path.read_bytes() == before
 

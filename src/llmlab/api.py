@@ -22,7 +22,7 @@ from .state import State
 from .workspace import Workspace
 
 EVENT_ID = re.compile(r"^evt_\d{6,}$")
-CONCEPT_HINT = "See `llmlab curriculum show` for the concept ids."
+CONCEPT_HINT = "See {cmd:curriculum} for the concept ids."
 
 
 # ---------------------------------------------------------------- reads
@@ -131,20 +131,20 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
                 else "There are no open misconceptions.")
         if m is None:
             raise UserError(f"{t} is not an open misconception (no misconception_opened event "
-                            f"with that id counts). {hint} See `llmlab state`.")
+                            f"with that id counts). {hint} See {{cmd:state}}.")
         if m["resolved_at"] is not None:
             raise UserError(f"Misconception {t} is already resolved (by {m['resolved_by']}). "
                             f"{hint}")
     elif type_ == "exit_attempt":
         if d["item"] not in cur.exit_items:
             raise unknown("exit item", d["item"], cur.exit_items,
-                          "See `llmlab curriculum show` for the exit items.")
+                          "See {cmd:curriculum} for the exit items.")
     elif type_ == "prediction":
         if d.get("concept"):
             _check_concept(cur, d["concept"])
         cat = experiment_catalog()
         if d["experiment"] not in cat:
-            raise unknown("experiment", d["experiment"], cat, "See `llmlab lab list`.")
+            raise unknown("experiment", d["experiment"], cat, "See {cmd:experiments}.")
         qs = cat[d["experiment"]]
         if d["quantity"] not in qs:
             raise unknown("quantity", d["quantity"], qs,
@@ -157,7 +157,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if not EVENT_ID.match(t) or int(t.split("_")[1]) > tip.count or int(t.split("_")[1]) < 1:
             raise UserError(f"There is no event {t} to retract (the log has {tip.count} events, "
                             f"evt_000001..{tip.last_id or 'none'}). Check the id with "
-                            "`llmlab state --json` or the dashboard timeline.")
+                            "{cmd:state} or the dashboard timeline.")
         if t in s.retracted:
             raise UserError(f"Event {t} is already retracted (by {s.retracted[t]}). Nothing to do.")
         target = event_type(ws, t)

@@ -16,7 +16,8 @@ from . import api, render
 from . import curriculum as curriculum_mod
 from . import log as log_mod
 from .errors import UserError
-from .shell import JsonOpt, out, print_json
+from . import shell
+from .shell import JsonOpt, print_json
 from .lab.cli import app as lab_app
 from .transcript.cli import app as transcript_app
 from .create import create_workspace
@@ -52,7 +53,7 @@ ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learn
 
 
 def _recorded(ev, as_json: bool) -> None:
-    out(ev.to_dict(), as_json, lambda d: console.print(
+    shell.out(ev.to_dict(), as_json, lambda d: console.print(
         f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
 
 
@@ -151,21 +152,21 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
-    out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
+    shell.out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
 
 
 @app.command("next")
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
-    out(api.next_probes(Workspace.find(), limit=limit), as_json,
+    shell.out(api.next_probes(Workspace.find(), limit=limit), as_json,
          lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
 def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
     """Everything known about one concept: state, misconceptions, evidence."""
-    out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+    shell.out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
@@ -173,11 +174,8 @@ def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum fold
                         as_json: bool = JsonOpt) -> None:
     """Check a curriculum: unique ids, references resolve, no prerequisite cycle."""
     cur = curriculum_mod.load(path)
-    info = {"ok": True, "path": cur.path, "modules": len(cur.modules),
-            "concepts": len(cur.concepts),
-            "misconceptions": sum(len(c.misconceptions) for c in cur.concepts.values()),
-            "exit_items": len(cur.exit_items)}
-    out(info, as_json, lambda d: console.print(
+    info = {"ok": True, "path": cur.path, **cur.counts()}
+    shell.out(info, as_json, lambda d: console.print(
         f"OK: {d['modules']} modules, {d['concepts']} concepts, {d['misconceptions']} "
         f"misconceptions, {d['exit_items']} exit items."))
 
@@ -199,9 +197,9 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
+        shell.out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
     else:
-        out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
+        shell.out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
 
 
 # ---------------------------------------------------------------- log maintenance
@@ -210,7 +208,7 @@ def curriculum_show(
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
     rep = log_mod.verify(Workspace.find().log_path)
-    out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
+    shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -219,7 +217,7 @@ def verify(as_json: bool = JsonOpt) -> None:
 def repair(as_json: bool = JsonOpt) -> None:
     """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
     res = log_mod.repair(Workspace.find().log_path)
-    out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
         if d["repaired"] else f"Nothing to repair: the log ends cleanly ({d['events']} events)."))
 
@@ -228,7 +226,7 @@ def repair(as_json: bool = JsonOpt) -> None:
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
     res = api.rebuild(Workspace.find())
-    out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
+    shell.out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
 @app.command("model-check")
@@ -238,7 +236,7 @@ def model_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score the mastery model: replay this log prequentially, and simulated learners."""
-    out(api.model_check(Workspace.find(), learners, seed), as_json,
+    shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
          lambda d: render.model_check(console, d))
 
 
@@ -271,7 +269,7 @@ def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
     from .site import build
 
-    out(build(Workspace.find()), as_json, lambda d: console.print(
+    shell.out(build(Workspace.find()), as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
         f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
@@ -308,7 +306,7 @@ def flashcards_export(
     from . import flashcards
 
     res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
-    out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
+    shell.out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
         {"guid": c["guid"], "kind": c["kind"], "concept": c["concept"]} for c in res["list"]]},
         as_json, lambda d: console.print(
             f"Wrote {d['cards']} cards ({d['concept_cards']} concept, {d['misconception_cards']} "
@@ -349,13 +347,13 @@ def tutor_instructions(
         return
     if check:
         status = tutor.check(ws)
-        out(status, as_json, lambda d: console.print(
+        shell.out(status, as_json, lambda d: console.print(
             "; ".join(f"{k}: {v}" for k, v in d.items()) + "."))
         if any(v != "current" for v in status.values()):
             raise typer.Exit(1)
         return
     res = tutor.write_instructions(ws, force=force)
-    out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         (f"Wrote {', '.join(d['written'])}" if d["written"] else "Up to date")
         + f" in {ws.root}." + (f" Kept hand-edited {', '.join(d['kept'])}." if d["kept"] else "")))
 
@@ -383,7 +381,7 @@ def tutor_setup(
         print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
-    out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         f"{d['change'].capitalize()} server '{d['name']}' in {d['path']}"
         f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"
         + (f"\nClaude Code plugin: {d['plugin']['change']} {d['plugin'].get('path', '')}. "

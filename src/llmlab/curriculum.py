@@ -82,6 +82,12 @@ class Curriculum(_Model):
     def module(self, module_id: str) -> Module:
         return next(m for m in self.modules if m.id == module_id)
 
+    def counts(self) -> dict[str, int]:
+        """How big the course is (what `llmlab curriculum validate` reports)."""
+        return {"modules": len(self.modules), "concepts": len(self.concepts),
+                "misconceptions": sum(len(c.misconceptions) for c in self.concepts.values()),
+                "exit_items": len(self.exit_items)}
+
     def misconception(self, concept_id: str, catalog_id: str) -> Misconception | None:
         for m in self.concepts[concept_id].misconceptions:
             if m.id == catalog_id:

@@ -5,8 +5,8 @@ to do. The facts travel with it (`UnknownName`: kind, word, choices; `BadParamet
 value, rule), so a program can act on them. A message names inputs in a shell-neutral
 markup, and each shell renders its own words: `{opt:claim}` is `--claim` on the command
 line and the `claim` argument through MCP; `{param:layers=0.5}` is `-p layers=0.5` on the
-command line and `params {"layers": "0.5"}` through MCP. `str(error)` is the command-line
-wording.
+command line and `params {"layers": "0.5"}` through MCP; `{cmd:state}` is `llmlab state
+--json` or the `get_state` tool. `str(error)` is the command-line wording.
 """
 
 from __future__ import annotations
@@ -18,10 +18,16 @@ from collections.abc import Iterable
 from typing import Literal
 
 Shell = Literal["cli", "mcp"]
-_MARKUP = re.compile(r"\{(opt|param):([a-z_]+)(?:=([^{}]*))?\}")
+_MARKUP = re.compile(r"\{(opt|param|cmd):([a-z_]+)(?:=([^{}]*))?\}")
+# {cmd:NAME}: where to look, as a command line or as the MCP tool that answers the same
+COMMANDS = {"state": ("`llmlab state --json`", "get_state"),
+            "curriculum": ("`llmlab curriculum show`", "get_curriculum"),
+            "experiments": ("`llmlab lab list`", "list_experiments")}
 
 
 def _spell(kind: str, name: str, value: str | None, shell: Shell) -> str:
+    if kind == "cmd":
+        return COMMANDS[name][0 if shell == "cli" else 1]
     if shell == "cli":
         if kind == "opt":
             flag = f"--{name.replace('_', '-')}"

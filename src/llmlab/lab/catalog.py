@@ -28,7 +28,7 @@ def specs() -> dict[str, Spec]:
 def spec(name: str) -> Spec:
     if name not in MODULES:
         raise unknown("experiment", name, MODULES, f"Experiments: {', '.join(MODULES)} "
-                      "(see `llmlab lab list`).")
+                      "(see {cmd:experiments}).")
     return MODULES[name].SPEC
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ..errors import UserError
-from ..shell import out
+from .. import shell
 from . import hook as hook_mod
 from .days import Options, resolve_tz
 from .discover import find
@@ -129,7 +129,7 @@ def build(
             task = bar.add_task("Publishing sessions", total=None)
             report = pub.build(list(paths or []), progress=lambda done, total: bar.update(
                 task, completed=done, total=total))
-    out(report, as_json, _human_build)
+    shell.out(report, as_json, _human_build)
     if watch:
         from .watch import watch as run_watch
 
@@ -163,7 +163,7 @@ def list_sessions(
         for r in rows:
             console.print(f"{r['path']}  {r['kind']}  {r['bytes']:,} bytes  {r['subagents']} sub-agent logs",
                           markup=False, highlight=False)
-    out(rows, as_json, human)
+    shell.out(rows, as_json, human)
 
 
 ToolsOpt = typer.Option(Tools.full, "--tools", help="full, brief or prompts (as for build).")
@@ -196,7 +196,7 @@ def hook_install(
     resolve_tz(tz)
     r = hook_mod.install(project.resolve(), out.resolve() if out else None,
                          _render_args(tools, thinking, images, tz, fmt))
-    out(r, as_json, lambda r: console.print(
+    shell.out(r, as_json, lambda r: console.print(
         (f"Added the hook to {r['settings']}" if r["changed"] else f"The hook is already in {r['settings']}")
         + f": {r['command']}", markup=False, highlight=False))
 
@@ -208,7 +208,7 @@ def hook_remove(
 ) -> None:
     """Remove our hook from .claude/settings.json, leaving everything else."""
     r = hook_mod.uninstall(project.resolve())
-    out(r, as_json, lambda r: console.print(
+    shell.out(r, as_json, lambda r: console.print(
         f"Removed the hook from {r['settings']}" if r["changed"] else "No llmlab transcript hook was installed.",
         markup=False, highlight=False))
 
