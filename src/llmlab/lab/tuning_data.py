@@ -58,7 +58,7 @@ def _fix(path: Path) -> str:
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     if not path.is_file():
-        raise UserError(f"Data file {path} does not exist. Give a JSONL file with -p data=FILE, "
+        raise UserError(f"Data file {path} does not exist. Give a JSONL file with {{param:data=FILE}}, "
                         "or leave it out to use the shipped set.")
     raw = path.read_bytes()
     out = []
@@ -139,7 +139,7 @@ def read_sft(path: Path, max_len: int) -> list[Item]:
         chars = sum(len(m["content"]) for m in ms)
         if chars > max_len * CHARS_PER_TOKEN:
             raise UserError(f"{path} line {i}: {chars} characters, too long for max_len="
-                            f"{max_len} tokens. Shorten it or raise -p max_len.")
+                            f"{max_len} tokens. Shorten it or raise {{param:max_len}}.")
         items.append(Item(i, ms))
     _no_duplicates(path, [(it.line, json.dumps(it.messages, sort_keys=True)) for it in items])
     return items
@@ -158,7 +158,7 @@ def read_pairs(path: Path, max_len: int) -> list[Pair]:
                             "pair carries no preference.")
         if len(p) + max(len(c), len(r)) > max_len * CHARS_PER_TOKEN:
             raise UserError(f"{path} line {i}: too long for max_len={max_len} tokens. "
-                            "Shorten it or raise -p max_len.")
+                            "Shorten it or raise {param:max_len}.")
         pairs.append(Pair(i, p, c, r))
     _no_duplicates(path, [(x.line, x.prompt + "\0" + x.chosen) for x in pairs])
     return pairs
@@ -179,7 +179,7 @@ def split(items: list, heldout: list | None, fraction: float = 0.2) -> tuple[lis
     n = max(1, round(len(items) * fraction))
     if len(items) - n < 2:
         raise UserError(f"Only {len(items)} items: too few to hold some out. Give at least 10, "
-                        "or a separate held-out file with -p heldout=FILE.")
+                        "or a separate held-out file with {param:heldout=FILE}.")
     return items[:-n], items[-n:]
 
 
@@ -200,7 +200,7 @@ def encode(tok, item: Item, max_len: int, where: str = "") -> tuple[list[int], l
                         "conversation with its prompt; this model's template can't be masked.")
     if len(full) > max_len:
         raise UserError(f"{where}line {item.line}: {len(full)} tokens with the chat template, "
-                        f"more than max_len={max_len}. Shorten it or raise -p max_len.")
+                        f"more than max_len={max_len}. Shorten it or raise {{param:max_len}}.")
     return full, [-100] * len(prompt) + full[len(prompt):]
 
 

@@ -47,7 +47,7 @@ def load_data(p: dict):
     train, held = split(items, held)
     if len(train) < p["batch"]:
         raise UserError(f"{train_path} has {len(train)} training items, fewer than batch="
-                        f"{p['batch']}. Add items or lower -p batch.")
+                        f"{p['batch']}. Add items or lower {{param:batch}}.")
     return train, held, train_path, held_path
 
 

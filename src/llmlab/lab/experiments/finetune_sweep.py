@@ -34,7 +34,7 @@ def check(p: dict, ws) -> None:
     est = estimate_s(p)
     if est > LIMIT_S and not p["long"]:
         raise UserError(f"This sweep would take about {est / 60:.0f} minutes on a 2-core CPU "
-                        f"({len(configs(p))} runs). Add -p long=true to run it anyway, or use "
+                        f"({len(configs(p))} runs). Add {{param:long=true}} to run it anyway, or use "
                         "fewer steps, ranks or learning rates.")
 
 

@@ -15,7 +15,7 @@ def load_pairs(p: dict):
     train, held = split(pairs, held)
     if len(train) < p["batch"]:
         raise UserError(f"{train_path} has {len(train)} training pairs, fewer than batch="
-                        f"{p['batch']}. Add pairs or lower -p batch.")
+                        f"{p['batch']}. Add pairs or lower {{param:batch}}.")
     return train, held, train_path
 
 
