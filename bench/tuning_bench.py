@@ -97,7 +97,8 @@ def main() -> None:
     for name, xs in (("lab (tuning.train)", lab), ("plain transformers+peft", plain)):
         print(f"| {name} | {len(xs)} | {statistics.median(xs):.3f} | "
               f"{BATCH * SEQ / statistics.median(xs):.0f} | {min(xs):.3f} | {max(xs):.3f} |")
-    print(f"lab / plain = {ml / mp:.3f} ({100 * (ml / mp - 1):+.1f} %)")
+    print(f"lab / plain = {ml / mp:.3f} ({100 * (ml / mp - 1):+.1f} %); peak RSS of this "
+          f"process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if a.default_run:
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "llmlab", "lab", "run", "finetune",
