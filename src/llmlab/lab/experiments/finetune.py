@@ -105,7 +105,7 @@ def run(ctx, p: dict) -> Outcome:
     from peft import PeftModel
 
     from .. import tuning as T
-    from ..tuning_data import encode, masking_table
+    from ..tuning_data import masking_table
 
     train_items, held_items, train_path, _ = load_data(p)
     tok, base = ctx.model.tokenizer, ctx.model.model

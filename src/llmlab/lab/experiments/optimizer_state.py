@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from ..experiment import Outcome, Param, Quantity, Spec, common
+from ..experiment import Outcome, Quantity, Spec, common
 from .finetune import check, data_params, load_data
 
 SPEC = Spec(
