@@ -124,7 +124,6 @@ def test_zero_adapter_unchanged_and_parameter_count_is_the_formula(smol):
             assert torch.equal(model(input_ids=ids).logits, smol.model(input_ids=ids).logits)
     assert T.lora_formula(smol.model.config, 8, ["q_proj", "v_proj"]) == (
         460_800, "30 layers x r=8 x ((576+576) + (576+192)) = 460,800")
-    assert all(not p.requires_grad or True for p in smol.model.parameters())
     assert not any("lora" in n for n, _ in smol.model.named_parameters())  # shared model untouched
 
 
