@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 from ...errors import UserError
 from ..experiment import Outcome, Param, Quantity, Spec, common
@@ -132,7 +133,9 @@ def run(ctx, p: dict) -> Outcome:
 
     adapter_dir = ctx.out_dir / "adapter"
     model.save_pretrained(adapter_dir)
-    reloaded = PeftModel.from_pretrained(copy.deepcopy(base), adapter_dir)
+    with warnings.catch_warnings():  # peft 0.21 calls a transformers method deprecated in 5.x
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        reloaded = PeftModel.from_pretrained(copy.deepcopy(base), adapter_dir)
     reload_diff = T.max_logit_diff(model, reloaded, probe_ids)
     merged = reloaded.merge_and_unload()
     merge_diff = T.max_logit_diff(model, merged, probe_ids)
