@@ -162,7 +162,7 @@ def test_edit_config_json_keeps_everything_else(tmp_path):
 def test_edit_config_refuses_what_it_cannot_keep(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
-    with pytest.raises(UserError, match="could not be read as JSON.*Nothing was changed. FIX"):
+    with pytest.raises(UserError, match="is not valid JSON.*Nothing was changed. FIX"):
         files.edit_config(bad, add_server, fix="FIX")
     assert bad.read_text() == "{oops"
     wrong = tmp_path / "wrong.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from llmlab import tutor
+from llmlab import compact, tutor
 from llmlab.errors import COMMANDS
 
 TIME_KEYS = {"now", "days_since_seen", "recall"}  # depend on the wall clock, not the log
@@ -134,8 +134,10 @@ def test_session_round_trip_equals_cli_state(ws, cli):
                 "concept": "softmax", "quality": 0.2, "evidence": "logged on the wrong concept"}))
             out["u"] = data(await c.call_tool("retract_event", {
                 "event": out["bad"]["id"], "reason": "meant attention"}))
-            out["state"] = data(await c.call_tool("get_state", {"history": True}))
-            out["brief"] = data(await c.call_tool("get_state", {}))
+            out["state"] = data(await c.call_tool("get_state", {"detail": "full",
+                                                                 "history": True}))
+            out["brief"] = data(await c.call_tool("get_state", {"detail": "full"}))
+            out["compact"] = data(await c.call_tool("get_state", {}))
             out["resource"] = json.loads(
                 (await c.read_resource("llmlab://state")).contents[0].text)
             out["next"] = data(await c.call_tool("next_probes", {"limit": 3}))
@@ -154,6 +156,7 @@ def test_session_round_trip_equals_cli_state(ws, cli):
     for c in cli_state["concepts"].values():  # the default leaves out only the histories
         del c["history"]
     assert timeless(out["brief"]) == timeless(cli_state)
+    assert timeless(out["compact"]) == timeless(compact.state(cli_state))  # the default
     s = out["state"]
     assert s["events"] == 8
     assert s["misconceptions"]["open"] == [] and len(s["misconceptions"]["resolved"]) == 1

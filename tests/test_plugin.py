@@ -121,8 +121,10 @@ def test_manifest_matches_the_documented_schema():
     assert m["name"] == "llmlab"
     assert m["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     # components sit in their default locations at the plugin root, not in .claude-plugin/
-    assert sorted(p.name for p in (PLUGIN / ".claude-plugin").iterdir()) == ["plugin.json"]
-    assert (PLUGIN / "hooks" / "hooks.json").is_file() and (PLUGIN / ".mcp.json").is_file()
+    assert sorted(p.name for p in (PLUGIN / ".claude-plugin").iterdir()) == ["icon.png",
+                                                                            "plugin.json"]
+    assert (PLUGIN / "hooks" / "hooks.json").is_file()
+    assert not (PLUGIN / ".mcp.json").exists()  # one server per workspace: its own .mcp.json
 
 
 def test_schema_has_teeth():
@@ -148,39 +150,40 @@ def test_marketplace_lists_the_plugin():
 def test_hooks_json_runs_the_hook_entry_point():
     h = load(PLUGIN / "hooks" / "hooks.json")
     jsonschema.validate(h, HOOKS_SCHEMA)
-    assert set(h["hooks"]) == {"SessionStart", "Stop"}
+    assert set(h["hooks"]) == {"SessionStart", "Stop", "UserPromptSubmit"}
     (ss,) = h["hooks"]["SessionStart"]
     assert set(ss["matcher"].split("|")) == {"startup", "resume", "clear", "compact"}
     commands = {e: g["hooks"][0]["command"] for e, gs in h["hooks"].items() for g in gs}
-    assert "llmlab-hook session-start" in commands["SessionStart"]
-    assert "llmlab-hook stop" in commands["Stop"]
-    for cmd in commands.values():  # silent when llmlab is not installed: never a hook error
-        assert cmd.startswith("command -v llmlab-hook >/dev/null 2>&1 &&") and cmd.endswith("|| true")
+    assert commands == {"SessionStart": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" session-start',
+                        "Stop": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" stop',
+                        "UserPromptSubmit":
+                            'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" user-prompt-submit'}
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["llmlab-hook"] == "llmlab.plugin.hooks:main"
 
 
-def test_mcp_server_entry():
-    mcp = load(PLUGIN / ".mcp.json")
-    jsonschema.validate(mcp, MCP_SCHEMA)
-    entry = mcp["mcpServers"]["llmlab"]
-    # plugin MCP configs substitute ${CLAUDE_PROJECT_DIR}; the server finds the workspace
-    # by walking up from there (https://code.claude.com/docs/en/mcp#plugin-provided-mcp-servers)
-    assert entry["command"] == "sh" and entry["args"][-1] == "${CLAUDE_PROJECT_DIR}"
-    assert entry["args"][1].endswith("exec llmlab mcp")
+def run_sh(event: str, project: Path, path: str, stdin: str = "{}") -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(PLUGIN / "hooks" / "run.sh"), event], input=stdin,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": path, "HOME": str(project), "CLAUDE_PROJECT_DIR": str(project)})
 
 
-def test_mcp_server_starts_in_the_project_folder(ws, tmp_path):
-    """The wrapper runs `llmlab mcp` from the project folder (a fake llmlab on PATH)."""
-    entry = load(PLUGIN / ".mcp.json")["mcpServers"]["llmlab"]
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "llmlab").write_text('#!/bin/sh\necho "$PWD $*"\n')
-    (bin_ / "llmlab").chmod(0o755)
-    args = [a.replace("${CLAUDE_PROJECT_DIR}", str(ws.root / "notes")) for a in entry["args"]]
-    r = subprocess.run([entry["command"], *args], capture_output=True, text=True,
-                       env=dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}"))
-    assert r.stdout.strip() == f"{ws.root / 'notes'} mcp"
+def test_hook_launcher_needs_no_venv_on_path(ws, tmp_path):
+    """run.sh finds llmlab-hook beside the llmlab that .mcp.json names; outside a workspace
+    it is silent; in a workspace without any llmlab-hook it says so in one line."""
+    bare = "/usr/bin:/bin"
+    payload = json.dumps({"cwd": str(ws.root), "hook_event_name": "SessionStart",
+                          "source": "startup"})
+    r = run_sh("session-start", ws.root / "notes", bare, payload)
+    assert r.returncode == 0, r.stderr
+    assert "additionalContext" in json.loads(r.stdout)["hookSpecificOutput"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_sh("stop", elsewhere, bare)
+    assert (r.returncode, r.stdout) == (0, "")
+    (ws.root / ".mcp.json").unlink()
+    r = run_sh("stop", ws.root, bare)
+    assert r.returncode == 0 and "found no llmlab-hook" in json.loads(r.stdout)["systemMessage"]
 
 
 def test_write_tool_names_match_the_mcp_server():
@@ -248,7 +251,7 @@ def test_slash_commands(name):
         assert any(t.startswith(f"Bash({' '.join(words[:3])}") or
                    t.startswith(f"Bash({' '.join(words[:2])}") for t in tools), cmd
     if name in ("next", "progress", "quiz", "predict"):
-        assert "mcp__plugin_llmlab_llmlab" in tools
+        assert "mcp__llmlab" in tools and not any("plugin_llmlab" in t for t in tools)
     assert "never" in body.lower() or name in ("flashcards", "predict")
 
 
@@ -624,3 +627,41 @@ def test_hook_log_rotates(tmp_path):
     assert (tmp_path / "state" / "hooks.log.1").stat().st_size > hooks.HOOK_LOG_MAX
     (entry,) = [json.loads(x) for x in log.read_text().splitlines()]
     assert entry["error"] == "ValueError: boom" and entry["event"] == "stop"
+
+
+def _session(path: Path, prompts: int, write_after: int | None = None) -> None:
+    """A Claude Code log: the tutor asks, the learner answers, `prompts` times; a record
+    tool call after the answer number `write_after`."""
+    recs = []
+    for i in range(1, prompts + 1):
+        recs.append({"type": "assistant", "message": {"role": "assistant", "content": [
+            {"type": "text", "text": f"Question {i}: why does softmax sum to one?"}]}})
+        recs.append({"type": "user", "message": {"role": "user", "content": f"answer {i}"},
+                     "timestamp": "2026-03-02T10:00:00.000Z"})
+        if i == write_after:
+            recs.append({"type": "assistant", "message": {"role": "assistant", "content": [
+                {"type": "tool_use", "id": f"t{i}", "name": "mcp__llmlab__record_observation",
+                 "input": {"concept": "softmax"}}]}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_user_prompt_submit_reminds_only_after_unrecorded_messages(ws, tmp_path):
+    log = tmp_path / "session.jsonl"
+
+    def submit(prompts: int, write_after: int | None = None) -> str:
+        _session(log, prompts, write_after)
+        r = run_hook("user-prompt-submit", json.dumps({
+            "hook_event_name": "UserPromptSubmit", "cwd": str(ws.root), "prompt": "next",
+            "transcript_path": str(log)}), tmp_path)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        return r.stdout
+
+    assert submit(2) == ""  # the 3rd message: nothing to say yet
+    out = json.loads(submit(3))["hookSpecificOutput"]  # the 4th unrecorded one
+    assert out["hookEventName"] == "UserPromptSubmit"
+    text = out["additionalContext"]
+    assert len(text) <= 300 and "4 learner messages" in text and "Never claim mastery" in text
+    assert submit(4) == ""  # not on every message after that
+    assert "8 learner messages" in submit(7)
+    assert submit(7, write_after=5) == ""  # a record resets the count
+    assert hook_log(ws) == []

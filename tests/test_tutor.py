@@ -21,6 +21,17 @@ from llmlab.workspace import Workspace
 MINI = Path(__file__).parent / "fixtures" / "mini"
 
 
+class _Any:
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __eq__(self, other):
+        return isinstance(other, self.kind)
+
+
+ANY_STR, ANY_LIST = _Any(str), _Any(list)
+
+
 def agents(ws) -> str:
     return (ws.root / "AGENTS.md").read_text()
 
@@ -36,9 +47,11 @@ def test_agents_md_names_the_real_ids_tools_and_cli_twins(fixture, request):
         assert f"`{cid}`" in text, cid
     for item in cur.exit_items.values():
         assert f"`{item.id}`" in text and item.title in text
-    for c in cur.concepts.values():
-        for m in c.misconceptions:
-            assert f"`{m.id}`" in text
+    for c in cur.concepts.values():  # the compact map: ids, titles that add to the id
+        assert c.title in text or not tutor._says_more(c.title, c.id), c.id
+    for m in cur.modules:
+        assert f"`{m.id}`" in text and m.title in text
+    assert "get_curriculum" in text and "llmlab://curriculum" in text  # the full map
     for t in tutor.TOOLS:
         assert f"`{t.name}`" in text and f"`{t.cli}`" in text
     assert "Test Learner" in text and ws.config.learner.goal in text
@@ -51,6 +64,19 @@ def test_agents_md_names_the_real_ids_tools_and_cli_twins(fixture, request):
             f"least {p.min_days} different days" in text)
     # no clock, no machine paths: the same inputs give the same bytes anywhere
     assert str(ws.root) not in text and not re.search(r"20\d\d-\d\d-\d\dT", text)
+
+
+def test_instructions_fit_the_context_budget(default_ws):
+    """AGENTS.md + CLAUDE.md <= 16,000 characters on the default course; the course map is
+    compact (no behaviours or misconceptions; those are in get_concept)."""
+    texts = tutor.render(default_ws)
+    assert sum(len(t) for t in texts.values()) <= 16_000, {k: len(v) for k, v in texts.items()}
+    text = texts[tutor.AGENTS]
+    cur = default_ws.curriculum
+    some = [c for c in cur.concepts.values() if c.misconceptions and c.behaviours]
+    assert some and not any(c.behaviours[0] in text or c.misconceptions[0].id in text
+                            for c in some)
+    assert "mcp__" not in text  # no client's tool prefix: the plugin's differs
 
 
 def test_the_cli_twins_in_agents_md_are_real_commands():
@@ -244,6 +270,93 @@ def test_cursor_and_claude_code_write_project_files(ws, cli):
     assert json.loads(r.stdout)["change"] == "unchanged"  # init already wrote it
     r = cli("tutor", "setup", "--client", "vscode")
     assert "llmlab" in json.loads((ws.root / ".vscode" / "mcp.json").read_text())["servers"]
+
+
+CLIENTS = Path(__file__).parent / "fixtures" / "clients"
+
+
+def setup_client(cli, client: str, cfg: Path, *extra: str):
+    return cli("tutor", "setup", "--client", client, "--config", str(cfg), *extra)
+
+
+def test_vscode_jsonc_with_comments_is_read_and_kept_with_the_snippet_to_paste(ws, cli, tmp_path):
+    cfg = tmp_path / "mcp.json"
+    shutil.copy(CLIENTS / "vscode_mcp.jsonc", cfg)
+    before = cfg.read_bytes()
+    r = setup_client(cli, "vscode", cfg)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert cfg.read_bytes() == before  # the comments (and everything else) are intact
+    assert "has comments" in r.stderr and "Add this to it by hand" in r.stderr
+    snippet = json.loads(r.stderr[r.stderr.index("{"):])
+    assert snippet == {"servers": {"llmlab": {"type": "stdio", "command": ANY_STR,
+                                              "args": ANY_LIST, "env": {"LLMLAB_HOME": str(ws.root)}}}}
+    # once the learner pasted it, the commented file is read and left as it is
+    text = before.decode().replace('"servers": {', '"servers": {\n    "llmlab": '
+                                   + json.dumps(snippet["servers"]["llmlab"]) + ",", 1)
+    cfg.write_text(text)
+    r = setup_client(cli, "vscode", cfg, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["change"] == "unchanged" and cfg.read_text() == text
+
+
+def test_vscode_plain_json_is_merged_keeping_inputs_and_servers(ws, cli, tmp_path):
+    cfg = tmp_path / "mcp.json"
+    shutil.copy(CLIENTS / "vscode_mcp.json", cfg)
+    old = json.loads(cfg.read_text())
+    r = setup_client(cli, "vscode", cfg, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["change"] == "added", r.stderr
+    new = json.loads(cfg.read_text())
+    assert new["inputs"] == old["inputs"]
+    assert {k: v for k, v in new["servers"].items() if k != "llmlab"} == old["servers"]
+    assert new["servers"]["llmlab"]["type"] == "stdio"
+    assert new["servers"]["llmlab"]["env"] == {"LLMLAB_HOME": str(ws.root)}
+
+
+def test_codex_toml_is_merged_keeping_comments_and_formatting(ws, cli, tmp_path, monkeypatch):
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    shutil.copy(CLIENTS / "codex_config.toml", home / "config.toml")
+    before = (home / "config.toml").read_text()
+    r = cli("tutor", "setup", "--client", "codex", "--json", env={"CODEX_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == str(home / "config.toml")
+    after = (home / "config.toml").read_text()
+    lines = iter(after.splitlines())  # every line, comment and blank line kept, in order
+    assert all(line in lines for line in before.splitlines()), after
+    doc, old = tomllib.loads(after), tomllib.loads(before)
+    assert {k: v for k, v in doc.items() if k != "mcp_servers"} == \
+        {k: v for k, v in old.items() if k != "mcp_servers"}
+    assert doc["mcp_servers"]["context7"] == old["mcp_servers"]["context7"]
+    entry = doc["mcp_servers"]["llmlab"]
+    assert set(entry) == {"command", "args", "env"} and entry["args"][-1] == "mcp"
+    assert entry["env"] == {"LLMLAB_HOME": str(ws.root)}
+    r = cli("tutor", "setup", "--client", "codex", "--json", env={"CODEX_HOME": str(home)})
+    assert json.loads(r.stdout)["change"] == "unchanged"
+    assert (home / "config.toml").read_text() == after
+    r = cli("tutor", "setup", "--client", "codex", "--print", env={"CODEX_HOME": str(home)})
+    assert tomllib.loads(r.stdout) == {"mcp_servers": {"llmlab": entry}}
+    assert "ctx7-secret" not in r.stdout
+    fresh = tmp_path / "new" / "config.toml"  # no config yet: created, valid TOML
+    assert setup_client(cli, "codex", fresh).returncode == 0
+    assert tomllib.loads(fresh.read_text()) == {"mcp_servers": {"llmlab": entry}}
+
+
+def test_gemini_gets_the_server_and_agents_md_as_context_file(ws, cli, tmp_path):
+    cfg = tmp_path / "settings.json"
+    shutil.copy(CLIENTS / "gemini_settings.json", cfg)
+    old = json.loads(cfg.read_text())
+    r = setup_client(cli, "gemini", cfg)
+    assert r.returncode == 0, r.stderr
+    new = json.loads(cfg.read_text())
+    assert new["contextFileName"] == ["GEMINI.md", "AGENTS.md"]  # theirs kept, ours added
+    assert new["mcpServers"]["playwright"] == old["mcpServers"]["playwright"]
+    assert new["mcpServers"]["llmlab"]["env"] == {"LLMLAB_HOME": str(ws.root)}
+    for k in ("theme", "general", "telemetry"):
+        assert new[k] == old[k]
+    assert json.loads(setup_client(cli, "gemini", cfg, "--json").stdout)["change"] == "unchanged"
+    fresh = tmp_path / "fresh.json"
+    assert setup_client(cli, "gemini", fresh).returncode == 0
+    assert json.loads(fresh.read_text())["contextFileName"] == "AGENTS.md"
 
 
 def test_unknown_client_names_the_supported_ones(ws, cli):

@@ -12,16 +12,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import api, render
-from . import curriculum as curriculum_mod
-from . import log as log_mod
-from .errors import UserError
 from . import shell
-from .shell import JsonOpt, print_json
+from .errors import UserError
 from .lab.cli import app as lab_app
+from .shell import JsonOpt, print_json
 from .transcript.cli import app as transcript_app
-from .create import create_workspace
-from .workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,7 +41,15 @@ app.add_typer(site_app, name="site")
 tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
+profile_app = typer.Typer(help="The learner profile (name, goal, background, scope, depth).",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
+BackgroundOpt = typer.Option(None, "--background", help="Languages, domains and what the "
+                             "learner has built (the tutor explains through them).")
+ScopeOpt = typer.Option(None, "--scope", help="What the learner wants covered first.")
+ExcludeOpt = typer.Option(None, "--exclude", help="What to leave out.")
+DepthOpt = typer.Option(None, "--depth", help="overview, working or deep.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
@@ -66,11 +69,70 @@ def init(
     goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
     curriculum: Optional[str] = typer.Option(None, "--curriculum",
                                              help="A curriculum folder to use instead of the default course."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
-    tutor instructions AGENTS.md and CLAUDE.md."""
-    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
-    console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
+    tutor instructions AGENTS.md and CLAUDE.md.
+
+    In a terminal it asks for the learner profile it was not given (press Enter to skip a
+    question); elsewhere it takes the flags only. `llmlab profile set` changes it later."""
+    from .create import create_workspace
+
+    if sys.stdin.isatty():
+        asks = {"name": "Your name", "goal": "What do you want to be able to do",
+                "background": "Your background (languages, domains, what you have built)",
+                "scope": "What should come first", "exclude": "What should be left out",
+                "depth": "Depth: overview, working or deep"}
+        given = {"name": name, "goal": goal, "background": background, "scope": scope,
+                 "exclude": exclude, "depth": depth}
+        for k, q in asks.items():
+            if given[k] is None:
+                given[k] = typer.prompt(q, default="", show_default=False).strip() or None
+        name, goal, background, scope, exclude, depth = given.values()
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum,
+                          background=background, scope=scope, exclude=exclude, depth=depth)
+    typer.echo(
+        f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
+        "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
+        f"See what comes first: cd {ws.root} && llmlab next\n"
+        f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
+        "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
+        "gemini|codex|claude-desktop, then open it in this folder.")
+
+
+# ---------------------------------------------------------------- profile
+
+@profile_app.command("show")
+def profile_show(as_json: bool = JsonOpt) -> None:
+    """The learner profile the tutor instructions are written for."""
+    from . import profile
+    from .workspace import Workspace
+
+    shell.out(profile.show(Workspace.find()), as_json, lambda d: console.print(
+        "\n".join(f"{k}: {v}" for k, v in d.items())))
+
+
+@profile_app.command("set")
+def profile_set(
+    name: Optional[str] = typer.Option(None, "--name", help="The learner's name."),
+    goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change the learner profile in llmlab.toml (other settings and comments are kept) and
+    regenerate AGENTS.md from it."""
+    from . import profile
+    from .workspace import Workspace
+
+    res = profile.update(Workspace.find(), name=name, goal=goal, background=background,
+                         scope=scope, exclude=exclude, depth=depth)
+    shell.out(res, as_json, lambda d: console.print(
+        f"Profile {d['change']}. AGENTS.md: "
+        + ("rewritten" if "AGENTS.md" in d["instructions"]["written"] else
+           "kept (edited by hand; run `llmlab tutor instructions --force`)"
+           if "AGENTS.md" in d["instructions"]["kept"] else "unchanged") + "."))
 
 
 # ---------------------------------------------------------------- log
@@ -84,6 +146,9 @@ def log_observe(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record how well one exchange on a concept went (never a mastery claim)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.observe(Workspace.find(), concept, quality, evidence, probe, actor, at), as_json)
 
 
@@ -96,6 +161,9 @@ def log_misconception(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that a wrong mental model was seen (opens a misconception)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
               as_json)
 
@@ -107,6 +175,9 @@ def log_resolve(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.resolve_misconception(Workspace.find(), event_id, evidence, actor, at), as_json)
 
 
@@ -118,6 +189,9 @@ def log_exit(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record an exit-test or build-milestone attempt."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.exit_attempt(Workspace.find(), item, passed, notes, actor, at), as_json)
 
 
@@ -133,6 +207,9 @@ def predict(
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record the learner's prediction before a lab run; the next run compares it."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
                           "learner", at), as_json)
 
@@ -144,6 +221,9 @@ def undo(
     actor: str = ActorOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Retract an event without deleting it: it stops counting."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.retract(Workspace.find(), event_id, reason, actor), as_json)
 
 
@@ -152,6 +232,10 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
 
 
@@ -159,20 +243,38 @@ def state_cmd(as_json: bool = JsonOpt) -> None:
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.next_probes(Workspace.find(), limit=limit), as_json,
          lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
-def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
-    """Everything known about one concept: state, misconceptions, evidence."""
-    shell.out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+def concept_show(
+    concept: str = typer.Argument(..., help="Concept id."),
+    limit: int = typer.Option(10, "--limit", help="How many of its latest events to show."),
+    cursor: Optional[str] = typer.Option(None, "--cursor", help="Show the events before this "
+                                         "event id (the `older` id a page ends with)."),
+    all_: bool = typer.Option(False, "--all", help="Every event (ignores --limit)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One concept: its curriculum entry, state, misconceptions and latest evidence (paged)."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
+    d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
+    shell.out(d, as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
 def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum folder."),
                         as_json: bool = JsonOpt) -> None:
     """Check a curriculum: unique ids, references resolve, no prerequisite cycle."""
+    from . import curriculum as curriculum_mod
+
     cur = curriculum_mod.load(path)
     info = {"ok": True, "path": cur.path, **cur.counts()}
     shell.out(info, as_json, lambda d: console.print(
@@ -187,6 +289,11 @@ def curriculum_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """The course outline, or one concept's behaviours, misconceptions and links."""
+    from . import api
+    from . import render
+    from . import curriculum as curriculum_mod
+    from .workspace import Workspace
+
     if path is not None:
         cur = curriculum_mod.load(path)
     else:
@@ -207,6 +314,10 @@ def curriculum_show(
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
+    from . import render
+    from . import log as log_mod
+    from .workspace import Workspace
+
     rep = log_mod.verify(Workspace.find().log_path)
     shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
@@ -216,6 +327,9 @@ def verify(as_json: bool = JsonOpt) -> None:
 @app.command()
 def repair(as_json: bool = JsonOpt) -> None:
     """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
+    from . import log as log_mod
+    from .workspace import Workspace
+
     res = log_mod.repair(Workspace.find().log_path)
     shell.out(res, as_json, lambda d: console.print(
         f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
@@ -225,6 +339,9 @@ def repair(as_json: bool = JsonOpt) -> None:
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
+    from . import api
+    from .workspace import Workspace
+
     res = api.rebuild(Workspace.find())
     shell.out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
@@ -236,6 +353,10 @@ def model_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score the mastery model: replay this log prequentially, and simulated learners."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
          lambda d: render.model_check(console, d))
 
@@ -249,6 +370,9 @@ def demo(
 ) -> None:
     """Create a demo workspace with a scripted multi-day tutoring trajectory, print the state, build
     the dashboard and serve it live (`--no-serve` to stop after building)."""
+    from . import api
+    from . import render
+
     from . import demo as demo_mod
 
     ws = demo_mod.run(directory, force=force, console=console)
@@ -267,6 +391,8 @@ def demo(
 @site_app.command("build")
 def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
+    from .workspace import Workspace
+
     from .site import build
 
     shell.out(build(Workspace.find()), as_json, lambda d: console.print(
@@ -282,6 +408,8 @@ def serve(
                              "loopback exposes the dashboard to the network and prints a warning."),
 ) -> None:
     """Serve the dashboard live: rebuilds and reloads open pages when the log or curriculum changes."""
+    from .workspace import Workspace
+
     from .site.server import serve as serve_site
 
     ws = Workspace.find()
@@ -303,6 +431,8 @@ def flashcards_export(
 ) -> None:
     """Write an Anki-importable text file and a markdown file: due or weak concepts and open
     or recently resolved misconceptions, unless --concept/--module/--all choose others."""
+    from .workspace import Workspace
+
     from . import flashcards
 
     res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
@@ -339,6 +469,8 @@ def tutor_instructions(
 
     Idempotent: unchanged inputs leave the files byte-identical. A hand-edited file is kept
     unless --force."""
+    from .workspace import Workspace
+
     from . import tutor
 
     ws = Workspace.find()
@@ -361,7 +493,7 @@ def tutor_instructions(
 @tutor_app.command("setup")
 def tutor_setup(
     client: str = typer.Option(..., "--client", help="claude-code, claude-desktop, cursor, "
-                               "vscode or gemini."),
+                               "vscode, gemini or codex."),
     config: Optional[Path] = typer.Option(None, "--config", help="The client's config file "
                                           "(default: where that client looks for it)."),
     name: str = typer.Option("llmlab", "--name", help="Server name in the client (use another "
@@ -374,11 +506,18 @@ def tutor_setup(
 
     Other servers and settings in the file are kept; a file that cannot be parsed is left
     alone."""
+    from .workspace import Workspace
+
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        print_json(res["entry"])
+        if res["format"] == "toml":
+            import tomlkit
+
+            sys.stdout.write(tomlkit.dumps(res["entry"]))
+        else:
+            print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
     shell.out(res, as_json, lambda d: console.print(

@@ -89,9 +89,12 @@ def load_config(path: Path, fmt: Format = "json", fix: str = "") -> tuple[dict, 
     try:
         text = path.read_text(encoding="utf-8")
         doc, commented = _parse(text, fmt) if text.strip() else ({}, False)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"{path} could not be read as {fmt.upper()} ({e}), so llmlab will not "
-                        f"touch it. Nothing was changed. {fix}".strip()) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} could not be read ({e}), so llmlab will not touch it. "
+                        f"Nothing was changed. {fix}".strip()) from None
+    except ValueError as e:
+        raise UserError(f"{path} is not valid {fmt.upper()} ({e}), so llmlab will not touch "
+                        f"it. Nothing was changed. {fix}".strip()) from None
     if not isinstance(doc, dict):
         raise UserError(f"{path} does not hold a {'table' if fmt == 'toml' else 'JSON object'}, "
                         f"so llmlab will not touch it. Nothing was changed. {fix}".strip())
@@ -113,11 +116,22 @@ def edit_config(path: Path, edit: Callable[[dict], None], fmt: Format = "json",
     change = "updated" if path.exists() else "created"
     if write:
         if commented:
-            snippet = json.dumps({k: v for k, v in new.items() if old.get(k) != v}, indent=2)
+            snippet = json.dumps(_changed(old, new), indent=2, ensure_ascii=False)
             raise UserError(f"{path} has comments, which rewriting it would lose, so llmlab "
                             f"did not change it. Add this to it by hand:\n{snippet}")
         atomic_write(path, _dump(new, fmt))
     return new, change
+
+
+def _changed(old: dict, new: dict) -> dict:
+    """What `new` adds to or changes in `old`, nested objects narrowed to their changed keys
+    (the snippet to paste: our entry, not the servers already there)."""
+    out = {}
+    for k, v in new.items():
+        if old.get(k) == v:
+            continue
+        out[k] = _changed(old[k], v) if isinstance(v, dict) and isinstance(old.get(k), dict) else v
+    return out
 
 
 def section(doc: dict, key: str, where: Path) -> dict:

@@ -13,7 +13,6 @@ from rich.text import Text
 
 from ..errors import UserError
 from ..shell import JsonOpt, print_json
-from ..workspace import Workspace
 
 app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
                   no_args_is_help=True)
@@ -91,6 +90,8 @@ def run_cmd(
     pending predictions for this experiment are compared). Outside one, or with --out or
     --no-record, it is measured and written but not recorded, and the summary says so.
     """
+    from ..workspace import Workspace
+
     from .runner import run_experiment
 
     try:
@@ -171,6 +172,8 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/
                                           "path of a run folder (e.g. one written with --out)."),
              as_json: bool = JsonOpt) -> None:
     """Show a finished run: its summary, metrics, conditions and prediction comparisons."""
+    from ..workspace import Workspace
+
     from . import runs
 
     try:

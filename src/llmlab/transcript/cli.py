@@ -13,10 +13,6 @@ from rich.console import Console
 
 from ..errors import UserError
 from .. import shell
-from . import hook as hook_mod
-from .days import Options, resolve_tz
-from .discover import find
-from .publish import Publisher, Settings, load_known
 
 console = Console()
 err = Console(stderr=True)
@@ -108,6 +104,9 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Render sessions to pages (one per session) and an index, scrubbed; only changed logs re-render."""
+    from .days import Options, resolve_tz
+    from .publish import Publisher, Settings, load_known
+
     from . import output_dir
 
     folder, root = output_dir(out)
@@ -156,6 +155,8 @@ def list_sessions(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the sessions that `build` would publish, with their sub-agent logs."""
+    from .discover import find
+
     rows = [{"kind": s.kind, "path": str(s.path), "bytes": s.path.stat().st_size,
              "subagents": len(s.agents)} for s in find(list(paths or []))]
 
@@ -193,6 +194,9 @@ def hook_install(
     """Add a Stop hook to .claude/settings.json (merged; existing settings are kept).
 
     Render options given here are used by every refresh the hook makes."""
+    from . import hook as hook_mod
+    from .days import resolve_tz
+
     resolve_tz(tz)
     r = hook_mod.install(project.resolve(), out.resolve() if out else None,
                          _render_args(tools, thinking, images, tz, fmt))
@@ -207,6 +211,8 @@ def hook_remove(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove our hook from .claude/settings.json, leaving everything else."""
+    from . import hook as hook_mod
+
     r = hook_mod.uninstall(project.resolve())
     shell.out(r, as_json, lambda r: console.print(
         f"Removed the hook from {r['settings']}" if r["changed"] else "No llmlab transcript hook was installed.",
@@ -222,6 +228,10 @@ def hook_run(
     """What the hook runs: read the hook payload on stdin and refresh that session's page.
 
     Never fails the agent's turn: problems are reported on stderr with exit status 0."""
+    from . import hook as hook_mod
+    from .days import Options
+    from .publish import Publisher, Settings, load_known
+
     from . import output_dir
 
     path = hook_mod.payload_path(sys.stdin.read())
