@@ -177,7 +177,8 @@ def run(ctx, p: dict) -> Outcome:
     summary = [
         f"Trainable parameters {m['trainable_params']:,} (formula: {formula}); "
         f"{100 * m['trainable_params'] / sum(x.numel() for x in base.parameters()):.2f} % "
-        "of the model; the adapter file is " f"{adapter_mb:.2f} MB.",
+        f"of the model; the adapter ({adapter_mb:.2f} MB) is saved in the run folder's "
+        "adapter/ (peft.PeftModel.from_pretrained loads it).",
         f"Training loss {m['train_loss_first']:.3f} -> {m['train_loss_last']:.3f} (mean of the "
         f"first and last {k} steps); held-out loss {m['heldout_loss_before']:.3f} -> "
         f"{m['heldout_loss_after']:.3f} over {len(held)} held-out items.",
