@@ -36,7 +36,7 @@ def test_declarations_are_plain_json():
     sampling = next(d for d in data if d["name"] == "sampling")
     temps = next(p for p in sampling["params"] if p["name"] == "temperatures")
     assert temps["type"] == "list of float" and temps["default"] == [0.5, 1.0, 2.0]
-    assert {"name", "unit", "help"} == set(sampling["quantities"][0])
+    assert {"name", "unit", "help", "concept", "depends_on"} == set(sampling["quantities"][0])
 
 
 def test_declarations_import_without_torch(tmp_path):
@@ -111,9 +111,9 @@ def test_bool_params_parse_words(b):
                                                        "llmlab lab models"]),
     (["lab", "run", "cost", "-p", "lengths=64"], ["needs at least 2 different values"]),
 ])
-def test_bad_input_exits_1_with_what_is_valid(cli, args, words):
+def test_bad_input_exits_1_with_what_is_valid(invoke, args, words):
     """Bad input fails fast (before the model loads) with a message, never a traceback."""
-    r = cli(*args, "--no-record")
+    r = invoke(*args, "--no-record")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     for w in words:

@@ -255,11 +255,11 @@ def test_slash_commands(name):
     assert "never" in body.lower() or name in ("flashcards", "predict")
 
 
-def test_command_bodies_name_real_cli_commands(cli):
+def test_command_bodies_name_real_cli_commands(invoke):
     """The CLI commands the slash commands rely on exist (help exits 0)."""
     for args in (["next", "--help"], ["state", "--help"], ["flashcards", "export", "--help"],
                  ["log", "observe", "--help"], ["predict", "--help"], ["site", "build", "--help"]):
-        r = cli(*args)
+        r = invoke(*args)
         assert r.returncode == 0, (args, r.stderr)
 
 
@@ -557,14 +557,14 @@ def test_stop_refreshes_the_transcript_page_when_turned_on(ws, tmp_path):
     assert any("About 4 times" in p.read_text() for p in html_pages)
 
 
-def test_tutor_setup_for_claude_code_enables_the_plugin(ws, cli):
-    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+def test_tutor_setup_for_claude_code_enables_the_plugin(ws, invoke):
+    r = invoke("tutor", "setup", "--client", "claude-code", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["plugin"]["change"] == "created"
     settings = json.loads((ws.root / ".claude" / "settings.json").read_text())
     assert settings["enabledPlugins"] == {"llmlab@llmlab": True}
-    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    r = invoke("tutor", "setup", "--client", "claude-code", "--json")
     assert json.loads(r.stdout)["plugin"]["change"] == "unchanged"
 
 

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import shell
 from .errors import UserError
@@ -21,7 +22,21 @@ from .transcript.cli import app as transcript_app
 console = Console()
 err_console = Console(stderr=True)
 
+
+class _Llmlab(TyperGroup):
+    """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
+    status 1, with no traceback: `main()` and the tests' in-process runner both go through here."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except UserError as e:
+            err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+            sys.exit(1)
+
+
 app = typer.Typer(
+    cls=_Llmlab,
     help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
          "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -204,14 +219,20 @@ def predict(
     tolerance: Optional[float] = typer.Option(None, "--tolerance",
                                               help="Relative error that counts as right (default from llmlab.toml)."),
     note: str = typer.Option("", "--note", help="Your reasoning, in a sentence."),
+    param: list[str] = typer.Option([], "--param", "-p", help="The run this prediction is for, "
+                                    "as name=value like `llmlab lab run` (e.g. -p config=PATH or "
+                                    "-p prompt=...); omitted: the experiment's defaults."),
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record the learner's prediction before a lab run; the next run compares it."""
+    """Record the learner's prediction before a lab run; the next run under the same
+    conditions (model or config, and the parameters the quantity depends on) compares it.
+    Without --concept it counts against the concept the quantity measures."""
     from . import api
+    from .lab.experiment import parse_params
     from .workspace import Workspace
 
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
-                          "learner", at), as_json)
+                          "learner", at, params=parse_params(param)), as_json)
 
 
 @app.command()
@@ -528,8 +549,5 @@ def tutor_setup(
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except UserError as e:
-        err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
-        sys.exit(1)
+    """The `llmlab` console script and `python -m llmlab`."""
+    app()
