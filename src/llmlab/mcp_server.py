@@ -117,7 +117,9 @@ def build_server() -> MCPServer:
         count, the current module, open misconceptions (resolved ones as a count), `next`
         (what to probe next, with reasons) and one line per probed concept (mastery,
         observations/days, mastered, stale, open misconceptions, prerequisite gaps). Call
-        this at the start of every session; quote its numbers, never round them up.
+        this at the start of every session; quote its numbers, never round them up. `low`
+        in a concept line is the lower end of the skill estimate's interval: mastered needs
+        it at the bar (plus the gates); 'full' has `skill`, `skill_low`, `skill_high`.
         get_concept has one concept in detail."""
         ws = _ws()
         if detail == "compact":
@@ -186,11 +188,17 @@ def build_server() -> MCPServer:
         claim: Annotated[str | None, Field(
             description="The wrong claim in plain words, when no catalog id fits.")] = None,
         quote: Annotated[str, Field(description="The learner's own words that showed it.")] = "",
+        reopens: Annotated[str | None, Field(
+            description="Id of a resolved misconception that came back (a relapse); a catalog "
+                        "misconception is linked to its last resolved instance "
+                        "automatically.")] = None,
     ) -> dict[str, Any]:
         """Record that the learner showed a wrong mental model. It stays open (and blocks
-        mastery of the concept) until resolved. Give `catalog` or `claim`. Returns the event;
-        its id is what resolve_misconception needs."""
-        return api.open_misconception(_ws(), concept, claim, catalog, quote).to_dict()
+        mastery of the concept) until resolved; a catalog misconception can be open only
+        once at a time. Give `catalog` or `claim`. Returns the event; its id is what
+        resolve_misconception needs."""
+        return api.open_misconception(_ws(), concept, claim, catalog, quote,
+                                      reopens=reopens).to_dict()
 
     @tool(annotations=WRITE)
     @_shell
@@ -200,7 +208,7 @@ def build_server() -> MCPServer:
                         "in get_state under misconceptions.open).")],
         evidence: Annotated[str, Field(
             description="How the learner, unprompted and in a new case, applied the correct "
-                        "model.")] = "",
+                        "model (required).")] = "",
     ) -> dict[str, Any]:
         """Record that an open misconception is resolved: only when the learner later applied
         the correct model to a case you did not just explain, not when they repeat your
