@@ -114,4 +114,5 @@ def test_a_broken_report_is_shown_as_an_error_not_a_crash(ws):
     out = build(ws)
     html = (ws.site_dir / "lab" / run.name / "report.html").read_text()
     assert "report.json of run 20261129-000000-concept_vectors-abcd is unreadable" in html
-    assert out["pages"] == 2 + len(ws.curriculum.concepts) + len(ws.curriculum.modules) + 1
+    # index, ladder, model page, concept and study pages, and the report page
+    assert out["pages"] == 3 + len(ws.curriculum.concepts) + len(ws.curriculum.modules) + 1
