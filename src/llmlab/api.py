@@ -7,35 +7,45 @@ into the snapshot cache. A rejected event raises `UserError` and changes nothing
 
 from __future__ import annotations
 
-import re
 import subprocess
 from datetime import datetime
 from typing import Any
 
+from . import integrity, snapshot, view
 from . import log as log_mod
-from . import snapshot, view
 from .errors import UserError, unknown
-from .events import ACTORS, Event, format_ts, now_utc, parse_ts, validate_payload
+from .events import (ACTORS, EVENT_ID, Event, check_not_future, format_ts, line_hash, now_utc,
+                     parse_ts, validate_payload)
 from .state import State
 from .workspace import LOG_FILE, Workspace
 
-EVENT_ID = re.compile(r"^evt_\d{6,}$")
 CONCEPT_HINT = "See `llmlab curriculum show` for the concept ids."
 
 
 # ---------------------------------------------------------------- reads
 
 def load_state(ws: Workspace, use_cache: bool = True) -> tuple[State, log_mod.Tip]:
-    return snapshot.current(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
-                            ws.config.mastery, use_cache=use_cache)
+    """The state of the log's complete prefix; `tip.warnings` says what is wrong after it
+    or at the tail anchor (readers show them once; the write path refuses)."""
+    try:
+        s, tip = snapshot.current(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
+                                  ws.config.mastery, use_cache=use_cache)
+    except OSError as e:
+        raise UserError(log_mod.os_message(e, ws.log_path, "read the evidence log")) from None
+    problem = integrity.check_anchor(ws.log_path, ws.state_dir, tip)
+    if problem:
+        tip.damage = tip.damage or problem
+        tip.warnings.append(f"The evidence log may have lost or changed events: {problem}")
+    return s, tip
 
 
 def state(ws: Workspace, now: datetime | None = None) -> dict:
     """The learner state (see `view.summarize`), with the next probes."""
-    s, _ = load_state(ws)
+    s, tip = load_state(ws)
     summary = view.summarize(ws.curriculum, s, ws.config.mastery, now or now_utc())
     summary["learner"] = ws.config.learner.model_dump()
     summary["next"] = view.next_probes(ws.curriculum, summary)
+    summary["warnings"] = tip.warnings
     return summary
 
 
@@ -48,7 +58,7 @@ def next_probes(ws: Workspace, now: datetime | None = None, limit: int = 10) -> 
 def rebuild(ws: Workspace) -> dict:
     """Recompute the state from scratch (ignoring and replacing the cache)."""
     s, tip = load_state(ws, use_cache=False)
-    return {"events": s.events, "last_event": s.last_id}
+    return {"events": s.events, "last_event": s.last_id, "warnings": tip.warnings}
 
 
 def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict:
@@ -57,11 +67,10 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict
     _check_concept(cur, concept_id)
     c = cur.concepts[concept_id]
     summary = state(ws, now)
-    events = [e for e in log_mod.read_events(ws.log_path)
-              if e["data"].get("concept") == concept_id
-              or concept_id in e["data"].get("concepts", ())]
-    retracted = {e["data"]["target"] for e in log_mod.read_events(ws.log_path)
-                 if e["type"] == "retraction"}
+    all_events = log_mod.read_events(ws.log_path)
+    events = [e for e in all_events if e["data"].get("concept") == concept_id
+              or concept_id in (e["data"].get("concepts") or ())]
+    retracted = {e["data"]["target"] for e in all_events if e["type"] == "retraction"}
     return {
         "concept": c.model_dump(),
         "state": summary["concepts"][concept_id],
@@ -73,6 +82,7 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict
         "misconceptions": [m for m in summary["misconceptions"]["open"]
                            + summary["misconceptions"]["resolved"] if m["concept"] == concept_id],
         "evidence": [e | {"retracted": e["id"] in retracted} for e in events],
+        "warnings": summary["warnings"],
     }
 
 
@@ -80,8 +90,9 @@ def model_check(ws: Workspace, learners: int = 300, seed: int = 0) -> dict:
     """Evaluate the mastery model on this log (prequential) and on simulated learners."""
     from . import modelcheck
 
-    _, retracted = log_mod.scan(ws.log_path)
-    obs = [(e["data"]["concept"], e["data"]["quality"]) for e in log_mod.iter_parsed(ws.log_path)
+    tip, retracted = log_mod.scan(ws.log_path)
+    obs = [(e["data"]["concept"], e["data"]["quality"])
+           for e in log_mod.iter_parsed(ws.log_path, tip.count)
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
     return {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
@@ -177,11 +188,12 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         raise UserError(f"Unknown actor '{actor}'. Use one of: {', '.join(ACTORS)}.")
     data = validate_payload(type_, data)
     when = parse_ts(at) if isinstance(at, str) else at
+    if when is not None:
+        check_not_future(when)
     with log_mod.lock_for(ws.log_path):
         s, tip = load_state(ws)
-        tail = log_mod.read_bytes(ws.log_path, tip.offset)
-        if tail:
-            raise log_mod.TornLogError(log_mod.torn_message(ws.log_path, len(tail)))
+        if tip.damage:
+            raise log_mod.LogWriteError(log_mod.damaged_message(ws.log_path, tip))
         data = _check_semantics(ws, s, tip, type_, data)
         ts_dt = when or now_utc()
         if tip.last_ts and ts_dt < parse_ts(tip.last_ts):
@@ -192,7 +204,8 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         ev = Event(id=f"evt_{tip.count + 1:06d}", ts=format_ts(ts_dt), type=type_, actor=actor,
                    prev=tip.last_hash, data=data)
         line = ev.to_line()
-        log_mod.append_line(ws.log_path, line)
+        log_mod.append_line(ws.log_path, line, expected_size=tip.offset)
+        integrity.write_anchor(ws.state_dir, tip.count + 1, line_hash(line))
     # derive: fold the new line into the cache (outside the lock; the cache is checked on read)
     try:
         snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,

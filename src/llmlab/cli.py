@@ -58,6 +58,13 @@ def _out(data, as_json: bool, human) -> None:
         human(data)
 
 
+def _warn(warnings: list[str]) -> None:
+    """Each warning once, on stderr (stdout stays the data)."""
+    for w in dict.fromkeys(warnings):
+        err_console.print(Text("Warning: ", style="bold yellow") + Text(render.safe(w)),
+                          soft_wrap=True)
+
+
 def _recorded(ev, as_json: bool) -> None:
     _out(ev.to_dict(), as_json, lambda d: console.print(
         f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
@@ -158,21 +165,26 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
-    _out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
+    d = api.state(Workspace.find())
+    _warn(d["warnings"])
+    _out(d, as_json, lambda d: render.state(console, d))
 
 
 @app.command("next")
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
-    _out(api.next_probes(Workspace.find(), limit=limit), as_json,
-         lambda d: render.next_probes(console, d))
+    ws = Workspace.find()
+    _warn(api.load_state(ws)[1].warnings)
+    _out(api.next_probes(ws, limit=limit), as_json, lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
 def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
     """Everything known about one concept: state, misconceptions, evidence."""
-    _out(api.concept(Workspace.find(), concept), as_json, lambda d: render.concept(console, d))
+    d = api.concept(Workspace.find(), concept)
+    _warn(d["warnings"])
+    _out(d, as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
@@ -216,7 +228,10 @@ def curriculum_show(
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
-    rep = log_mod.verify(Workspace.find().log_path)
+    from .integrity import read_anchor
+
+    ws = Workspace.find()
+    rep = log_mod.verify(ws.log_path, anchor=read_anchor(ws.state_dir))
     _out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
         raise typer.Exit(1)
@@ -224,17 +239,21 @@ def verify(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def repair(as_json: bool = JsonOpt) -> None:
-    """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
-    res = log_mod.repair(Workspace.find().log_path)
-    _out(res, as_json, lambda d: console.print(
-        f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
-        if d["repaired"] else f"Nothing to repair: the log ends cleanly ({d['events']} events)."))
+    """Move the damaged part of the log (a torn last line; an invalid, future-dated or
+    chain-breaking line and everything after it) to evidence.quarantine.jsonl, never dropping
+    it; keep every event before it. Only truncates and moves, so it works on a full disk."""
+    from .integrity import repair as repair_log
+
+    ws = Workspace.find()
+    res = repair_log(ws.log_path, ws.state_dir)
+    _out(res, as_json, lambda d: render.repair(console, d))
 
 
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
     res = api.rebuild(Workspace.find())
+    _warn(res["warnings"])
     _out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
@@ -278,7 +297,9 @@ def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
     from .site import build
 
-    _out(build(Workspace.find()), as_json, lambda d: console.print(
+    res = build(Workspace.find())
+    _warn(res["warnings"])
+    _out(res, as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
         f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
@@ -405,5 +426,11 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except UserError as e:
-        err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+        err_console.print(Text("Error: ", style="bold red") + Text(render.safe(str(e))),
+                          soft_wrap=True)
+        sys.exit(1)
+    except OSError as e:  # a file condition no library call anticipated: still no traceback
+        where = e.filename or "a workspace file"
+        err_console.print(Text("Error: ", style="bold red") + Text(render.safe(
+            log_mod.os_message(e, where, "use"))), soft_wrap=True)
         sys.exit(1)

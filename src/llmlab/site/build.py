@@ -217,4 +217,5 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
     pages = 2 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
             "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
-            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3)}
+            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3),
+            "warnings": d["warnings"]}
