@@ -66,10 +66,10 @@ class _Lock:
             self.lock.acquire()
         except Timeout:
             raise LogWriteError(
-                f"Another llmlab process has held the evidence log's lock ({self.path}) for "
-                f"more than {self.timeout:g} s, so nothing was recorded. Wait for it to finish "
-                "and try again; if no llmlab process is running, the lock is stale: delete "
-                f"{self.path}.") from None
+                f"Another process has held the evidence log's lock ({self.path}) for more than "
+                f"{self.timeout:g} s. Nothing was recorded. Wait for it (an llmlab command, "
+                "the MCP server or a lab run writing to this workspace) to finish and try "
+                "again; the lock is released by the system when its holder exits.") from None
         except OSError as e:
             raise LogWriteError(os_message(e, self.path, "take the evidence log's lock")
                                 + " Nothing was recorded.") from None
