@@ -23,9 +23,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .errors import UserError
-from .events import ACTORS, GENESIS, MAX_SKEW, PAYLOADS, SCHEMA_VERSION, line_hash, now_utc, \
-    parse_ts
+from .events import (ACTORS, GENESIS, MAX_SKEW, PAYLOADS, SCHEMA_VERSION, is_event_id,
+                     line_hash, now_utc, parse_ts)
 from .log import Tip, lock_for, os_message, read_bytes, split_complete
 
 ANCHOR = "anchor.json"
@@ -86,8 +88,16 @@ class Chain:
             return f"line {n} ({want}) has schema version {ev.get('v')!r}."
         if ev.get("type") not in PAYLOADS or ev.get("actor") not in ACTORS:
             return f"line {n} ({want}) has an unknown type or actor."
-        if not isinstance(ev.get("data"), dict):
+        data = ev.get("data")
+        if not isinstance(data, dict):
             return f"line {n} ({want}) has no data object."
+        try:
+            PAYLOADS[ev["type"]].__pydantic_validator__.validate_python(data)
+        except ValidationError as e:
+            return f"line {n} ({want}) has an invalid {ev['type']} payload ({e.errors()[0]['msg']})."
+        if "target" in data and not (is_event_id(data["target"])
+                                     and int(data["target"][4:]) < n):
+            return f"line {n} ({want}) refers to {data['target']!r}, not an earlier event."
         try:
             t = parse_ts(ev.get("ts"))
         except UserError:
