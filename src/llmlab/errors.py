@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -32,3 +33,19 @@ def unknown(kind: str, word: str, choices: Iterable[str], hint: str) -> UserErro
         msg += " Did you mean " + ", ".join(f"'{c}'" for c in near) + "?"
     msg += f" {hint}"
     return UserError(msg)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file the user edits, or a `UserError` that names the file and the fix
+    (not valid UTF-8, a folder where the file should be, unreadable)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not valid UTF-8 text (byte {e.start}: {e.reason}). Save it "
+                        "as UTF-8 and run the command again.") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, but llmlab expects a file there. Move the folder "
+                        "away.") from None
+    except OSError as e:
+        raise UserError(f"Cannot read {path}: {e.strerror}. Check that it exists and is "
+                        "readable.") from None

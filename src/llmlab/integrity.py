@@ -42,7 +42,10 @@ class Chain:
     continue the complete prefix (and records why in `damage`)."""
 
     def __init__(self, now: datetime | None = None, count: int = 0, offset: int = 0,
-                 last_hash: str = GENESIS, last_ts: str | None = None):
+                 last_hash: str = GENESIS, last_ts: str | None = None, fast: bool = False):
+        # fast: only the byte-level checks (newline, id, chain), for the first pass of a
+        # full rebuild; `EventCheck` does the rest on the parsed events of the second.
+        self.fast = fast
         self.limit = future_limit(now)
         self.count, self.offset, self.last_hash = count, offset, last_hash
         self.last_ts = last_ts
@@ -71,6 +74,13 @@ class Chain:
         if not line.endswith(b"\n"):
             return (f"it ends with a torn, incomplete line ({len(line)} bytes without a newline) "
                     f"after event {n - 1}, probably from a crash mid-write.")
+        if self.fast:
+            want = b'{"id":"evt_%06d",' % n  # how llmlab writes a line
+            i = line.find(b'"prev":"', 0, 256)
+            if (line.startswith(want) and i > 0
+                    and line[i + 8:i + 72] == self.last_hash.encode() and line[i + 72:i + 73] == b'"'):
+                self.last_id = f"evt_{n:06d}"
+                return None
         try:
             ev = json.loads(line.decode("utf-8"))  # str: a BOM or invalid UTF-8 is damage too
         except ValueError:
@@ -88,25 +98,9 @@ class Chain:
             return f"line {n} ({want}) has schema version {ev.get('v')!r}."
         if ev.get("type") not in PAYLOADS or ev.get("actor") not in ACTORS:
             return f"line {n} ({want}) has an unknown type or actor."
-        data = ev.get("data")
-        if not isinstance(data, dict):
-            return f"line {n} ({want}) has no data object."
-        try:
-            PAYLOADS[ev["type"]].__pydantic_validator__.validate_python(data)
-        except ValidationError as e:
-            return f"line {n} ({want}) has an invalid {ev['type']} payload ({e.errors()[0]['msg']})."
-        if "target" in data and not (is_event_id(data["target"])
-                                     and int(data["target"][4:]) < n):
-            return f"line {n} ({want}) refers to {data['target']!r}, not an earlier event."
-        try:
-            t = parse_ts(ev.get("ts"))
-        except UserError:
-            return f"line {n} ({want}) has an invalid time {ev.get('ts')!r}."
-        if t > self.limit:
-            return (f"line {n} ({want}) is dated {ev['ts']}, in the future (it and every later "
-                    "event stop counting until repaired).")
-        if self._last_t is not None and t < self._last_t:
-            return f"line {n} ({want}) is dated {ev['ts']}, before the event before it."
+        problem, t = check_event(ev, n, self._last_t, self.limit)
+        if problem:
+            return problem
         self._last_t, self.last_ts, self.last_id, self.last_event = t, ev["ts"], want, ev
         return None
 
@@ -118,6 +112,57 @@ class Chain:
                                 f"{self.count} events before it count. Run `llmlab verify` "
                                 "and `llmlab repair`.")
         return tip
+
+
+def check_event(ev: dict, n: int, last_t: datetime | None,
+                limit: datetime) -> tuple[str | None, datetime | None]:
+    """What is wrong with parsed event `ev` as line `n` (after the byte-level checks), and
+    its time."""
+    want = f"evt_{n:06d}"
+    if not isinstance(ev, dict):
+        return f"line {n} is a JSON {type(ev).__name__}, not an event object.", None
+    if ev.get("v") != SCHEMA_VERSION:
+        return f"line {n} ({want}) has schema version {ev.get('v')!r}.", None
+    if ev.get("type") not in PAYLOADS or ev.get("actor") not in ACTORS:
+        return f"line {n} ({want}) has an unknown type or actor.", None
+    data = ev.get("data")
+    if not isinstance(data, dict):
+        return f"line {n} ({want}) has no data object.", None
+    try:
+        PAYLOADS[ev["type"]].__pydantic_validator__.validate_python(data)
+    except ValidationError as e:
+        return (f"line {n} ({want}) has an invalid {ev['type']} payload "
+                f"({e.errors()[0]['msg']})."), None
+    if "target" in data and not (is_event_id(data["target"]) and int(data["target"][4:]) < n):
+        return f"line {n} ({want}) refers to {data['target']!r}, not an earlier event.", None
+    try:
+        t = parse_ts(ev.get("ts"))
+    except UserError:
+        return f"line {n} ({want}) has an invalid time {ev.get('ts')!r}.", None
+    if t > limit:
+        return (f"line {n} ({want}) is dated {ev['ts']}, in the future (it and every later "
+                "event stop counting until repaired)."), None
+    if last_t is not None and t < last_t:
+        return f"line {n} ({want}) is dated {ev['ts']}, before the event before it.", None
+    return None, t
+
+
+class Damaged(Exception):
+    def __init__(self, n: int, problem: str):
+        super().__init__(problem)
+        self.n, self.problem = n, problem
+
+
+def checked(events, now: datetime | None = None):
+    """`events` (parsed, in order from line 1), checked by `check_event`; raises `Damaged`
+    at the first bad one (the second pass of a full rebuild)."""
+    limit = future_limit(now)
+    last_t = None
+    for n, ev in enumerate(events, 1):
+        problem, last_t = check_event(ev, n, last_t, limit)
+        if problem:
+            raise Damaged(n, problem)
+        yield ev
 
 
 # ---------------------------------------------------------------- the tail anchor
@@ -137,14 +182,18 @@ def read_anchor(state_dir: Path) -> dict | None:
 
 
 def write_anchor(state_dir: Path, count: int, last_hash: str) -> None:
-    """Best effort (a missing anchor only weakens the tail check)."""
-    from .snapshot import atomic_write
-
+    """Best effort (a missing anchor only weakens the tail check): temp file and rename,
+    without an fsync of its own (the log's append has just been fsynced; an anchor lost
+    in a crash is an older one, which still checks a prefix)."""
     doc = {"id": f"evt_{count:06d}" if count else None, "count": count, "hash": last_hash}
+    path = anchor_path(state_dir)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        atomic_write(anchor_path(state_dir), json.dumps(doc).encode())
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
     except OSError:
-        pass
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
 
 
 def anchor_problem(anchor: dict, count: int, hash_at: Callable[[int], str]) -> str | None:

@@ -146,7 +146,7 @@ def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
     retractions (target id -> retraction id), and the first damage after it, if any."""
     from .integrity import Chain
 
-    chain = Chain(now=now)
+    chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
     with open(log_path, "rb", buffering=1 << 20) as f:
         for line in f:
@@ -161,8 +161,15 @@ def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
 
 def read_events(log_path: Path) -> list[dict]:
     """The events of the complete prefix (a damaged line and what follows are left out)."""
+    from .integrity import Damaged, checked
+
     tip, _ = scan(log_path)
-    return list(iter_parsed(log_path, tip.count))
+    out: list[dict] = []
+    try:
+        out.extend(checked(iter_parsed(log_path, tip.count)))
+    except (Damaged, ValueError, UserError):
+        pass  # the events before the damage; readers warn through the state's tip
+    return out
 
 
 def iter_events(log_path: Path) -> Iterator[Event]:

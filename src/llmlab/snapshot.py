@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from . import log as log_mod
@@ -64,7 +65,29 @@ def load(path: Path, fp: str) -> tuple[State, int, int, str] | None:
         return None
 
 
+STALE_TMP_S = 600  # a temp file this old belongs to a writer that was killed
+
+
+def clean_stale_tmp(folder: Path) -> int:
+    """Remove `.NAME.*.tmp` files that killed writers left behind (a live writer's temp
+    file is seconds old). Returns how many."""
+    n = 0
+    now = time.time()
+    try:
+        for f in folder.glob(".*.tmp"):
+            try:
+                if now - f.stat().st_mtime > STALE_TMP_S:
+                    f.unlink()
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
 def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_hash: str) -> None:
+    clean_stale_tmp(path.parent)
     doc = {"fingerprint": fp, "offset": offset, "line_start": line_start,
            "last_hash": last_hash, "state": state.to_dict()}
     try:
@@ -137,6 +160,8 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
     An event that passes the line checks but whose payload the fold cannot use (a field
     edited by hand) ends the prefix there: the fold is redone up to it.
     """
+    from .integrity import Damaged, checked
+
     tip, retracted = log_mod.scan(log_path)
     limit = tip.count
     while True:
@@ -147,18 +172,22 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
                 done[0] += 1
                 yield ev
 
-        events = counted(itertools.islice(log_mod.iter_parsed(log_path), limit))
+        events = counted(checked(itertools.islice(log_mod.iter_parsed(log_path), limit)))
         try:
             state = derive(cur, events, p, retracted)
             break
+        except Damaged as e:  # found by the second pass's event checks
+            bad, why = e.n, e.problem
         except _FOLD_ERRORS + (UnicodeDecodeError,):
-            limit = done[0] - 1
-            bad = limit + 1
-            retracted = {t: r for t, r in retracted.items() if int(r[4:]) <= limit}
-            tip = _prefix_tip(log_path, limit)
-            tip.damage = f"line {bad} (evt_{bad:06d}) has a payload the state cannot use."
-            tip.warnings = [f"The evidence log is damaged: {tip.damage} Only the {limit} "
-                            "events before it count. Run `llmlab verify` and `llmlab repair`."]
+            bad = done[0]
+            why = f"line {bad} (evt_{bad:06d}) has a payload the state cannot use."
+        limit = bad - 1
+        retracted = {t: r for t, r in retracted.items() if int(r[4:]) <= limit}
+        tip = _prefix_tip(log_path, limit)
+        tip.damage = why
+        tip.warnings = [f"The evidence log is damaged: {why} Only the {limit} events before "
+                        "it count. Run `llmlab verify` and `llmlab repair`."]
+    tip.last_ts = state.last_ts
     if cache_path is not None and tip.damage is None:
         save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
     return state, tip

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from .errors import UserError
+from .errors import UserError, read_text
 from .snapshot import atomic_write
 from .workspace import Workspace
 
@@ -119,7 +119,7 @@ def context(ws: Workspace) -> dict:
         "experiments": _experiments(),
         "tools": TOOLS,
         "write_tools": [t for t in TOOLS if t.writes],
-        "notes": notes.read_text(encoding="utf-8").strip() if notes.is_file() else "",
+        "notes": read_text(notes).strip() if notes.is_file() else "",
         "notes_path": NOTES.as_posix(),
     }
 

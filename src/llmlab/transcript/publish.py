@@ -31,6 +31,12 @@ MANIFEST = ".transcripts.json"
 SCRUB_FILE = "transcript.toml"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, chunks: Iterable[str | bytes]) -> int:
     """Write chunks (text as UTF-8) to a temp file beside `path`, fsync, rename.
     Nothing is left behind on error, and the old file stays until the rename."""
@@ -45,7 +51,7 @@ def atomic_write(path: Path, chunks: Iterable[str | bytes]) -> int:
                 size += len(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~_umask())  # published files follow the umask (0600 under 077)
         os.replace(tmp, path)
     except BaseException:
         try:
