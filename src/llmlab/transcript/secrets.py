@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from .scrub import Rule, _r  # scrub imports this module after defining both
 
@@ -61,61 +61,88 @@ PERSONAL = (
 
 # ---------------------------------------------------------------- assignments
 
-_NAME = re.compile(
-    r"(?P<name>(?:password|passwd|passphrase|pwd|pass|secret|api[_-]?key|apikey|"
-    r"access[_-]?key|private[_-]?key|client[_-]?secret|session[_-]?token|auth[_-]?token|"
-    r"access[_-]?token|refresh[_-]?token|token|credentials?|key)"
-    r"(?:[_-]?(?:access[_-]?)?(?:key|token)(?:[_-]?id)?|[_-]?base)?)"
-    r"[\"']?\s*(?::=|=|:)\s*", re.I)
-_STRONG = ("pass", "pwd", "secret", "private", "credential", "client")
+# Where a name can end: found with str.find on the lower-cased text (fast), then the rest
+# of the name and the operator are matched from the keyword on.
+_KEYS = ("pass", "pwd", "secret", "key", "token", "cred")
+_AFTER = re.compile(r"(?:word|wd|phrase)?(?:[_-]?(?:access[_-]?)?(?:key|token)(?:[_-]?id)?"
+                    r"|[_-]?id|[_-]?base|entials?|s)?[\"']?\s*(?::=|=|:)\s*", re.I)
+_COMPOUND = ("apikey", "accesskey", "secretkey", "privatekey", "authtoken", "accesstoken",
+             "sessiontoken", "refreshtoken", "password", "passwd", "passphrase", "clientsecret")
+_STRONG = ("pass", "pwd", "secret", "private", "cred")
+_IDENT = re.compile(r"[A-Za-z0-9_.\-]{0,40}$")
 _CODE = re.compile(r"(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*$|os\.|getenv|environ|\$|\{\{|%\(")
 _PLACEHOLDER = re.compile(r"^(?:\.{2,}|\*+|x+|<[^>]*>|\[[^\]]*\]|none|null|nil|true|false|"
                           r"undefined|\$\{?\w+\}?|\{\{.*\}\}|%s|\?+|-+)$", re.I)
 _BARE = re.compile(r"[^\s\"',;()<>\[\]{}`]+")
+_NONLETTER, _DIGIT, _LETTER = re.compile(r"[^a-z]"), re.compile(r"\d"), re.compile(r"[A-Za-z]")
+
+
+def _candidates(low: str):
+    for k in _KEYS:
+        i = low.find(k)
+        while i >= 0:
+            yield i, k
+            i = low.find(k, i + 1)
 
 
 class AssignmentRule(Rule):
     """`NAME = value` for secret-like names; values quoted (spaces allowed) or bare."""
 
     def sub(self, s: str, low: str) -> tuple[str, int]:
-        out, last, n = [], 0, 0
-        for m in _NAME.finditer(s):
-            if m.start() < last:
+        if len(low) != len(s):
+            low = s.lower()
+        spans = []
+        for i, k in sorted(_candidates(low)):
+            m = _AFTER.match(s, i + len(k))
+            if not m:
                 continue
-            name = m.group("name").lower()
-            before = s[m.start() - 1] if m.start() else " "
-            strong = any(k in name for k in _STRONG)
-            if before.isalpha() and name.startswith(("pass", "pwd", "key", "token")):
+            ident = _IDENT.search(s, max(0, i - 40), i).group() + s[i:m.end()]
+            name = _NONLETTER.sub("", ident.lower())
+            if i and s[i - 1].isalpha() and not name.endswith(_COMPOUND) and not any(
+                    name.endswith(c + x) for c in _COMPOUND for x in ("id", "s")):
                 continue  # bypass=, monkey=, tokens=...
-            pos = m.end()
-            if pos < len(s) and s[pos] in "\"'":
-                q = s[pos]
-                end = s.find(q, pos + 1)
-                nl = s.find("\n", pos + 1)
-                if end < 0 or (0 <= nl < end):
-                    continue
-                val, vstart = s[pos + 1:end], pos + 1
-            else:
-                b = _BARE.match(s, pos)
-                if not b:
-                    continue
-                val, vstart, end = b.group(), pos, b.end()
-                if end < len(s) and s[end] == "(" or _CODE.search(val):
-                    continue  # code: token = tokenizer.decode(x), key = os.environ[...]
-            if not val.strip() or _PLACEHOLDER.match(val.strip()) or "[REDACTED" in val:
+            strong = any(x in name for x in _STRONG)
+            span = self._value(s, m.end(), strong)
+            if span:
+                spans.append(span)
+        if not spans:
+            return s, 0
+        out, last, n = [], 0, 0
+        for a, b in spans:
+            if a < last:
                 continue
-            if not strong and not (len(val) >= 12 and re.search(r"\d", val)
-                                   and re.search(r"[A-Za-z]", val)):
-                continue  # key = 3, token = next_token: not credentials
-            if strong and len(val) < 3:
-                continue
-            out += [s[last:vstart], self.replace]
-            last, n = end, n + 1
-        return ("".join(out) + s[last:], n) if n else (s, 0)
+            out += [s[last:a], self.replace]
+            last, n = b, n + 1
+        return "".join(out) + s[last:], n
+
+    @staticmethod
+    def _value(s: str, pos: int, strong: bool) -> tuple[int, int] | None:
+        if pos < len(s) and s[pos] in "\"'":
+            q = s[pos]
+            end = s.find(q, pos + 1)
+            nl = s.find("\n", pos + 1)
+            if end < 0 or (0 <= nl < end):
+                return None
+            val, vstart = s[pos + 1:end], pos + 1
+        else:
+            b = _BARE.match(s, pos)
+            if not b:
+                return None
+            val, vstart, end = b.group(), pos, b.end()
+            if end < len(s) and s[end] == "(" or _CODE.search(val):
+                return None  # code: token = tokenizer.decode(x), key = os.environ[...]
+        v = val.strip()
+        if not v or _PLACEHOLDER.match(v) or "[REDACTED" in val:
+            return None
+        if not strong and not (len(v) >= 12 and _DIGIT.search(v) and _LETTER.search(v)):
+            return None  # key = 3, token = next_token: not credentials
+        if strong and len(v) < 3:
+            return None
+        return vstart, end
 
 
 ASSIGNMENT = AssignmentRule("secret-assignment", re.compile("="), "[REDACTED:secret]",
-                            ("=", ":"))
+                            _KEYS, True)
 
 # ---------------------------------------------------------------- encoded and split
 
@@ -126,7 +153,9 @@ class Base64SecretRule(Rule):
     """A base64 run that decodes to text the other rules call a secret."""
 
     def __init__(self, inner):
-        super().__init__("base64-secret", _B64, "[REDACTED:base64-secret]", ())
+        # only where base64 is in play: a padded run, or the word (echo ... | base64 -d)
+        super().__init__("base64-secret", _B64, "[REDACTED:base64-secret]",
+                         ("==", "base64", "b64"), True)
         object.__setattr__(self, "_inner", inner)
 
     def sub(self, s: str, low: str) -> tuple[str, int]:
@@ -155,44 +184,86 @@ SPLIT = _r("split-secret", r"(?P<keep>\[REDACTED:[a-z0-9-]+\][ \t]*\\?(?:\\n|\r?
 
 # ---------------------------------------------------------------- detect-secrets
 
-_GATE = re.compile(r"pass|pwd|secret|token|key|auth|cred|[\"'][A-Za-z0-9+/=_\-]{20,}[\"']", re.I)
-_SKIP_PLUGINS = {"IPPublicDetector", "PrivateKeyDetector"}  # IPs are not secrets; PEM is ours
+# Where a detector can find something: a secret-like keyword with an operator and a value
+# that is not a number, a boolean or already redacted; or a long quoted run (entropy).
+# Each plugin reads a short window around the trigger, never the whole text (its keyword
+# regexes cost about a millisecond per line).
+_KEYWORD_GATE = re.compile(
+    r"(?:pass|pwd|secret|token|key|auth|cred)[\w\"'-]{0,24}\s*(?:=|:|=>)\s*"
+    r"(?!-?\d+[,}\s]|true\b|false\b|null\b|none\b|\[redacted)[\"']?[^\s\"',]{3,}")  # on lower-case
+_QUOTED_GATE = re.compile(r"(?<=[\"'])[A-Za-z0-9+/=]{20,}(?=[\"'])")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_ENTROPY = ("Base64HighEntropyString", "HexHighEntropyString")
+_SKIP_PLUGINS = {"IPPublicDetector", "PrivateKeyDetector", "KeywordDetector", *_ENTROPY}
 
 
 @cache
-def _plugins() -> tuple:
+def _plugins() -> tuple[tuple, tuple, object]:
+    """(entropy plugins, provider plugins, the keyword plugin)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    return tuple(cls() for cls in get_mapping_from_secret_type_to_class().values()
-                 if cls.__name__ not in _SKIP_PLUGINS)
+    classes = list(get_mapping_from_secret_type_to_class().values())
+    by_name = {c.__name__: c for c in classes}
+    return (tuple(by_name[n]() for n in _ENTROPY if n in by_name),
+            tuple(c() for c in classes if c.__name__ not in _SKIP_PLUGINS),
+            by_name["KeywordDetector"]())
+
+
+def _windows(s: str, gate: re.Pattern, scan: str | None = None) -> list[str]:
+    out, last = [], -1
+    for m in gate.finditer(s if scan is None else scan):
+        if m.start() < last:
+            continue
+        a = max(s.rfind("\n", 0, m.start()) + 1, m.start() - 24)
+        b = s.find("\n", m.end())
+        b = min(len(s) if b < 0 else b, m.end() + 80)
+        out.append(s[a:b])
+        last = b
+    return out
 
 
 class DetectSecretsRule(Rule):
-    """Every plugin of `detect-secrets` (keyword, Base64/hex entropy, providers) on each
-    line with a trigger; what they report is replaced wherever it occurs."""
+    """The plugins of `detect-secrets` (keyword, Base64/hex entropy over its limits, and
+    its provider detectors) on short windows around triggers; what they report is
+    replaced wherever it occurs."""
 
     markup_blind = True  # the final re-scan gives it the page's text, not its tags
 
     def sub(self, s: str, low: str) -> tuple[str, int]:
+        entropy, providers, keyword = _plugins()
         found: set[str] = set()
-        for line in s.splitlines():
-            if not _GATE.search(line) or len(line) > 20_000:
-                continue
-            for p in _plugins():
-                try:
-                    hits = p.analyze_line(filename="transcript.txt", line=line, line_number=1)
-                except Exception:  # a plugin's own bug must not stop a build
-                    continue
-                for h in hits:
-                    v = h.secret_value
-                    if v and len(v) >= 4 and "REDACTED" not in v and "[EMAIL]" not in v:
-                        found.add(v)
+        if len(low) != len(s):
+            low = s.lower()
+        for w in _windows(s, _KEYWORD_GATE, low):  # the keyword and provider plugins
+            found.update(_run(keyword, w))
+            for p in providers:
+                found.update(_run(p, w))
+        for m in _QUOTED_GATE.finditer(s):  # a quoted run: the entropy plugins' own test
+            v = m.group()
+            if _high_entropy(v, _HEX.fullmatch(v) is not None):
+                found.add(v)
+        found = {v for v in found if len(v) >= 4 and "REDACTED" not in v and "[EMAIL]" not in v}
         n = 0
         for v in sorted(found, key=len, reverse=True):
             c = s.count(v)
             if c:
                 s, n = s.replace(v, self.replace), n + c
         return s, n
+
+
+@lru_cache(maxsize=65536)
+def _high_entropy(value: str, hexadecimal: bool) -> bool:
+    """detect-secrets' Shannon entropy over its plugin's limit (hex: 3.0, base64: 4.5)."""
+    b64, hexp = _plugins()[0]
+    p = hexp if hexadecimal else b64
+    return p.calculate_shannon_entropy(value) > p.entropy_limit
+
+
+def _run(plugin, text: str) -> list[str]:
+    try:
+        return list(plugin.analyze_string(text))
+    except Exception:  # a plugin's own bug must not stop a build
+        return []
 
 
 DETECT = DetectSecretsRule("detect-secrets", re.compile("x"), "[REDACTED:secret]", ())
