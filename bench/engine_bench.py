@@ -25,6 +25,7 @@ from pathlib import Path
 
 from llmlab import api
 from llmlab.events import GENESIS, Event, line_hash
+from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 
@@ -58,7 +59,7 @@ CURRICULUM = None  # None: the default course
 
 def bench_append(n: int, reps: int, naive_reps: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        ws = Workspace.init(Path(d) / "ws", curriculum=CURRICULUM)
+        ws = create_workspace(Path(d) / "ws", curriculum=CURRICULUM)
         synth_log(ws, n)
         api.load_state(ws)  # build the snapshot once, as a running workspace has
         times = []
@@ -92,7 +93,7 @@ print(json.dumps({"events": s.events, "seconds": dt,
 
 def bench_rebuild(n: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        ws = Workspace.init(Path(d) / "ws", curriculum=CURRICULUM)
+        ws = create_workspace(Path(d) / "ws", curriculum=CURRICULUM)
         synth_log(ws, n)
         size = ws.log_path.stat().st_size
         out = subprocess.run([sys.executable, "-c", REBUILD_CHILD, str(ws.root)], check=True,

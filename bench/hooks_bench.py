@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_bench import synth_log  # noqa: E402
 
 from llmlab import api  # noqa: E402
-from llmlab.workspace import Workspace  # noqa: E402
+from llmlab.create import create_workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "hooks"
@@ -114,7 +114,7 @@ def main() -> None:
         elsewhere = d / "elsewhere"
         elsewhere.mkdir()
         for n in args.sizes:
-            ws = Workspace.init(d / f"ws{n}")
+            ws = create_workspace(d / f"ws{n}")
             synth_log(ws, n)
             cache, brief = ws.state_dir / "snapshot.json", ws.state_dir / "brief.json"
             api.load_state(ws)  # a running workspace has its state cache

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 IMPORTS = """
 import json, time, sys, hashlib
@@ -126,15 +127,20 @@ def bench_capture(reps: int = 30, tokens: int = 128) -> dict:
 
 
 def bench_experiments() -> list[dict]:
-    from llmlab.lab import NAMES, models, run_experiment
+    from llmlab.create import create_workspace
+    from llmlab.lab import models
+    from llmlab.lab.catalog import NAMES
+    from llmlab.lab.runner import run_experiment
 
     models.load()
     rows = []
-    for name in NAMES:
-        t = time.perf_counter()
-        r = run_experiment(None, name, {}, record=False, show_progress=False)
-        rows.append({"experiment": name, "seconds": time.perf_counter() - t,
-                     "headline": r["summary"][0]})
+    with tempfile.TemporaryDirectory() as d:  # readout and steering use the recorded vectors
+        ws = create_workspace(Path(d) / "ws", name="Bench Learner")
+        for name in NAMES:
+            t = time.perf_counter()
+            r = run_experiment(ws, name, {}, show_progress=False)
+            rows.append({"experiment": name, "seconds": time.perf_counter() - t,
+                         "headline": r["summary"][0]})
     return rows
 
 

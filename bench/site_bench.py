@@ -33,6 +33,7 @@ from pathlib import Path
 
 from llmlab.events import GENESIS, Event, line_hash
 from llmlab.site import build
+from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 
@@ -73,7 +74,7 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
 
 def bench_build(n: int, reps: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        ws = Workspace.init(Path(d) / "ws", name="Bench Learner")
+        ws = create_workspace(Path(d) / "ws", name="Bench Learner")
         synth_log(ws, n)
         cold, warm = [], []
         for _ in range(reps):
@@ -142,7 +143,7 @@ def load(port: int, path: str, clients: int, seconds: float) -> dict:
 
 def bench_server(n: int, clients: int, seconds: float) -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
-        ws = Workspace.init(Path(d) / "ws", name="Bench Learner")
+        ws = create_workspace(Path(d) / "ws", name="Bench Learner")
         synth_log(ws, n)
         env = {**os.environ, "LLMLAB_HOME": str(ws.root)}
         srv = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", "--port", "0"], env=env,

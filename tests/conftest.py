@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 MINI = Path(__file__).parent / "fixtures" / "mini"
@@ -25,7 +26,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace on the small test curriculum, set as LLMLAB_HOME."""
-    w = Workspace.init(tmp_path / "ws", name="Test Learner", curriculum=str(MINI))
+    w = create_workspace(tmp_path / "ws", name="Test Learner", curriculum=str(MINI))
     monkeypatch.setenv("LLMLAB_HOME", str(w.root))
     return w
 
@@ -33,7 +34,7 @@ def ws(tmp_path, monkeypatch) -> Workspace:
 @pytest.fixture
 def default_ws(tmp_path, monkeypatch) -> Workspace:
     """A fresh workspace on the shipped default course, set as LLMLAB_HOME."""
-    w = Workspace.init(tmp_path / "dws", name="Test Learner")
+    w = create_workspace(tmp_path / "dws", name="Test Learner")
     monkeypatch.setenv("LLMLAB_HOME", str(w.root))
     return w
 

@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 
 from llmlab.errors import UserError  # noqa: E402
 from llmlab.lab import corpus as corpus_mod  # noqa: E402
-from llmlab.lab import models, run_experiment  # noqa: E402
+from llmlab.lab import models  # noqa: E402
+from llmlab.lab.runner import run_experiment  # noqa: E402
 from llmlab.lab import readout as R  # noqa: E402
 from llmlab.lab import vectors as V  # noqa: E402
 from llmlab.lab.hooks import hook_count, steer  # noqa: E402

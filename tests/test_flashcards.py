@@ -13,6 +13,8 @@ HEADERS = ["#separator:tab", "#html:true", "#notetype:Basic",
            "#deck:LLM Learning Lab::Mini course for tests", "#columns:GUID\tFront\tBack\tTags",
            "#guid column:1", "#tags column:4"]
 NASTY = 'Softmax "just" picks <b>the max</b>\tand\nthat\'s it & done'
+TOK = "llmlab:misconception:tokenization.tokens_are_words"  # the catalog entry's one id
+FREE = "llmlab:misconception:" + flashcards._claim_ref("softmax", None, NASTY)
 
 
 def parse_anki(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -65,17 +67,17 @@ def test_misconception_cards_carry_the_correction(ws, cli, tmp_path):
     _, rows = parse_anki(Path(res["anki"]))
     cur = ws.curriculum
     by_guid = {r[0]: r for r in rows}
-    tok = by_guid["llmlab:misconception:evt_000002"]
+    tok = by_guid[TOK]
     assert html.escape("A token is a word.", quote=True) in tok[1]
-    assert html.escape(cur.misconception("tokenization", "tokens_are_words").correction,
-                       quote=True) in tok[2]
-    assert tok[2].startswith("False.<br>")
+    correction = cur.misconception("tokenization", "tokens_are_words").correction
+    assert html.escape(flashcards.short(correction), quote=True) in tok[2]
+    assert len(tok[2]) < 400  # short answers
     assert "concept::tokenization" in tok[3].split() and "open" in tok[3].split()
     # a free-text claim: escaped, one line, refuted with the concept's mechanism
-    free = by_guid["llmlab:misconception:evt_000003"]
+    free = by_guid[FREE]
     assert "&quot;just&quot; picks &lt;b&gt;the max&lt;/b&gt; and<br>that&#x27;s it &amp; done" \
         in free[1]
-    assert html.escape(cur.concepts["softmax"].summary, quote=True) in free[2]
+    assert html.escape(flashcards.short(cur.concepts["softmax"].summary), quote=True) in free[2]
     md = Path(res["markdown"]).read_text()
     assert cur.misconception("tokenization", "tokens_are_words").correction in md
     assert "&lt;b&gt;the max&lt;/b&gt;" in md and "<b>the max" not in md
@@ -87,7 +89,7 @@ def test_concept_card_is_behaviour_to_mechanism(ws, cli, tmp_path):
     _, rows = parse_anki(Path(res["anki"]))
     (card,) = [r for r in rows if r[0] == "llmlab:concept:softmax"]
     c = ws.curriculum.concepts["softmax"]
-    assert c.behaviours[0] in card[1] and c.summary in card[2]
+    assert c.behaviours[0] in card[1] and flashcards.short(c.summary) in card[2]
     assert "weak" in card[3].split()
     assert res["concept_cards"] == 1 and res["misconception_cards"] == 2
     assert [c["guid"] for c in res["cards_written"]] == [r[0] for r in rows]
@@ -101,7 +103,7 @@ def test_selection_options(ws, cli, tmp_path):
     guids = [c["guid"] for c in res["cards_written"]]
     assert guids[:2] == ["llmlab:concept:tokenization", "llmlab:concept:softmax"]
     # the logged misconceptions of those concepts, and no duplicate of the logged catalog one
-    assert set(guids[2:]) == {"llmlab:misconception:evt_000002", "llmlab:misconception:evt_000003"}
+    assert set(guids[2:]) == {TOK, FREE}
     res = export(cli, "--all", out=tmp_path / "c")
     n_concepts = len(ws.curriculum.concepts)
     assert res["concept_cards"] == n_concepts and res["misconception_cards"] == 2
@@ -121,7 +123,7 @@ def test_default_out_dir_and_empty_selection(ws, cli):
 def test_resolved_misconceptions_age_out(ws):
     from datetime import timedelta
 
-    from llmlab.events import parse_ts
+    from llmlab.core import parse_ts
 
     seed(ws)
     api.resolve_misconception(ws, "evt_000002", "now says tokens are byte sequences",
@@ -129,10 +131,56 @@ def test_resolved_misconceptions_age_out(ws):
     t = parse_ts("2026-03-02T09:00:00Z")
     soon = [c.guid for c in flashcards.select(ws, now=t + timedelta(days=3))]
     later = [c.guid for c in flashcards.select(ws, now=t + timedelta(days=45))]
-    assert "llmlab:misconception:evt_000002" in soon
-    assert "llmlab:misconception:evt_000002" not in later
-    assert "llmlab:misconception:evt_000003" in later  # still open
+    assert TOK in soon
+    assert TOK not in later
+    assert FREE in later  # still open
 
 
 def test_field_escaping():
     assert flashcards.field("a\tb\r\nc <x> & \"q\"") == "a b<br>c &lt;x&gt; &amp; &quot;q&quot;"
+
+
+def test_short_answers_and_varied_forms(ws):
+    assert flashcards.short("One. Two. " + "x" * 400 + ".") == "One. Two."
+    assert len(flashcards.short("y" * 500)) == 280
+    seed(ws)
+    fronts = {c.front.split("\n")[0] for c in flashcards.select(ws, all_=True)
+              if c.kind == "misconception"}
+    fronts |= {flashcards._misconception_card(ws.curriculum, "softmax", f"softmax:{i}", "c",
+                                              "d", "open").front.split("\n")[0]
+               for i in range(12)}
+    assert len({f.split(" ")[0] for f in fronts}) == len(flashcards.FORMS)  # every form is used
+
+
+def test_anki_imports_the_file_and_a_reimport_updates(ws, cli, tmp_path):
+    """The real Anki library imports the export: every card once, and importing a later
+    export (a misconception resolved since) updates the notes instead of adding copies."""
+    import pytest
+
+    anki = pytest.importorskip("anki.collection")
+    from anki.import_export_pb2 import ImportCsvRequest
+
+    seed(ws)
+    api.observe(ws, "kv_cache", 0.4, "unsure", at="2026-03-01T09:20:00Z")
+    first = export(cli, "--all", out=tmp_path / "a")
+    col = anki.Collection(str(tmp_path / "c.anki2"))
+    try:
+        def load(path: str):
+            meta = col.get_csv_metadata(path, None)
+            return col.import_csv(ImportCsvRequest(path=path, metadata=meta)).log
+
+        log = load(first["anki"])
+        assert len(log.new) == first["cards"] == col.note_count()
+        guids = {col.get_note(n).guid for n in col.find_notes("")}
+        assert guids == {c["guid"] for c in first["cards_written"]}
+        api.resolve_misconception(ws, "evt_000002", "tokens are byte sequences",
+                                  at="2026-03-02T09:00:00Z")
+        second = export(cli, "--all", out=tmp_path / "b")
+        log = load(second["anki"])
+        assert len(log.new) == 0 and len(log.updated) >= 1
+        assert col.note_count() == first["cards"]
+        (nid,) = col.find_notes(f'"guid:{TOK}"') or [n for n in col.find_notes("")
+                                                        if col.get_note(n).guid == TOK]
+        assert "resolved" in col.get_note(nid).tags
+    finally:
+        col.close()

@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("torch")
 
 from llmlab.errors import UserError  # noqa: E402
-from llmlab.lab import models, run_experiment  # noqa: E402
+from llmlab.lab import models  # noqa: E402
+from llmlab.lab.runner import run_experiment  # noqa: E402
 from llmlab.lab.hooks import hook_count  # noqa: E402
 
 pytestmark = pytest.mark.model
@@ -173,7 +174,7 @@ def test_cost_growth_and_cache(smol):
 
 
 def test_every_run_reports_its_quantities_and_conditions(smol):
-    from llmlab.lab import spec
+    from llmlab.lab.catalog import spec
 
     r = run("residual", top_k=2)
     assert set(q.name for q in spec("residual").quantities) <= set(r["metrics"])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from llmlab.errors import UserError
-from llmlab.lab import NAMES, catalog, declarations, spec, specs
+from llmlab.lab.catalog import NAMES, declarations, quantities, spec, specs
 from llmlab.lab.experiment import Param
 
 
@@ -28,7 +28,7 @@ def test_every_experiment_is_declared_with_real_concepts_and_quantities():
         s.resolve({})  # the defaults are valid values of their own parameters
     # every experiment the course links to either exists here or belongs to a later issue
     linked = {e for c in cur.concepts.values() for e in c.experiments}
-    assert linked - set(catalog()) <= {"retrieval", "lora"}
+    assert linked - set(quantities()) <= {"retrieval", "lora"}
 
 
 def test_declarations_are_plain_json():
@@ -48,8 +48,8 @@ def test_declarations_import_without_torch(tmp_path):
         "        if name.split('.')[0] in ('torch', 'transformers', 'numpy', 'matplotlib'):\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import llmlab.lab as lab\n"
-        "assert len(lab.catalog()) == 9\n"
+        "import llmlab.lab.catalog as lab\n"
+        "assert len(lab.quantities()) == 9\n"
         "from llmlab.cli import main\n"
         "sys.argv = ['llmlab', 'lab', 'list', '--json']\n"
         "main()\n"

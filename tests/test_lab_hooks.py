@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from llmlab.lab import models, run_experiment  # noqa: E402
+from llmlab.lab import models  # noqa: E402
+from llmlab.lab.runner import run_experiment  # noqa: E402
 from llmlab.lab.hooks import capture_residual, hook_count, hooked  # noqa: E402
 
 pytestmark = pytest.mark.model

@@ -13,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from llmlab import tutor
+from llmlab.errors import COMMANDS
 
 TIME_KEYS = {"now", "days_since_seen", "recall"}  # depend on the wall clock, not the log
 
@@ -206,7 +207,14 @@ def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, cli):
     assert ws.log_path.read_bytes() == before  # byte-identical after every rejection
     for msg, (_, cli_args, needle) in zip(messages, calls):
         assert needle in msg, msg
-        assert " ".join(msg.split()) == cli_error(cli, *cli_args)  # the CLI's very message
+        assert "--" not in msg  # an agent has arguments, not flags
+        # the CLI's very message, each shell naming inputs its own way
+        cli_msg = cli_error(cli, *cli_args)
+        for flag in ("catalog", "claim"):
+            cli_msg = cli_msg.replace(f"--{flag}", f"the `{flag}` argument")
+        for command, tool in COMMANDS.values():
+            cli_msg = cli_msg.replace(command, tool)
+        assert " ".join(msg.split()) == cli_msg
     assert ws.log_path.read_bytes() == before
 
 
@@ -315,3 +323,18 @@ def test_prediction_then_a_small_run_through_mcp(ws, cli):
     assert progress and "sampling" in progress[0][2]
     assert s["predictions"]["compared"] == 1
     assert cli("verify").returncode == 0
+
+
+def test_list_experiments_equals_lab_list_json(ws, cli):
+    """One description of an experiment: the MCP tool and `llmlab lab list --json` agree."""
+    async def go():
+        async with connect(ws.root) as c:
+            return data(await c.call_tool("list_experiments", {}))
+
+    listed = run(go())
+    r = cli("lab", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert listed["experiments"] == json.loads(r.stdout)
+    sampling = next(x for x in listed["experiments"] if x["name"] == "sampling")
+    draws = next(p for p in sampling["params"] if p["name"] == "draws")
+    assert draws["low"] == 1 and "high" in draws  # ranges are not dropped

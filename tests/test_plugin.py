@@ -121,8 +121,10 @@ def test_manifest_matches_the_documented_schema():
     assert m["name"] == "llmlab"
     assert m["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     # components sit in their default locations at the plugin root, not in .claude-plugin/
-    assert sorted(p.name for p in (PLUGIN / ".claude-plugin").iterdir()) == ["plugin.json"]
-    assert (PLUGIN / "hooks" / "hooks.json").is_file() and (PLUGIN / ".mcp.json").is_file()
+    assert sorted(p.name for p in (PLUGIN / ".claude-plugin").iterdir()) == ["icon.png",
+                                                                            "plugin.json"]
+    assert (PLUGIN / "hooks" / "hooks.json").is_file()
+    assert not (PLUGIN / ".mcp.json").exists()  # one server per workspace: its own .mcp.json
 
 
 def test_schema_has_teeth():
@@ -152,35 +154,34 @@ def test_hooks_json_runs_the_hook_entry_point():
     (ss,) = h["hooks"]["SessionStart"]
     assert set(ss["matcher"].split("|")) == {"startup", "resume", "clear", "compact"}
     commands = {e: g["hooks"][0]["command"] for e, gs in h["hooks"].items() for g in gs}
-    assert "llmlab-hook session-start" in commands["SessionStart"]
-    assert "llmlab-hook stop" in commands["Stop"]
-    for cmd in commands.values():  # silent when llmlab is not installed: never a hook error
-        assert cmd.startswith("command -v llmlab-hook >/dev/null 2>&1 &&") and cmd.endswith("|| true")
+    assert commands == {"SessionStart": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" session-start',
+                        "Stop": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" stop'}
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["llmlab-hook"] == "llmlab.plugin.hooks:main"
 
 
-def test_mcp_server_entry():
-    mcp = load(PLUGIN / ".mcp.json")
-    jsonschema.validate(mcp, MCP_SCHEMA)
-    entry = mcp["mcpServers"]["llmlab"]
-    # plugin MCP configs substitute ${CLAUDE_PROJECT_DIR}; the server finds the workspace
-    # by walking up from there (https://code.claude.com/docs/en/mcp#plugin-provided-mcp-servers)
-    assert entry["command"] == "sh" and entry["args"][-1] == "${CLAUDE_PROJECT_DIR}"
-    assert entry["args"][1].endswith("exec llmlab mcp")
+def run_sh(event: str, project: Path, path: str, stdin: str = "{}") -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(PLUGIN / "hooks" / "run.sh"), event], input=stdin,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": path, "HOME": str(project), "CLAUDE_PROJECT_DIR": str(project)})
 
 
-def test_mcp_server_starts_in_the_project_folder(ws, tmp_path):
-    """The wrapper runs `llmlab mcp` from the project folder (a fake llmlab on PATH)."""
-    entry = load(PLUGIN / ".mcp.json")["mcpServers"]["llmlab"]
-    bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "llmlab").write_text('#!/bin/sh\necho "$PWD $*"\n')
-    (bin_ / "llmlab").chmod(0o755)
-    args = [a.replace("${CLAUDE_PROJECT_DIR}", str(ws.root / "notes")) for a in entry["args"]]
-    r = subprocess.run([entry["command"], *args], capture_output=True, text=True,
-                       env=dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}"))
-    assert r.stdout.strip() == f"{ws.root / 'notes'} mcp"
+def test_hook_launcher_needs_no_venv_on_path(ws, tmp_path):
+    """run.sh finds llmlab-hook beside the llmlab that .mcp.json names; outside a workspace
+    it is silent; in a workspace without any llmlab-hook it says so in one line."""
+    bare = "/usr/bin:/bin"
+    payload = json.dumps({"cwd": str(ws.root), "hook_event_name": "SessionStart",
+                          "source": "startup"})
+    r = run_sh("session-start", ws.root / "notes", bare, payload)
+    assert r.returncode == 0, r.stderr
+    assert "additionalContext" in json.loads(r.stdout)["hookSpecificOutput"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_sh("stop", elsewhere, bare)
+    assert (r.returncode, r.stdout) == (0, "")
+    (ws.root / ".mcp.json").unlink()
+    r = run_sh("stop", ws.root, bare)
+    assert r.returncode == 0 and "found no llmlab-hook" in json.loads(r.stdout)["systemMessage"]
 
 
 def test_write_tool_names_match_the_mcp_server():
@@ -248,7 +249,7 @@ def test_slash_commands(name):
         assert any(t.startswith(f"Bash({' '.join(words[:3])}") or
                    t.startswith(f"Bash({' '.join(words[:2])}") for t in tools), cmd
     if name in ("next", "progress", "quiz", "predict"):
-        assert "mcp__plugin_llmlab_llmlab" in tools
+        assert "mcp__llmlab" in tools and not any("plugin_llmlab" in t for t in tools)
     assert "never" in body.lower() or name in ("flashcards", "predict")
 
 

@@ -2,8 +2,9 @@
 LLMLAB_CLAUDE_BIN or put `claude` on PATH; the npm package `@anthropic-ai/claude-code`).
 
 Claude Code runs offline against a canned Messages API (`fixtures/hooks/mock_messages_api.py`):
-1. `claude -p` in a workspace with `--plugin-dir plugin`: the SessionStart hook's brief is
-   accepted, the slash commands and the plugin's MCP server are loaded;
+1. `claude -p` in a workspace with `--plugin-dir plugin` and no venv on PATH: the
+   SessionStart hook's brief is accepted, the slash commands are loaded, and the plugin adds
+   no second MCP server;
 2. `--resume` with the learner's answer to the tutor's probe, and a tutor reply that records
    nothing: the Stop hook's reminder reaches the model as Stop-hook context, the tutor
    continues once, and the second stop (stop_hook_active) adds nothing.
@@ -48,7 +49,9 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
                              str(requests)])
     env = dict(os.environ, HOME=str(tmp_path / "home"), ANTHROPIC_API_KEY="sk-test-offline",
                ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}", LLMLAB_HOME="",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+               PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                    if Path(p).resolve() != Path(sys.executable).parent.resolve()))
+    # no venv on PATH: the hooks find llmlab-hook through the workspace's .mcp.json
     base = [CLAUDE, "--plugin-dir", str(ROOT / "plugin"), "--output-format", "stream-json",
             "--verbose"]
     try:
@@ -59,7 +62,8 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
         init = next(e for e in events if e.get("subtype") == "init")
         assert {"llmlab:next", "llmlab:progress", "llmlab:predict", "llmlab:quiz",
                 "llmlab:flashcards"} <= set(init["slash_commands"])
-        assert any(s["name"] == "plugin:llmlab:llmlab" for s in init["mcp_servers"])
+        # one server per workspace: the plugin brings none of its own
+        assert not any(s["name"].startswith("plugin:llmlab") for s in init["mcp_servers"])
         started = next(e for e in events if e.get("subtype") == "hook_response"
                        and e.get("hook_event") == "SessionStart")
         assert started["exit_code"] == 0 and started["outcome"] == "success"
@@ -80,3 +84,29 @@ def test_hooks_in_the_real_claude_code(default_ws, tmp_path):
     finally:
         mock.terminate()
         mock.wait(10)
+
+
+def test_the_plugin_validates_strictly():
+    """`claude plugin validate --strict` on the plugin and on the repository's marketplace."""
+    for target in (ROOT / "plugin", ROOT):
+        r = subprocess.run([CLAUDE, "plugin", "validate", str(target), "--strict"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Validation passed" in r.stdout and "⚠" not in r.stdout, r.stdout
+
+
+def test_claude_mcp_list_shows_one_connected_workspace_server(tmp_path, cli):
+    """A workspace made by `llmlab init`, once the learner has trusted the folder and
+    approved its server (what `claude` records in ~/.claude.json): exactly one llmlab server,
+    connected, also when the venv is not on PATH (.mcp.json names the executable)."""
+    root = tmp_path / "course"
+    assert cli("init", str(root), "--name", "Ana").returncode == 0
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".claude.json").write_text(json.dumps({"projects": {str(root.resolve()): {
+        "hasTrustDialogAccepted": True, "enabledMcpjsonServers": ["llmlab"]}}}))
+    env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    r = subprocess.run([CLAUDE, "mcp", "list"], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=120)
+    lines = [x for x in r.stdout.splitlines() if "llmlab" in x]
+    assert len(lines) == 1 and "Connected" in lines[0], r.stdout + r.stderr

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from llmlab import api
-from llmlab.events import parse_ts
+from llmlab.core import parse_ts
 from llmlab.site import build
 from llmlab.site.server import Server
+from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 from conftest import MINI, run_cli
@@ -208,7 +209,7 @@ def test_live_update_within_two_seconds_without_reload(ws, page, cli):
 # ---------------------------------------------------------------- escaping
 
 def test_hostile_text_is_shown_as_text_on_every_page(tmp_path, page):
-    ws = Workspace.init(tmp_path / "evil", name="Ana " + PAYLOAD, goal="goal " + PAYLOAD,
+    ws = create_workspace(tmp_path / "evil", name="Ana " + PAYLOAD, goal="goal " + PAYLOAD,
                         curriculum=str(MINI))
     api.observe(ws, "tokenization", 0.4, "evidence " + PAYLOAD, probe="probe " + PAYLOAD,
                 at=_at(1))

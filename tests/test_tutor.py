@@ -15,6 +15,7 @@ import tomli_w
 import tomllib
 
 from llmlab import tutor
+from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 MINI = Path(__file__).parent / "fixtures" / "mini"
@@ -107,7 +108,7 @@ def test_init_keeps_an_agents_md_it_did_not_write(tmp_path):
     root.mkdir()
     (root / "AGENTS.md").write_text("# my repo's own agent rules\n")
     (root / ".mcp.json").write_text(json.dumps({"mcpServers": {"other": {"command": "x"}}}))
-    Workspace.init(root)
+    create_workspace(root)
     assert (root / "AGENTS.md").read_text() == "# my repo's own agent rules\n"
     servers = json.loads((root / ".mcp.json").read_text())["mcpServers"]
     assert set(servers) == {"other", "llmlab"}
@@ -136,7 +137,7 @@ def own_ws(tmp_path, monkeypatch) -> Workspace:
     """A workspace with its own editable copy of the mini curriculum."""
     cur = tmp_path / "course"
     shutil.copytree(MINI, cur)
-    w = Workspace.init(tmp_path / "ws", name="Test Learner", curriculum=str(cur))
+    w = create_workspace(tmp_path / "ws", name="Test Learner", curriculum=str(cur))
     monkeypatch.setenv("LLMLAB_HOME", str(w.root))
     return w
 

@@ -7,19 +7,21 @@ into the snapshot cache. A rejected event raises `UserError` and changes nothing
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import datetime
 from typing import Any
 
 from . import integrity, snapshot, view
 from . import log as log_mod
+from .core import LOG_FILE, parse_ts
 from .errors import UserError, unknown
 from .events import (ACTORS, EVENT_ID, Event, check_not_future, format_ts, line_hash, now_utc,
-                     parse_ts, validate_payload)
+                     validate_payload)
 from .state import State
-from .workspace import LOG_FILE, Workspace
+from .workspace import Workspace
 
-CONCEPT_HINT = "See `llmlab curriculum show` for the concept ids."
+CONCEPT_HINT = "See {cmd:curriculum} for the concept ids."
 
 
 # ---------------------------------------------------------------- reads
@@ -106,13 +108,22 @@ def _check_concept(cur, cid: str) -> None:
         raise unknown("concept", cid, cur.concepts, CONCEPT_HINT)
 
 
-def experiment_catalog() -> dict[str, list[str]] | None:
-    """Experiment name -> predictable quantities, or None when the lab is not installed."""
-    try:
-        from .lab import catalog
-    except ImportError:
-        return None
-    return catalog()
+def _catalog_entry(cur, concept: str, catalog: str):
+    """The curriculum's misconception `catalog` of `concept`, or a user error listing them."""
+    m = cur.misconception(concept, catalog)
+    if m is None:
+        ids = [x.id for x in cur.concepts[concept].misconceptions]
+        raise unknown("misconception catalog id", catalog, ids,
+                      f"Catalog ids of '{concept}': {', '.join(ids) or 'none'}; or leave out "
+                      "{opt:catalog} and give the claim with {opt:claim}.")
+    return m
+
+
+def experiment_catalog() -> dict[str, list[str]]:
+    """Experiment name -> predictable quantities (the lab's declarations need no torch)."""
+    from .lab import catalog
+
+    return catalog.quantities()
 
 
 def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: dict) -> dict:
@@ -122,11 +133,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
     elif type_ == "misconception_opened":
         _check_concept(cur, d["concept"])
         if d.get("catalog"):
-            ids = [m.id for m in cur.concepts[d["concept"]].misconceptions]
-            if d["catalog"] not in ids:
-                raise unknown("misconception catalog id", d["catalog"], ids,
-                              f"Catalog ids of '{d['concept']}': {', '.join(ids) or 'none'}; "
-                              "or omit --catalog and describe the claim in free text.")
+            _catalog_entry(cur, d["concept"], d["catalog"])
     elif type_ == "misconception_resolved":
         t = d["target"]
         m = s.misconceptions.get(t)
@@ -135,25 +142,24 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
                 else "There are no open misconceptions.")
         if m is None:
             raise UserError(f"{t} is not an open misconception (no misconception_opened event "
-                            f"with that id counts). {hint} See `llmlab state`.")
+                            f"with that id counts). {hint} See {{cmd:state}}.")
         if m["resolved_at"] is not None:
             raise UserError(f"Misconception {t} is already resolved (by {m['resolved_by']}). "
                             f"{hint}")
     elif type_ == "exit_attempt":
         if d["item"] not in cur.exit_items:
             raise unknown("exit item", d["item"], cur.exit_items,
-                          "See `llmlab curriculum show` for the exit items.")
+                          "See {cmd:curriculum} for the exit items.")
     elif type_ == "prediction":
         if d.get("concept"):
             _check_concept(cur, d["concept"])
         cat = experiment_catalog()
-        if cat is not None:
-            if d["experiment"] not in cat:
-                raise unknown("experiment", d["experiment"], cat, "See `llmlab lab list`.")
-            qs = cat[d["experiment"]]
-            if d["quantity"] not in qs:
-                raise unknown("quantity", d["quantity"], qs,
-                              f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
+        if d["experiment"] not in cat:
+            raise unknown("experiment", d["experiment"], cat, "See {cmd:experiments}.")
+        qs = cat[d["experiment"]]
+        if d["quantity"] not in qs:
+            raise unknown("quantity", d["quantity"], qs,
+                          f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
     elif type_ == "experiment_run":
         for c in d.get("concepts", []):
             _check_concept(cur, c)
@@ -162,17 +168,17 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if not EVENT_ID.match(t) or int(t.split("_")[1]) > tip.count or int(t.split("_")[1]) < 1:
             raise UserError(f"There is no event {t} to retract (the log has {tip.count} events, "
                             f"evt_000001..{tip.last_id or 'none'}). Check the id with "
-                            "`llmlab state --json` or the dashboard timeline.")
+                            "{cmd:state} or the dashboard timeline.")
         if t in s.retracted:
             raise UserError(f"Event {t} is already retracted (by {s.retracted[t]}). Nothing to do.")
-        target = json_event_type(ws, t)
+        target = event_type(ws, t)
         if target == "retraction":
             raise UserError(f"{t} is itself a retraction; a retraction cannot be retracted. "
                             "Record the event again instead.")
     return d
 
 
-def json_event_type(ws: Workspace, event_id: str) -> str | None:
+def event_type(ws: Workspace, event_id: str) -> str | None:
     for e in log_mod.read_events(ws.log_path):
         if e["id"] == event_id:
             return e["type"]
@@ -210,8 +216,10 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
     try:
         snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
                          ws.config.mastery, s, tip, line)
-    except Exception:  # the record is safe on disk; a cache problem must not fail it
-        pass
+    except OSError as e:  # the record is safe on disk; a cache problem must not fail it
+        logging.getLogger("llmlab").warning(
+            "Recorded %s, but the state cache was not updated (%s); the next read rebuilds it.",
+            ev.id, e)
     _git_commit(ws, ev)
     return ev
 
@@ -244,16 +252,11 @@ def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
     cur = ws.curriculum
     _check_concept(cur, concept)
     if catalog:
-        m = cur.misconception(concept, catalog)
-        if m is None:
-            ids = [x.id for x in cur.concepts[concept].misconceptions]
-            raise unknown("misconception catalog id", catalog, ids,
-                          f"Catalog ids of '{concept}': {', '.join(ids) or 'none'}; "
-                          "or omit --catalog and give the claim with --claim.")
-        claim = claim or m.claim
+        claim = claim or _catalog_entry(cur, concept, catalog).claim
     if not claim:
-        raise UserError("A misconception needs the wrong claim (--claim TEXT), or a --catalog id "
-                        f"of the concept's known misconceptions. {CONCEPT_HINT}")
+        raise UserError("A misconception needs the wrong claim ({opt:claim=TEXT}), or a "
+                        "{opt:catalog} id of the concept's known misconceptions. "
+                        + CONCEPT_HINT)
     return record(ws, "misconception_opened", {"concept": concept, "claim": claim,
                                                "catalog": catalog, "quote": quote}, actor, at)
 

@@ -3,7 +3,6 @@ and formats the result: tables for people, `--json` for programs."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,13 +12,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from . import api, render
-from . import curriculum as curriculum_mod
-from . import log as log_mod
+from . import shell
 from .errors import UserError
 from .lab.cli import app as lab_app
+from .shell import JsonOpt, print_json
 from .transcript.cli import app as transcript_app
-from .workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,28 +42,21 @@ tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAU
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
 
 
-def _out(data, as_json: bool, human) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    else:
-        human(data)
-
-
 def _warn(warnings: list[str]) -> None:
     """Each warning once, on stderr (stdout stays the data)."""
+    from .render import safe
+
     for w in dict.fromkeys(warnings):
-        err_console.print(Text("Warning: ", style="bold yellow") + Text(render.safe(w)),
-                          soft_wrap=True)
+        err_console.print(Text("Warning: ", style="bold yellow") + Text(safe(w)), soft_wrap=True)
 
 
 def _recorded(ev, as_json: bool) -> None:
-    _out(ev.to_dict(), as_json, lambda d: console.print(
+    shell.out(ev.to_dict(), as_json, lambda d: console.print(
         f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
 
 
@@ -82,7 +72,9 @@ def init(
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
     tutor instructions AGENTS.md and CLAUDE.md."""
-    ws = Workspace.init(directory, name=name, goal=goal, curriculum=curriculum)
+    from .create import create_workspace
+
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
     console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
 
 
@@ -97,6 +89,9 @@ def log_observe(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record how well one exchange on a concept went (never a mastery claim)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.observe(Workspace.find(), concept, quality, evidence, probe, actor, at), as_json)
 
 
@@ -109,6 +104,9 @@ def log_misconception(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that a wrong mental model was seen (opens a misconception)."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
               as_json)
 
@@ -120,6 +118,9 @@ def log_resolve(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.resolve_misconception(Workspace.find(), event_id, evidence, actor, at), as_json)
 
 
@@ -131,6 +132,9 @@ def log_exit(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record an exit-test or build-milestone attempt."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.exit_attempt(Workspace.find(), item, passed, notes, actor, at), as_json)
 
 
@@ -146,6 +150,9 @@ def predict(
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record the learner's prediction before a lab run; the next run compares it."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
                           "learner", at), as_json)
 
@@ -157,6 +164,9 @@ def undo(
     actor: str = ActorOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Retract an event without deleting it: it stops counting."""
+    from . import api
+    from .workspace import Workspace
+
     _recorded(api.retract(Workspace.find(), event_id, reason, actor), as_json)
 
 
@@ -165,38 +175,50 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     d = api.state(Workspace.find())
     _warn(d["warnings"])
-    _out(d, as_json, lambda d: render.state(console, d))
+    shell.out(d, as_json, lambda d: render.state(console, d))
 
 
 @app.command("next")
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     ws = Workspace.find()
     _warn(api.load_state(ws)[1].warnings)
-    _out(api.next_probes(ws, limit=limit), as_json, lambda d: render.next_probes(console, d))
+    shell.out(api.next_probes(ws, limit=limit), as_json,
+              lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
 def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
     """Everything known about one concept: state, misconceptions, evidence."""
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
     d = api.concept(Workspace.find(), concept)
     _warn(d["warnings"])
-    _out(d, as_json, lambda d: render.concept(console, d))
+    shell.out(d, as_json, lambda d: render.concept(console, d))
 
 
 @curriculum_app.command("validate")
 def curriculum_validate(path: Path = typer.Argument(..., help="A curriculum folder."),
                         as_json: bool = JsonOpt) -> None:
     """Check a curriculum: unique ids, references resolve, no prerequisite cycle."""
+    from . import curriculum as curriculum_mod
+
     cur = curriculum_mod.load(path)
-    info = {"ok": True, "path": cur.path, "modules": len(cur.modules),
-            "concepts": len(cur.concepts),
-            "misconceptions": sum(len(c.misconceptions) for c in cur.concepts.values()),
-            "exit_items": len(cur.exit_items)}
-    _out(info, as_json, lambda d: console.print(
+    info = {"ok": True, "path": cur.path, **cur.counts()}
+    shell.out(info, as_json, lambda d: console.print(
         f"OK: {d['modules']} modules, {d['concepts']} concepts, {d['misconceptions']} "
         f"misconceptions, {d['exit_items']} exit items."))
 
@@ -208,6 +230,11 @@ def curriculum_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """The course outline, or one concept's behaviours, misconceptions and links."""
+    from . import api
+    from . import render
+    from . import curriculum as curriculum_mod
+    from .workspace import Workspace
+
     if path is not None:
         cur = curriculum_mod.load(path)
     else:
@@ -218,9 +245,9 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        _out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
+        shell.out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
     else:
-        _out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
+        shell.out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
 
 
 # ---------------------------------------------------------------- log maintenance
@@ -228,11 +255,14 @@ def curriculum_show(
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
+    from . import render
+    from . import log as log_mod
     from .integrity import read_anchor
+    from .workspace import Workspace
 
     ws = Workspace.find()
     rep = log_mod.verify(ws.log_path, anchor=read_anchor(ws.state_dir))
-    _out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
+    shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -242,19 +272,24 @@ def repair(as_json: bool = JsonOpt) -> None:
     """Move the damaged part of the log (a torn last line; an invalid, future-dated or
     chain-breaking line and everything after it) to evidence.quarantine.jsonl, never dropping
     it; keep every event before it. Only truncates and moves, so it works on a full disk."""
+    from . import render
     from .integrity import repair as repair_log
+    from .workspace import Workspace
 
     ws = Workspace.find()
     res = repair_log(ws.log_path, ws.state_dir)
-    _out(res, as_json, lambda d: render.repair(console, d))
+    shell.out(res, as_json, lambda d: render.repair(console, d))
 
 
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
     """Recompute the derived state from the whole log, replacing the cache."""
+    from . import api
+    from .workspace import Workspace
+
     res = api.rebuild(Workspace.find())
     _warn(res["warnings"])
-    _out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
+    shell.out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
 @app.command("model-check")
@@ -264,7 +299,11 @@ def model_check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score the mastery model: replay this log prequentially, and simulated learners."""
-    _out(api.model_check(Workspace.find(), learners, seed), as_json,
+    from . import api
+    from . import render
+    from .workspace import Workspace
+
+    shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
          lambda d: render.model_check(console, d))
 
 
@@ -277,6 +316,9 @@ def demo(
 ) -> None:
     """Create a demo workspace with a scripted multi-day tutoring trajectory, print the state, build
     the dashboard and serve it live (`--no-serve` to stop after building)."""
+    from . import api
+    from . import render
+
     from . import demo as demo_mod
 
     ws = demo_mod.run(directory, force=force, console=console)
@@ -295,11 +337,13 @@ def demo(
 @site_app.command("build")
 def site_build(as_json: bool = JsonOpt) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
+    from .workspace import Workspace
+
     from .site import build
 
     res = build(Workspace.find())
     _warn(res["warnings"])
-    _out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
         f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
@@ -312,6 +356,8 @@ def serve(
                              "loopback exposes the dashboard to the network and prints a warning."),
 ) -> None:
     """Serve the dashboard live: rebuilds and reloads open pages when the log or curriculum changes."""
+    from .workspace import Workspace
+
     from .site.server import serve as serve_site
 
     ws = Workspace.find()
@@ -333,10 +379,12 @@ def flashcards_export(
 ) -> None:
     """Write an Anki-importable text file and a markdown file: due or weak concepts and open
     or recently resolved misconceptions, unless --concept/--module/--all choose others."""
+    from .workspace import Workspace
+
     from . import flashcards
 
     res = flashcards.export(Workspace.find(), out, concept or [], module or [], all_)
-    _out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
+    shell.out({k: v for k, v in res.items() if k != "list"} | {"cards_written": [
         {"guid": c["guid"], "kind": c["kind"], "concept": c["concept"]} for c in res["list"]]},
         as_json, lambda d: console.print(
             f"Wrote {d['cards']} cards ({d['concept_cards']} concept, {d['misconception_cards']} "
@@ -369,6 +417,8 @@ def tutor_instructions(
 
     Idempotent: unchanged inputs leave the files byte-identical. A hand-edited file is kept
     unless --force."""
+    from .workspace import Workspace
+
     from . import tutor
 
     ws = Workspace.find()
@@ -377,13 +427,13 @@ def tutor_instructions(
         return
     if check:
         status = tutor.check(ws)
-        _out(status, as_json, lambda d: console.print(
+        shell.out(status, as_json, lambda d: console.print(
             "; ".join(f"{k}: {v}" for k, v in d.items()) + "."))
         if any(v != "current" for v in status.values()):
             raise typer.Exit(1)
         return
     res = tutor.write_instructions(ws, force=force)
-    _out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         (f"Wrote {', '.join(d['written'])}" if d["written"] else "Up to date")
         + f" in {ws.root}." + (f" Kept hand-edited {', '.join(d['kept'])}." if d["kept"] else "")))
 
@@ -404,18 +454,16 @@ def tutor_setup(
 
     Other servers and settings in the file are kept; a file that cannot be parsed is left
     alone."""
+    from .workspace import Workspace
+
     from . import clients
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
-    if client == "claude-code":  # also the Claude Code plugin: hooks and slash commands
-        from .plugin import setup as plugin_setup
-
-        res["plugin"] = plugin_setup.best_effort(Workspace.find(), write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        sys.stdout.write(json.dumps(res["entry"], indent=2, ensure_ascii=False) + "\n")
+        print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
-    _out(res, as_json, lambda d: console.print(
+    shell.out(res, as_json, lambda d: console.print(
         f"{d['change'].capitalize()} server '{d['name']}' in {d['path']}"
         f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"
         + (f"\nClaude Code plugin: {d['plugin']['change']} {d['plugin'].get('path', '')}. "
@@ -426,11 +474,15 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except UserError as e:
-        err_console.print(Text("Error: ", style="bold red") + Text(render.safe(str(e))),
-                          soft_wrap=True)
+        from .render import safe
+
+        err_console.print(Text("Error: ", style="bold red") + Text(safe(str(e))), soft_wrap=True)
         sys.exit(1)
     except OSError as e:  # a file condition no library call anticipated: still no traceback
+        from .log import os_message
+        from .render import safe
+
         where = e.filename or "a workspace file"
-        err_console.print(Text("Error: ", style="bold red") + Text(render.safe(
-            log_mod.os_message(e, where, "use"))), soft_wrap=True)
+        err_console.print(Text("Error: ", style="bold red") + Text(safe(
+            os_message(e, where, "use"))), soft_wrap=True)
         sys.exit(1)

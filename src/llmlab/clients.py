@@ -8,7 +8,6 @@ never overwritten.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -16,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import files
 from .errors import UserError, unknown
-from .snapshot import atomic_write
 from .workspace import Workspace
 
 
@@ -121,48 +120,36 @@ def target(ws: Workspace, client: str, config: Path | None = None) -> Target:
     return CLIENTS[client](ws, config.expanduser() if config else None)
 
 
-def merged(t: Target, name: str) -> tuple[dict, str]:
-    """The client's config with our server entry merged in, and what changed:
-    `added`, `updated` or `unchanged`."""
-    data: dict = {}
-    if t.path.exists():
-        try:
-            text = t.path.read_text(encoding="utf-8")
-            data = json.loads(text) if text.strip() else {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(
-                f"{t.path} is not valid JSON ({e}), so llmlab will not touch it. Fix the file, "
-                f"or run `llmlab tutor setup --client {t.client} --print` and add the entry "
-                "by hand.") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{t.path} does not hold a JSON object, so llmlab will not touch it. "
-                            f"Use `llmlab tutor setup --client {t.client} --print` and add the "
-                            "entry by hand.")
-    servers = data.get(t.key, {})
-    if not isinstance(servers, dict):
-        raise UserError(f"In {t.path}, '{t.key}' is not an object; llmlab will not replace it. "
-                        "Fix it by hand, then run this again.")
-    before = servers.get(name)
-    change = "unchanged" if before == t.entry else ("updated" if before is not None else "added")
-    return data | {t.key: servers | {name: t.entry}}, change
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Atomic write, keeping an existing file's mode (0644 for a new one)."""
-    atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(),
-                 new_mode=0o644)
+def _fix(t: Target) -> str:
+    return (f"Fix the file, or run `llmlab tutor setup --client {t.client} --print` and add the "
+            "entry by hand.")
 
 
 def setup(ws: Workspace, client: str, config: Path | None = None, name: str = "llmlab",
-          write: bool = True) -> dict:
-    """Merge the llmlab server entry into `client`'s configuration (or only compute it)."""
+          write: bool = True, plugin: bool = True) -> dict:
+    """Merge the llmlab server entry into `client`'s configuration (or only compute it).
+
+    For claude-code, `plugin` also enables the llmlab Claude Code plugin (hooks and slash
+    commands) in the workspace; a plugin that cannot be set up is reported, not an error."""
     if not name or any(c.isspace() for c in name):
         raise UserError(f"Server name {name!r} must be a non-empty word, e.g. 'llmlab' or "
                         "'llmlab-course2'.")
     t = target(ws, client, config)
-    data, change = merged(t, name)
-    if write and change != "unchanged":
-        _write_json(t.path, data)
-    return {"client": t.client, "path": str(t.path), "name": name, "change": change,
-            "written": write and change != "unchanged", "entry": {t.key: {name: t.entry}},
-            "config": data, "next": t.after}
+    before: dict = {}
+
+    def add_entry(doc: dict) -> None:
+        servers = files.section(doc, t.key, t.path)
+        before["entry"] = servers.get(name)
+        servers[name] = t.entry
+
+    data, change = files.edit_config(t.path, add_entry, write=write, fix=_fix(t))
+    if change != "unchanged":
+        change = "updated" if before["entry"] is not None else "added"
+    res = {"client": t.client, "path": str(t.path), "name": name, "change": change,
+           "written": write and change != "unchanged", "entry": {t.key: {name: t.entry}},
+           "config": data, "next": t.after}
+    if client == "claude-code" and plugin:
+        from .plugin import setup as plugin_setup
+
+        res["plugin"] = plugin_setup.best_effort(ws, write=write)
+    return res

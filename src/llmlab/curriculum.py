@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import tomllib
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .core import default_curriculum
 from .errors import UserError, closest, read_text
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -82,6 +82,12 @@ class Curriculum(_Model):
     def module(self, module_id: str) -> Module:
         return next(m for m in self.modules if m.id == module_id)
 
+    def counts(self) -> dict[str, int]:
+        """How big the course is (what `llmlab curriculum validate` reports)."""
+        return {"modules": len(self.modules), "concepts": len(self.concepts),
+                "misconceptions": sum(len(c.misconceptions) for c in self.concepts.values()),
+                "exit_items": len(self.exit_items)}
+
     def misconception(self, concept_id: str, catalog_id: str) -> Misconception | None:
         for m in self.concepts[concept_id].misconceptions:
             if m.id == catalog_id:
@@ -111,7 +117,7 @@ class CurriculumError(UserError):
 
 
 def default_path() -> Path:
-    return Path(str(resources.files("llmlab") / "curriculum" / "default"))
+    return default_curriculum()
 
 
 def _read_toml(path: Path, problems: list[str]) -> dict | None:

@@ -15,7 +15,9 @@ from rich.console import Console
 
 from . import api
 from .errors import UserError
-from .workspace import CONFIG_FILE, Workspace
+from .core import CONFIG_FILE
+from .create import create_workspace
+from .workspace import Workspace
 
 NAME = "Demo Learner"
 GOAL = "Ship an LLM feature at work and debug it from first principles."
@@ -82,7 +84,7 @@ def run(directory: Path, force: bool = False, console: Console | None = None) ->
             raise UserError(f"{directory} is not an llmlab workspace; refusing to delete it with "
                             "--force. Choose another --dir.")
         shutil.rmtree(directory)
-    ws = Workspace.init(directory, name=NAME, goal=GOAL)
+    ws = create_workspace(directory, name=NAME, goal=GOAL)
     opened = last = None
     for days_ago, hour, action, args in _script():
         at = _at(days_ago, hour)
@@ -108,7 +110,7 @@ def run(directory: Path, force: bool = False, console: Console | None = None) ->
 def _lab_run(ws: Workspace, console: Console | None) -> None:
     """Predict, then measure: one real lab run, so the lab section has a comparison."""
     try:
-        from .lab import require_torch, run_experiment
+        from .lab.runner import require_torch, run_experiment
 
         require_torch()
     except UserError as e:

@@ -51,22 +51,22 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _text(min_length: int = 1, max_length: int = 20_000):
+def _text_field(min_length: int = 1, max_length: int = 20_000):
     return Field(min_length=min_length, max_length=max_length)
 
 
 class Observation(_Payload):
     concept: str
     quality: float = Field(ge=0.0, le=1.0)
-    evidence: str = _text()
-    probe: str = _text(0)
+    evidence: str = _text_field()
+    probe: str = _text_field(0)
 
 
 class MisconceptionOpened(_Payload):
     concept: str
-    claim: str = _text()
+    claim: str = _text_field()
     catalog: str | None = None
-    quote: str = _text(0)
+    quote: str = _text_field(0)
 
 
 def _event_ref(v: str) -> str:
@@ -78,7 +78,7 @@ def _event_ref(v: str) -> str:
 
 class MisconceptionResolved(_Payload):
     target: str
-    evidence: str = _text(0)
+    evidence: str = _text_field(0)
 
     _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
 
@@ -86,7 +86,7 @@ class MisconceptionResolved(_Payload):
 class ExitAttempt(_Payload):
     item: str
     passed: bool
-    notes: str = _text(0)
+    notes: str = _text_field(0)
 
 
 class Prediction(_Payload):
@@ -95,7 +95,7 @@ class Prediction(_Payload):
     value: float
     concept: str | None = None
     tolerance: float | None = Field(None, ge=0)  # relative; None: the workspace default
-    note: str = _text(0)
+    note: str = _text_field(0)
 
     @field_validator("value")
     @classmethod
@@ -119,7 +119,7 @@ class Comparison(_Payload):
 
 class ExperimentRun(_Payload):
     experiment: str
-    run_id: str = _text()
+    run_id: str = _text_field()
     params: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     conditions: dict[str, Any] = {}
@@ -129,7 +129,7 @@ class ExperimentRun(_Payload):
 
 class Retraction(_Payload):
     target: str
-    reason: str = _text()
+    reason: str = _text_field()
 
     _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
 
@@ -196,7 +196,9 @@ def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
             f"Event {raw.get('id')} has schema version {v}, newer than this llmlab "
             f"understands ({SCHEMA_VERSION}). Upgrade llmlab (`pip install -U llmlab`)."
         )
-    raise UserError(f"Event {raw.get('id')} has an invalid schema version {v!r}.")
+    raise UserError(f"Event {raw.get('id')} has an invalid schema version {v!r}: llmlab did "
+                    "not write that line (or it was edited). `llmlab verify` lists the damage; "
+                    "restore the line from a backup or the workspace's git history.")
 
 
 def line_hash(line: bytes) -> str:
@@ -210,22 +212,6 @@ def now_utc() -> datetime:
 
 def format_ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(s: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except (ValueError, TypeError, AttributeError, OverflowError):
-        raise UserError(
-            f"'{s}' is not an RFC 3339 timestamp. Use e.g. 2026-11-22T10:00:00Z."
-        ) from None
-    if t.tzinfo is None:
-        raise UserError(f"Timestamp '{s}' has no time zone. Add 'Z' for UTC, e.g. {s}Z.")
-    try:
-        return t.astimezone(UTC)
-    except OverflowError:
-        raise UserError(f"Timestamp '{s}' is out of range. Use a time near now, e.g. "
-                        f"{format_ts(now_utc())}.") from None
 
 
 def check_not_future(t: datetime, now: datetime | None = None) -> datetime:

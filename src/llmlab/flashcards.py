@@ -21,14 +21,17 @@ newline or leading quote.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import UserError, unknown
-from .events import now_utc, parse_ts
-from .snapshot import atomic_write
+from .core import parse_ts
+from .events import now_utc
+from .files import atomic_write
 from .workspace import Workspace
 
 RECENT_DAYS = 30
@@ -98,14 +101,15 @@ def select(ws: Workspace, concepts: list[str] | None = None, modules: list[str] 
                 "\n".join(f"• {b}" for b in c.behaviours)
         else:
             front = f"Explain the mechanism: {c.title}"
-        back = f"{c.title}\n{c.summary}"
+        back = f"{c.title}\n{short(c.summary)}"
         cards.append(Card(f"llmlab:concept:{cid}", "concept", cid, c.module, front, back,
                           ("llmlab", "concept", f"module::{c.module}", f"concept::{cid}", status)))
 
     cutoff = now - timedelta(days=RECENT_DAYS)
     seen_catalog: set[tuple[str, str]] = set()
     logged = st["misconceptions"]["open"] + st["misconceptions"]["resolved"]
-    for m in sorted(logged, key=lambda m: m["opened_at"]):
+    # newest first: a misconception logged again (a relapse) gives one card, in its latest state
+    for m in sorted(logged, key=lambda m: m["opened_at"], reverse=True):
         cid = m["concept"]
         if cid not in cur.concepts:
             continue
@@ -118,23 +122,57 @@ def select(ws: Workspace, concepts: list[str] | None = None, modules: list[str] 
         correction = cat.correction if cat else f"The mechanism: {cur.concepts[cid].summary}"
         if cat:
             seen_catalog.add((cid, cat.id))
-        cards.append(_misconception_card(cur, cid, m["id"], m["claim"], correction,
-                                         "resolved" if resolved else "open"))
+        cards.append(_misconception_card(cur, cid, _claim_ref(cid, cat.id if cat else None,
+                                                              m["claim"]), m["claim"],
+                                         correction, "resolved" if resolved else "open"))
     if explicit or all_:
         for cid in chosen:
             for cat in cur.concepts[cid].misconceptions:
                 if (cid, cat.id) not in seen_catalog:
-                    cards.append(_misconception_card(cur, cid, f"{cid}.{cat.id}", cat.claim,
-                                                     cat.correction, "catalog"))
-    return cards
+                    cards.append(_misconception_card(cur, cid, _claim_ref(cid, cat.id, cat.claim),
+                                                     cat.claim, cat.correction, "catalog"))
+    unique: dict[str, Card] = {}
+    for card in cards:  # one card per GUID, whatever the number of times it was logged
+        unique.setdefault(card.guid, card)
+    return list(unique.values())
+
+
+def _claim_ref(cid: str, catalog: str | None, claim: str) -> str:
+    """A misconception card's stable id: the catalog entry's, whether it came from the
+    catalog or from a logged event that cites it; else a hash of the normalised claim."""
+    if catalog:
+        return f"{cid}.{catalog}"
+    norm = " ".join(claim.lower().split())
+    return f"{cid}:{hashlib.sha256(norm.encode()).hexdigest()[:12]}"
+
+
+def short(text: str, limit: int = 280) -> str:
+    """The first sentences of `text` that fit in `limit` characters (at least one)."""
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    out = sentences[0]
+    for s in sentences[1:]:
+        if len(out) + 1 + len(s) > limit:
+            break
+        out += " " + s
+    return out if len(out) <= limit else out[:limit - 1].rstrip() + "…"
+
+
+# Misconception cards vary their form, chosen by the card's id (so it is stable).
+FORMS = (
+    ("True or false? If false, refute it.\n\"{claim}\"\n({title})", "False. {correction}"),
+    ("A colleague says: \"{claim}\"\nWhat do you answer? ({title})", "{correction}"),
+    ("What is wrong with this claim?\n\"{claim}\"\n({title})", "{correction}"),
+)
 
 
 def _misconception_card(cur, cid: str, ref: str, claim: str, correction: str,
                         status: str) -> Card:
     c = cur.concepts[cid]
-    front = f"True or false? If false, refute it.\n\"{claim}\"\n({c.title})"
-    back = f"False.\n{correction}"
-    return Card(f"llmlab:misconception:{ref}", "misconception", cid, c.module, front, back,
+    guid = f"llmlab:misconception:{ref}"
+    front, back = FORMS[int(hashlib.sha256(guid.encode()).hexdigest(), 16) % len(FORMS)]
+    front = front.format(claim=claim, title=c.title)
+    back = back.format(correction=short(correction))
+    return Card(guid, "misconception", cid, c.module, front, back,
                 ("llmlab", "misconception", f"module::{c.module}", f"concept::{cid}", status))
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import UserError
+from .core import parse_ts
 from .events import (ACTORS, GENESIS, MAX_SKEW, PAYLOADS, SCHEMA_VERSION, is_event_id,
-                     line_hash, now_utc, parse_ts)
+                     line_hash, now_utc)
 from .log import Tip, lock_for, os_message, read_bytes, split_complete
 
 ANCHOR = "anchor.json"

@@ -258,7 +258,7 @@ def verify(log_path: Path, known_retraction_targets: Callable[[str], bool] | Non
            anchor: dict | None = None, now=None) -> Report:
     """Replay the log: hash chain, sequential ids, schema of every event, time order,
     future times, torn tail, and the recorded tail anchor."""
-    from .events import parse_ts
+    from .core import parse_ts
     from .integrity import anchor_problem, future_limit
 
     rep = Report()

@@ -78,14 +78,14 @@ def _shell(fn):
         try:
             return _result(fn(*args, **kwargs))
         except UserError as e:
-            return _error(str(e))
+            return _error(e.render("mcp"))
         except OSError as e:
             return _error(log_mod.os_message(e, e.filename or "a workspace file", "use"))
     wrapper.__doc__ = " ".join((fn.__doc__ or "").split())  # the description, one paragraph
     return wrapper
 
 
-def _text(obj: Any) -> str:
+def _pretty_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, default=str)
 
 
@@ -253,15 +253,9 @@ def build_server() -> MCPServer:
         it exercises, its parameters (type, default) and the quantities a learner can predict
         (use those names in record_prediction). `lab_installed` says whether run_experiment
         can run here."""
-        from .lab import specs
+        from .lab import catalog
 
-        return {"lab_installed": _lab_installed(), "experiments": [
-            {"name": s.name, "question": s.question, "concepts": list(s.concepts),
-             "params": [{"name": p.name, "type": getattr(p, "type_name", p.type.__name__),
-                         "default": p.default, "help": p.help} for p in s.params],
-             "quantities": [{"name": q.name, "unit": q.unit, "help": q.help}
-                            for q in s.quantities],
-             "typical_seconds": s.seconds} for s in specs().values()]}
+        return {"lab_installed": _lab_installed(), "experiments": catalog.declarations()}
 
     lab_note = ("" if _lab_installed() else
                 " The lab extra is not installed here: this tool will say how to install it.")
@@ -281,15 +275,13 @@ def build_server() -> MCPServer:
         record: Annotated[bool, Field(strict=True, description="Append the experiment_run event "
                                       "(default true).")] = True,
     ) -> dict[str, Any]:
-        from . import lab
+        from .lab import catalog, runner
 
         try:
             ws = _ws()
-            spec = lab.spec(name)
-            spec.resolve(params)  # bad parameters fail here, before anything loads
-            lab.require_torch()
+            spec = catalog.spec(name)
         except UserError as e:
-            return _error(str(e))
+            return _error(e.render("mcp"))
         done = anyio.Event()
 
         async def heartbeat() -> None:
@@ -307,9 +299,9 @@ def build_server() -> MCPServer:
             tg.start_soon(heartbeat)
             try:
                 result = await anyio.to_thread.run_sync(functools.partial(
-                    lab.run_experiment, ws, name, params, record=record, show_progress=False))
+                    runner.run_experiment, ws, name, params, record=record, show_progress=False))
             except UserError as e:
-                return _error(str(e))
+                return _error(e.render("mcp"))
             finally:
                 done.set()
         tables = result.get("tables") or {}
@@ -325,21 +317,21 @@ def build_server() -> MCPServer:
             try:
                 return fn(*args, **kwargs)
             except UserError as e:
-                raise ResourceError(str(e)) from None
+                raise ResourceError(e.render("mcp")) from None
         return wrapper
 
     @server.resource("llmlab://curriculum", name="curriculum", mime_type="application/json",
                      description="The workspace's curriculum: modules, concepts, exit items.")
     @_resource
     def curriculum_resource() -> str:
-        return _text(_ws().curriculum.model_dump())
+        return _pretty_json(_ws().curriculum.model_dump())
 
     @server.resource("llmlab://state", name="state", mime_type="application/json",
                      description="The learner state derived from the evidence log, with next "
                                  "probes (same as get_state and `llmlab state --json`).")
     @_resource
     def state_resource() -> str:
-        return _text(api.state(_ws()))
+        return _pretty_json(api.state(_ws()))
 
     @server.resource("llmlab://instructions", name="instructions", mime_type="text/markdown",
                      description="The tutor instructions (AGENTS.md) for this workspace.")
@@ -352,7 +344,7 @@ def build_server() -> MCPServer:
                      description="One concept with its derived state and evidence.")
     @_resource
     def concept_resource(concept_id: str) -> str:
-        return _text(api.concept(_ws(), concept_id))
+        return _pretty_json(api.concept(_ws(), concept_id))
 
     # ------------------------------------------------------------ prompt
 
@@ -377,7 +369,7 @@ def build_server() -> MCPServer:
                 "Start with the first item of `next`.")
         return [UserMessage(
             f"{instructions}\n\n---\n\nYou are now starting a tutoring session. The learner's "
-            f"current state (from get_state):\n\n```json\n{_text(brief)}\n```\n\n{wish} "
+            f"current state (from get_state):\n\n```json\n{_pretty_json(brief)}\n```\n\n{wish} "
             "Greet the learner by name, tell them in two sentences where they stand (the "
             "numbers as derived), then ask your first question and wait for the answer.")]
 

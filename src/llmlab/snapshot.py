@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from . import log as log_mod
 from .config import MasteryParams
 from .curriculum import Curriculum
+from .core import parse_ts
 from .errors import UserError
-from .events import line_hash, parse_ts
+from .events import line_hash
+from .files import atomic_write
 from .state import State, derive, extend
 
 FORMAT = 1
@@ -30,28 +30,6 @@ def fingerprint(cur: Curriculum, p: MasteryParams) -> str:
     key = json.dumps([FORMAT, [(m.id, m.order, list(m.concepts)) for m in cur.modules],
                       p.model_dump()], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def atomic_write(path: Path, data: bytes, new_mode: int | None = None) -> None:
-    """Write a file atomically: temp file in the same folder, fsync, rename.
-
-    An existing file keeps its permissions; a new one gets `new_mode` (default: the
-    temp file's private 0600).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else new_mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load(path: Path, fp: str) -> tuple[State, int, int, str] | None:
@@ -91,7 +69,7 @@ def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_h
     doc = {"fingerprint": fp, "offset": offset, "line_start": line_start,
            "last_hash": last_hash, "state": state.to_dict()}
     try:
-        atomic_write(path, json.dumps(doc, separators=(",", ":")).encode())
+        atomic_write(path, json.dumps(doc, separators=(",", ":")), mode=0o600)
     except OSError:
         pass  # a cache that cannot be written is rebuilt next time
 

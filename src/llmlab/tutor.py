@@ -24,7 +24,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .errors import UserError, read_text
-from .snapshot import atomic_write
+from .files import atomic_write
+from .lab import catalog
 from .workspace import Workspace
 
 AGENTS = "AGENTS.md"
@@ -94,16 +95,6 @@ def _env() -> Environment:
     return env
 
 
-def _experiments() -> list[dict]:
-    """The lab's experiment declarations (they import without torch)."""
-    try:
-        from .lab import specs
-        return [{"name": s.name, "question": s.question, "concepts": list(s.concepts),
-                 "quantities": [q.name for q in s.quantities]} for s in specs().values()]
-    except ImportError:
-        return []
-
-
 def context(ws: Workspace) -> dict:
     """Everything the template sees. All of it is data from the workspace: no clock, no paths."""
     cur = ws.curriculum
@@ -116,7 +107,7 @@ def context(ws: Workspace) -> dict:
                     for m in cur.modules],
         "mechanism": [e for e in cur.exit_items.values() if e.kind == "mechanism"],
         "build": [e for e in cur.exit_items.values() if e.kind == "build"],
-        "experiments": _experiments(),
+        "experiments": catalog.declarations(),
         "tools": TOOLS,
         "write_tools": [t for t in TOOLS if t.writes],
         "notes": read_text(notes).strip() if notes.is_file() else "",
@@ -162,7 +153,7 @@ def file_status(path: Path, wanted: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    atomic_write(path, text.encode(), new_mode=0o644)
+    atomic_write(path, text)
 
 
 def write_instructions(ws: Workspace, force: bool = False, strict: bool = True) -> dict:

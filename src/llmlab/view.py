@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import MasteryParams
 from .curriculum import Curriculum
-from .events import parse_ts
+from .core import parse_ts
 from .state import ConceptState, State
 
 

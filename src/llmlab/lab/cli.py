@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,16 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UserError
-from ..workspace import Workspace
+from ..shell import JsonOpt, print_json
 
 app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
                   no_args_is_help=True)
 console = Console()
-JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
-
-
-def _json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @app.command("models")
@@ -38,7 +32,7 @@ def models_cmd(as_json: bool = JsonOpt,
         return
     rows = models.describe()
     if as_json:
-        return _json(rows)
+        return print_json(rows)
     t = Table(title="Models")
     t.add_column("name", no_wrap=True)
     for c in ("kind", "size MB", "ready", "cached", "architecture"):
@@ -54,11 +48,11 @@ def models_cmd(as_json: bool = JsonOpt,
 @app.command("list")
 def list_cmd(as_json: bool = JsonOpt) -> None:
     """The experiments: the question each answers, its parameters and predictable quantities."""
-    from . import declarations, specs
+    from . import catalog
 
     if as_json:
-        return _json(declarations())
-    for s in specs().values():
+        return print_json(catalog.declarations())
+    for s in catalog.specs().values():
         console.print(Text(s.name, style="bold") + Text(f"  {s.question}  (~{s.seconds:g} s)"))
         console.print(Text("  concepts: " + ", ".join(s.concepts)))
         console.print(Text("  predict:  " + ", ".join(f"{q.name} ({q.unit})" for q in s.quantities)))
@@ -96,19 +90,19 @@ def run_cmd(
     pending predictions for this experiment are compared). Outside one, or with --out or
     --no-record, it is measured and written but not recorded, and the summary says so.
     """
-    from . import run_experiment, spec
+    from ..workspace import Workspace
 
-    s = spec(name)
-    params = s.resolve(_parse_params(param))  # validate before anything heavy
+    from .runner import run_experiment
+
     try:
         ws = Workspace.find()
     except UserError:
         ws = None
     record = not no_record and out is None
-    result = run_experiment(ws, name, params, record=record, out=out,
+    result = run_experiment(ws, name, _parse_params(param), record=record, out=out,
                             show_progress=not as_json)
     if as_json:
-        return _json(result)
+        return print_json(result)
     _show(result)
 
 
@@ -116,9 +110,9 @@ def _show(r: dict) -> None:
     console.print(Text(f"{r['experiment']}: {r['question']}", style="bold"))
     for line in r["summary"]:
         console.print(Text(f"  {line}"))
-    from . import specs
+    from . import catalog
 
-    s = specs().get(r["experiment"])
+    s = catalog.specs().get(r["experiment"])
     units = {q.name: q.unit for q in s.quantities} if s else {}
     t = Table(title="Metrics (* predictable: llmlab predict EXPERIMENT QUANTITY VALUE)")
     for col in ("quantity", "measured", "unit"):
@@ -159,7 +153,7 @@ def corpus_cmd(folder: Optional[Path] = typer.Argument(
     c = corpus.load(folder, min_positives)
     info = c.summary()
     if as_json:
-        return _json(info)
+        return print_json(info)
     t = Table(title=f"Corpus {info['root']}")
     for col in ("concept", "positives", "negatives", "pairs"):
         t.add_column(col)
@@ -178,19 +172,17 @@ def show_cmd(run_id: str = typer.Argument(..., help="Run id (a folder under lab/
                                           "path of a run folder (e.g. one written with --out)."),
              as_json: bool = JsonOpt) -> None:
     """Show a finished run: its summary, metrics, conditions and prediction comparisons."""
-    given = Path(run_id).expanduser()
-    if (given / "result.json").is_file():
-        path = given / "result.json"
-    else:
+    from ..workspace import Workspace
+
+    from . import runs
+
+    try:
         ws = Workspace.find()
-        path = ws.runs_dir / run_id / "result.json"
-        if "/" in run_id or run_id in ("", ".", "..") or not path.is_file():
-            runs = [p.parent.name for p in sorted(ws.runs_dir.glob("*/result.json"))]
-            raise UserError(f"No run '{run_id}' in {ws.runs_dir}. Latest runs: "
-                            f"{', '.join(runs[-5:]) or 'none yet'} (`llmlab lab run NAME` "
-                            "makes one; a run folder's path also works).")
-    r = json.loads(path.read_text())
-    r["dir"] = str(path.parent)
+    except UserError:
+        ws = None
+    folder = runs.find(ws, run_id)
+    r = runs.read_result(folder)
+    r["dir"] = str(folder)
     if as_json:
-        return _json(r)
+        return print_json(r)
     _show(r)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import UserError, closest
+from ..errors import BadParameter, UnknownName, closest
 
 _TYPES = {int: "int", float: "float", str: "str", bool: "bool"}
 
@@ -23,7 +23,7 @@ def _num(x: float) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """A typed parameter. `many=True`: a comma-separated list (`-p temperatures=0.5,1,2`)."""
+    """A typed parameter. `many=True`: a list, comma-separated in text (`0.5,1,2`)."""
 
     name: str
     type: type  # int, float, str, bool (of each item when many)
@@ -56,9 +56,9 @@ class Param:
             return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in self.default)
         return repr(self.default)
 
-    def _fail(self, got: Any, why: str) -> UserError:
-        return UserError(f"Parameter '{self.name}' {why}; got {got!r}. {self.help}. "
-                         f"Expected: {self.describe()}.")
+    def _fail(self, got: Any, why: str) -> BadParameter:
+        return BadParameter(f"Parameter '{self.name}' {why}; got {got!r}. {self.help}. "
+                            f"Expected: {self.describe()}.", self.name, got, why, self.describe())
 
     def _one(self, raw: Any) -> Any:
         if isinstance(raw, bool) and self.type is not bool:
@@ -141,8 +141,9 @@ class Spec:
                 near = closest(k, known)
                 hint = f" Did you mean '{near[0]}'?" if near else ""
                 valid = "; ".join(p.describe() for p in self.params)
-                raise UserError(f"Unknown parameter '{k}' for experiment '{self.name}'.{hint} "
-                                f"Valid parameters: {valid}. Give them as -p name=value.")
+                raise UnknownName(f"Unknown parameter '{k}' for experiment '{self.name}'.{hint} "
+                                  f"Valid parameters: {valid}. Give them as "
+                                  "{param:name=value}.", "parameter", k, list(known))
             out[k] = known[k].parse(v)
         return out
 

@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError, unknown
+from ..files import atomic_write
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def offline() -> None:
+    """No model hub at run time: set before transformers (and huggingface_hub, which reads
+    it once) are first imported by a loader; a user's own setting wins."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ def _dequantized_cache(e: Entry, gguf: Path) -> tuple[Path, str]:
     target = cached_path(e)
     if cache_ok(target) or _upgrade_manifest(target):
         return target, "cache"
+    offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -187,9 +194,7 @@ def _upgrade_manifest(target: Path) -> bool:
         return False
     data["files"] = {f.name: f.stat().st_size for f in sorted(target.iterdir())
                      if f.is_file() and f.name != "llmlab.json"}
-    tmp = meta.with_name(f"llmlab.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, meta)
+    atomic_write(meta, json.dumps(data, indent=1))
     return True
 
 
@@ -204,6 +209,7 @@ def load(name: str = DEFAULT) -> Loaded:
 @lru_cache(maxsize=2)
 def _load(name: str) -> Loaded:
     import torch
+    offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -237,6 +243,7 @@ def _dir_digest(path: Path) -> str:
 
 def load_embedder(name: str = "minilm-l6"):
     """(model, tokenizer) of the embedding model."""
+    offline()
     from transformers import AutoModel, AutoTokenizer
 
     e = REGISTRY[name]

@@ -52,7 +52,7 @@ class Readout:
         if l not in self.layers:
             raise UserError(f"Layer '{given}' has no vectors in this readout; it has layers "
                             f"{', '.join(map(str, self.layers))}. Extract more with "
-                            "`llmlab lab run concept_vectors -p layers=...`.")
+                            "the concept_vectors experiment with {param:layers=...}.")
         return l
 
     @property
@@ -89,7 +89,7 @@ def build_readout(corpus: Corpus, acts: Activations, trained: Trained, meta: dic
 def save_readout(r: Readout, folder: Path) -> None:
     from safetensors.torch import save_file
 
-    from ..snapshot import atomic_write
+    from ..files import atomic_write
 
     tensors = {}
     for l in r.layers:
@@ -151,16 +151,12 @@ def open_readout(ctx, given: str) -> tuple[Path, Readout]:
 def find_readout(ws, given: str) -> Path:
     """A readout folder: a path, a run id in the workspace, or (empty) the newest
     concept_vectors run there."""
+    from . import runs
+
     if given:
-        p = Path(given).expanduser()
-        if (p / "readout.json").is_file():
-            return p
-        if ws is not None and "/" not in given and (ws.runs_dir / given / "readout.json").is_file():
-            return ws.runs_dir / given
-        raise UserError(f"No readout at '{given}': give the folder of a concept_vectors run "
-                        "(it holds readout.json) or its run id.")
-    found = sorted(ws.runs_dir.glob("*-concept_vectors-*/readout.json")) if ws else []
-    if not found:
+        return runs.find(ws, given, holding="readout.json", what="readout")
+    found = runs.newest(ws, "concept_vectors", holding="readout.json")
+    if found is None:
         raise UserError("No concept vectors yet: run `llmlab lab run concept_vectors` first "
-                        "(or give -p vectors=FOLDER of a readout).")
-    return found[-1].parent
+                        "(or give {param:vectors=FOLDER} of a readout).")
+    return found

@@ -24,9 +24,7 @@ path), which compares pending predictions and appends the `experiment_run` event
 """
 from __future__ import annotations
 
-import json
 import platform
-import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +38,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from .. import api
 from ..errors import UserError
-from ..snapshot import atomic_write
 from ..workspace import Workspace
+from . import catalog, runs
 from .experiment import Spec
 
 PACKAGES = ("llmlab", "torch", "transformers", "gguf", "numpy", "matplotlib")
@@ -85,7 +83,7 @@ class Context:
         n = enc.input_ids.shape[1]  # (1, seq)
         if n == 0:
             raise UserError("The prompt is empty (0 tokens). Give some text, e.g. "
-                            "-p prompt=\"The capital of France is\".")
+                            "{param:prompt=The capital of France is}.")
         self.check_length(n)
         return enc
 
@@ -103,10 +101,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def new_run_id(name: str) -> str:
-    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{name}-{secrets.token_hex(2)}"
 
 
 def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
@@ -176,24 +170,45 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
     }
 
 
-def write_result(out_dir: Path, result: dict) -> None:
-    atomic_write(out_dir / "result.json",
-                 json.dumps(result, indent=2, ensure_ascii=False, default=str).encode())
+def require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise UserError("The lab needs the machine-learning extra. Install it with "
+                        "`pip install -e '.[lab]'` (or `make setup`).") from None
 
 
-def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bool,
-        out: Path | None, console: Console, show_progress: bool = True) -> dict:
-    params = spec.resolve(given)
-    run_id = new_run_id(spec.name)
-    if out is not None:
-        out_dir = out / run_id
-    elif ws is not None:
-        out_dir = ws.runs_dir / run_id
-    else:
-        import tempfile
+def check(name: str, params: dict | None, ws: Workspace | None = None) -> tuple[Spec, dict]:
+    """The experiment's spec and resolved parameters, with every check that needs no model
+    (names, types, ranges, an unknown model, a corpus or readout folder): bad input fails
+    here, in milliseconds, before anything is loaded."""
+    s = catalog.spec(name)
+    resolved = s.resolve(params)
+    if s.model and "model" in resolved and not resolved.get("config"):
+        from . import models
 
-        out_dir = Path(tempfile.mkdtemp(prefix="llmlab-run-")) / run_id
-    result = execute(spec, run_fn, params, out_dir, console, show_progress, ws)
+        models.resolve(resolved["model"])  # unknown model: fail now, listing the valid ones
+    if s.check:
+        s.check(resolved, ws)
+    return s, resolved
+
+
+def run_experiment(ws: Workspace | None, name: str, params: dict | None = None,
+                   record: bool = True, out: Path | None = None,
+                   console: Console | None = None, show_progress: bool = True) -> dict:
+    """Run experiment `name`: measure, write result.json and figures, and (in a workspace,
+    unless `record=False` or `out` is given) record the run through the one write path,
+    comparing the learner's pending predictions. Returns the result document."""
+    spec, params = check(name, params, ws)
+    from . import models
+
+    models.offline()
+    require_torch()
+    console = console or Console(stderr=True)
+    run_id = runs.new_id(spec.name)
+    out_dir = runs.folder(ws, out, run_id)
+    result = execute(spec, catalog.MODULES[name].run, params, out_dir, console, show_progress, ws)
     if ws is not None and record and out is None:  # a run outside lab/runs is never recorded
         ev, comparisons = api.record_experiment_run(
             ws, experiment=spec.name, run_id=run_id, params=params, metrics=result["metrics"],
@@ -204,8 +219,8 @@ def run(spec: Spec, run_fn, ws: Workspace | None, given: dict | None, record: bo
         result["event"] = None
         why = ("no workspace found (`llmlab init DIR` makes one; LLMLAB_HOME points to it)"
                if ws is None else "written outside the workspace" if out is not None
-               else "recording was turned off (--no-record)")
+               else "recording was turned off")
         result["summary"].append(f"Not recorded: {why}; no prediction was compared.")
-    write_result(out_dir, result)
+    runs.write_result(out_dir, result)
     result["dir"] = str(out_dir)
     return result

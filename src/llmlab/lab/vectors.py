@@ -20,7 +20,7 @@ import torch
 
 from ..errors import UserError
 from .corpus import Corpus
-from .experiments.concept_vectors import AGGREGATORS  # noqa: F401 (declared there, torch-free)
+from .aggregators import AGGREGATORS, FACTORIES
 from .hooks import decoder_layers, hooked
 
 USER_TURN = "Write a short paragraph about someone's day."  # the fixed turn around every text
@@ -47,7 +47,7 @@ def parse_layers(specs: list[str], n_layers: int) -> list[int]:
         except ValueError:
             raise UserError(f"Layer '{s}' is not a layer of this {n_layers}-layer model. Give "
                             f"indices 0..{n_layers - 1} (-1 counts from the end) or relative "
-                            "depths with a point, 0.0..1.0, e.g. -p layers=0.25,0.5,15") from None
+                            "depths with a point, 0.0..1.0, e.g. {param:layers=0.25,0.5,15}") from None
     return sorted(set(out))
 
 
@@ -57,7 +57,7 @@ def template_prefix(tok, chat_template: bool, user_turn: str = USER_TURN) -> lis
         return []
     if not getattr(tok, "chat_template", None):
         raise UserError("This model's tokenizer has no chat template; run with "
-                        "-p chat_template=false.")
+                        "{param:chat_template=false}.")
     mark = "\u0001TEXT\u0001"
     s = tok.apply_chat_template([{"role": "user", "content": user_turn},
                                  {"role": "assistant", "content": mark}], tokenize=False)
@@ -133,51 +133,6 @@ def extract(model, tok, texts: list[str], layers: list[int], pooling: str, prefi
             rows[l].append(pool(hs[l], start, pooling).double())
     acts = {l: torch.stack(r) for l, r in rows.items()}  # (n, H)
     return Activations(unique, layers, acts, forwards, time.perf_counter() - t0)
-
-
-# --- aggregators: (pos, neg) aligned pairs, each (m, H) -> unit vector (H,) ---------------
-
-Aggregator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm().clamp_min(1e-12)
-
-
-def mean_aggregator() -> Aggregator:
-    """Difference of means: the average of the pair differences."""
-    return lambda pos, neg: _unit((pos - neg).mean(0))
-
-
-def pca_aggregator() -> Aggregator:
-    """First right singular vector of the (uncentred) differences, signed to agree with
-    their mean."""
-    def pca(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        d = pos - neg  # (m, H)
-        v = torch.linalg.svd(d, full_matrices=False).Vh[0]
-        return -v if (d @ v).mean() < 0 else v
-    return pca
-
-
-def logistic_aggregator(l1: bool = False, c: float = 1.0) -> Aggregator:
-    """Logistic-regression weights (no intercept, data centred on its mean); L1 makes them
-    sparse."""
-    def logreg(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        from sklearn.linear_model import LogisticRegression
-
-        x = torch.cat([pos, neg])  # (2m, H)
-        x = (x - x.mean(0)).numpy()
-        y = [1] * len(pos) + [0] * len(neg)
-        clf = LogisticRegression(fit_intercept=False, max_iter=2000, C=c,
-                                 **({"l1_ratio": 1.0, "solver": "liblinear", "random_state": 0}
-                                    if l1 else {}))  # liblinear shuffles: fixed for same numbers
-        return _unit(torch.from_numpy(clf.fit(x, y).coef_[0]).double())
-    return logreg
-
-
-FACTORIES: dict[str, Callable[[], Aggregator]] = {
-    "mean": mean_aggregator, "pca": pca_aggregator, "logreg": logistic_aggregator,
-    "logreg_l1": lambda: logistic_aggregator(l1=True)}  # keys: the experiment's AGGREGATORS
 
 
 # --- quality ------------------------------------------------------------------------------

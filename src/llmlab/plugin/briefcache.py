@@ -23,22 +23,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .. import __version__
+from ..core import LOG_FILE, resolve_curriculum
 
 FILE = "brief.json"
 FORMAT = 1
 HORIZON = timedelta(days=7)  # how far ahead the background refresh computes segments
 TOLERANCE = timedelta(minutes=1)  # precision of a stale flip time
 MAX_SEGMENTS = 100
-
-
-def curriculum_dir(root: Path, ref: str) -> Path:
-    """`workspace.resolve_curriculum` without importing the curriculum loader."""
-    if ref == "default":
-        local = root / "curriculum"
-        return local if (local / "course.toml").is_file() else \
-            Path(__file__).resolve().parents[1] / "curriculum" / "default"
-    p = Path(ref).expanduser()
-    return p if p.is_absolute() else root / p
 
 
 def _stat(p: Path) -> list:
@@ -50,14 +41,14 @@ def _stat(p: Path) -> list:
 
 
 def key(root: Path, curriculum_ref: str, probes: int) -> list:
-    cdir = curriculum_dir(root, curriculum_ref)
+    cdir = resolve_curriculum(root, curriculum_ref)
     files = []
     for dirpath, dirnames, filenames in os.walk(cdir):
         dirnames.sort()
         for name in sorted(filenames):
             p = Path(dirpath) / name
             files.append([str(p.relative_to(cdir)), *_stat(p)])
-    return [FORMAT, __version__, probes, _stat(root / "evidence.jsonl"),
+    return [FORMAT, __version__, probes, _stat(root / LOG_FILE),
             _stat(root / "llmlab.toml"), str(cdir), files]
 
 
@@ -77,7 +68,7 @@ def read(root: Path, k: list, now: datetime) -> str | None:
 
 
 def write(root: Path, k: list, segments: list[tuple[datetime, datetime, str]]) -> None:
-    from ..snapshot import atomic_write
+    from ..files import atomic_write
 
     doc = {"key": k, "segments": [{"from": a.isoformat(), "until": b.isoformat(), "text": t}
                                   for a, b, t in segments]}

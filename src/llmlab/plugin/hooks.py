@@ -35,8 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-CONFIG_FILE = "llmlab.toml"
-LOG_FILE = "evidence.jsonl"
+from ..core import CONFIG_FILE, LOG_FILE, find_root, last_event, parse_ts_or_none, torn_tail
+
 HOOK_LOG = "hooks.log"
 HOOK_LOG_MAX = 512 * 1024  # rotate to hooks.log.1 beyond this
 # With an unusable state cache, a log bigger than this is not re-folded inside the hook
@@ -45,21 +45,6 @@ REBUILD_LIMIT = 1 << 20
 
 
 # ---------------------------------------------------------------- plumbing
-
-def find_root(start: Path) -> Path | None:
-    """The workspace containing `start` (the nearest folder upwards with llmlab.toml).
-
-    Deliberately not `Workspace.find()`: LLMLAB_HOME alone must not switch the hooks on
-    in unrelated projects, and importing `llmlab.workspace` costs pydantic's start-up."""
-    try:
-        here = start.expanduser().resolve()
-    except OSError:
-        return None
-    for d in (here, *here.parents):
-        if (d / CONFIG_FILE).is_file():
-            return d
-    return None
-
 
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -107,49 +92,6 @@ def spawn(args: list[str], cwd: Path) -> None:
     subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
-
-
-def torn_tail(log_path: Path) -> int:
-    """Bytes after the last newline of the evidence log (0 when it ends cleanly)."""
-    try:
-        size = log_path.stat().st_size
-        if size == 0:
-            return 0
-        with open(log_path, "rb") as f:
-            f.seek(max(0, size - 65536))
-            buf = f.read()
-    except OSError:
-        return 0
-    return len(buf) - buf.rfind(b"\n") - 1
-
-
-def last_event(log_path: Path) -> dict | None:
-    """The last complete event of the log (reading only its tail), or None."""
-    try:
-        size = log_path.stat().st_size
-        with open(log_path, "rb") as f:
-            f.seek(max(0, size - 65536))
-            buf = f.read()
-    except OSError:
-        return None
-    end = buf.rfind(b"\n")
-    if end < 0:
-        return None
-    start = buf.rfind(b"\n", 0, end) + 1
-    try:
-        ev = json.loads(buf[start:end])
-    except ValueError:
-        return None
-    return ev if isinstance(ev, dict) else None
-
-
-def parse_time(ts: str | None) -> datetime | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _context(event: str, text: str) -> dict:
@@ -278,9 +220,9 @@ def stop(payload: dict, root: Path, started: float) -> dict | None:
     # The session log may lag (and the learner may record from another terminal): any
     # event appended since the learner's message counts as recorded.
     last = last_event(root / LOG_FILE)
-    said = parse_time(turn.prompt_ts)
+    said = parse_ts_or_none(turn.prompt_ts)
     if last is not None:
-        logged = parse_time(last.get("ts"))
+        logged = parse_ts_or_none(last.get("ts"))
         if said is None or (logged is not None and logged >= said):
             return None
     quote = " ".join(turn.prompt.split())

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from .. import files
 from ..errors import UserError
 from ..workspace import Workspace
 
@@ -47,26 +47,14 @@ def marketplace_root() -> Path:
 def setup(ws: Workspace, write: bool = True) -> dict:
     root = marketplace_root()
     path = ws.root / ".claude" / "settings.json"
-    data: dict = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise UserError(f"{path} is not valid JSON ({e}); fix it by hand, then run this "
-                            "again. Nothing was changed.") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path} does not hold a JSON object; nothing was changed.")
-    new = json.loads(json.dumps(data))
-    new.setdefault("extraKnownMarketplaces", {})[MARKETPLACE] = {
-        "source": {"source": "directory", "path": str(root)}}
-    new.setdefault("enabledPlugins", {})[f"{PLUGIN}@{MARKETPLACE}"] = True
-    change = "unchanged" if new == data else ("updated" if path.exists() else "created")
-    if write and change != "unchanged":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(new, indent=2) + "\n")
-        os.replace(tmp, path)
+
+    def enable(doc: dict) -> None:
+        files.section(doc, "extraKnownMarketplaces", path)[MARKETPLACE] = {
+            "source": {"source": "directory", "path": str(root)}}
+        files.section(doc, "enabledPlugins", path)[f"{PLUGIN}@{MARKETPLACE}"] = True
+
+    new, change = files.edit_config(path, enable, write=write,
+                                    fix="Fix it by hand, then run this again.")
     return {"path": str(path), "change": change, "written": write and change != "unchanged",
             "marketplace": str(root), "settings": new,
             "next": f"Start Claude Code in {ws.root} (`cd {ws.root} && claude`), trust the folder "

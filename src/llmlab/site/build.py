@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from ..snapshot import atomic_write
+from ..files import atomic_write
 from ..workspace import Workspace
 from . import data as data_mod
 from . import svg

@@ -15,17 +15,17 @@ from pathlib import Path
 
 from .. import api
 from .. import log as log_mod
-from ..events import parse_ts
+from ..core import parse_ts
+from ..lab import runs as runs_mod
 from ..workspace import Workspace
 from .svg import level
 
 EVIDENCE_HTML_KEEP = 60  # evidence rows shown on a concept page (the JSON twin has all)
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 FIGURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(png|svg|jpg|jpeg)$")
 ACTIVITY_DAYS = 56
 
 
-def _text(ev: dict) -> str:
+def _event_text(ev: dict) -> str:
     """The words an event carries (evidence, claim, notes...), for evidence lists."""
     d = ev["data"]
     for k in ("evidence", "claim", "notes", "reason"):
@@ -42,7 +42,7 @@ def _text(ev: dict) -> str:
 def _evidence_row(ev: dict, retracted: dict[str, str]) -> dict:
     d = ev["data"]
     return {"id": ev["id"], "ts": ev["ts"], "type": ev["type"], "actor": ev["actor"],
-            "quality": d.get("quality"), "text": _text(ev), "probe": d.get("probe", ""),
+            "quality": d.get("quality"), "text": _event_text(ev), "probe": d.get("probe", ""),
             "quote": d.get("quote", ""), "passed": d.get("passed"),
             "retracted_by": retracted.get(ev["id"])}
 
@@ -94,33 +94,30 @@ def read_runs(ws: Workspace, state_runs: list[dict]) -> list[dict]:
     """Lab runs, newest first: result.json files merged with the run events of the log."""
     events = {r["run_id"]: r for r in state_runs}
     runs: dict[str, dict] = {}
-    if ws.runs_dir.is_dir():
-        for f in ws.runs_dir.glob("*/result.json"):
-            rid = f.parent.name
-            if not RUN_ID.match(rid):
-                continue
-            try:
-                r = json.loads(f.read_text(encoding="utf-8"))
-                if not isinstance(r, dict):
-                    raise ValueError("not an object")
-            except (OSError, ValueError) as e:
-                runs[rid] = _blank_run(rid, error=f"result.json unreadable: {e}")
-                continue
-            figs = [str(x) for x in r.get("figures") or [] if FIGURE.match(str(x))
-                    and (f.parent / str(x)).is_file()]
-            runs[rid] = {
-                "run_id": rid, "experiment": r.get("experiment", "?"),
-                "question": r.get("question", ""), "concepts": list(r.get("concepts") or []),
-                "params": r.get("params") or {}, "metrics": r.get("metrics") or {},
-                "tables": r.get("tables") or {}, "summary": list(r.get("summary") or []),
-                "conditions": r.get("conditions") or {}, "comparisons": r.get("comparisons") or [],
-                "figures": [f"lab/{rid}/{x}" for x in figs], "_figure_src": [
-                    str(f.parent / x) for x in figs],
-                "ts": (r.get("conditions") or {}).get("started") or "", "recorded": False,
-            }
-            if (f.parent / "report.json").is_file():  # a concept_vectors quality report
-                runs[rid]["report_page"] = f"lab/{rid}/report.html"
-                runs[rid]["_report_src"] = str(f.parent / "report.json")
+    for rid, folder in runs_mod.iter_runs(ws):
+        f = folder / runs_mod.RESULT
+        try:
+            r = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(r, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError) as e:
+            runs[rid] = _blank_run(rid, error=f"result.json unreadable: {e}")
+            continue
+        figs = [str(x) for x in r.get("figures") or [] if FIGURE.match(str(x))
+                and (f.parent / str(x)).is_file()]
+        runs[rid] = {
+            "run_id": rid, "experiment": r.get("experiment", "?"),
+            "question": r.get("question", ""), "concepts": list(r.get("concepts") or []),
+            "params": r.get("params") or {}, "metrics": r.get("metrics") or {},
+            "tables": r.get("tables") or {}, "summary": list(r.get("summary") or []),
+            "conditions": r.get("conditions") or {}, "comparisons": r.get("comparisons") or [],
+            "figures": [f"lab/{rid}/{x}" for x in figs], "_figure_src": [
+                str(f.parent / x) for x in figs],
+            "ts": (r.get("conditions") or {}).get("started") or "", "recorded": False,
+        }
+        if (f.parent / "report.json").is_file():  # a concept_vectors quality report
+            runs[rid]["report_page"] = f"lab/{rid}/report.html"
+            runs[rid]["_report_src"] = str(f.parent / "report.json")
     for rid, ev in events.items():
         r = runs.setdefault(rid, _blank_run(rid, experiment=ev["experiment"],
                                             concepts=ev["concepts"], metrics=ev["metrics"]))

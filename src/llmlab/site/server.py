@@ -357,7 +357,9 @@ class Server:
         ws.site_dir.mkdir(parents=True, exist_ok=True)
         self.live.rebuild()
         if self.live.error:
-            raise UserError(f"Cannot build the site: {self.live.error}")
+            raise UserError(f"Cannot build the site: {self.live.error} Fix what it names "
+                            "(`llmlab site build` shows the same message), then start "
+                            "`llmlab serve` again.")
         cls = _V6Server if ":" in host else SiteHTTPServer
         try:
             self.httpd = cls((host, port), self.live, None)

@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .days import Options
-from .publish import Publisher, Settings, load_known
+_LAZY = {"Options": "days", "Publisher": "publish", "Settings": "publish",
+         "load_known": "publish"}
+
+
+def __getattr__(name: str):
+    """The publisher's classes, imported on first use: `llmlab --help` and the hooks
+    should not pay for jinja2 and the page renderer (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
 
 
 def output_dir(out: Path | None = None) -> tuple[Path, Path | None]:
@@ -28,6 +38,8 @@ def output_dir(out: Path | None = None) -> tuple[Path, Path | None]:
 
 def refresh_from_hook(transcript_path: Path, root: Path) -> dict:
     """Re-render one session's page into `<root>/site/transcripts` (used by hooks)."""
+    from .publish import Publisher, Settings, load_known
+
     out = root / "site" / "transcripts"
     pub = Publisher(Settings(out=out, known=load_known(None, root), in_workspace=True,
                              afterthoughts=root / "notes" / "afterthoughts"))

@@ -12,10 +12,7 @@ import typer
 from rich.console import Console
 
 from ..errors import UserError
-from . import hook as hook_mod
-from .days import Options, resolve_tz
-from .discover import find
-from .publish import Publisher, Settings, load_known
+from .. import shell
 
 console = Console()
 err = Console(stderr=True)
@@ -47,13 +44,6 @@ class ThinkingOpt(str, Enum):
 class Images(str, Enum):
     placeholder = "placeholder"
     embed = "embed"
-
-
-def _print(data, as_json: bool, human) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    else:
-        human(data)
 
 
 def _n(n: int, word: str) -> str:
@@ -114,6 +104,9 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Render sessions to pages (one per session) and an index, scrubbed; only changed logs re-render."""
+    from .days import Options, resolve_tz
+    from .publish import Publisher, Settings, load_known
+
     from . import output_dir
 
     folder, root = output_dir(out)
@@ -135,7 +128,7 @@ def build(
             task = bar.add_task("Publishing sessions", total=None)
             report = pub.build(list(paths or []), progress=lambda done, total: bar.update(
                 task, completed=done, total=total))
-    _print(report, as_json, _human_build)
+    shell.out(report, as_json, _human_build)
     if watch:
         from .watch import watch as run_watch
 
@@ -162,6 +155,8 @@ def list_sessions(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the sessions that `build` would publish, with their sub-agent logs."""
+    from .discover import find
+
     rows = [{"kind": s.kind, "path": str(s.path), "bytes": s.path.stat().st_size,
              "subagents": len(s.agents)} for s in find(list(paths or []))]
 
@@ -169,7 +164,7 @@ def list_sessions(
         for r in rows:
             console.print(f"{r['path']}  {r['kind']}  {r['bytes']:,} bytes  {r['subagents']} sub-agent logs",
                           markup=False, highlight=False)
-    _print(rows, as_json, human)
+    shell.out(rows, as_json, human)
 
 
 ToolsOpt = typer.Option(Tools.full, "--tools", help="full, brief or prompts (as for build).")
@@ -199,10 +194,13 @@ def hook_install(
     """Add a Stop hook to .claude/settings.json (merged; existing settings are kept).
 
     Render options given here are used by every refresh the hook makes."""
+    from . import hook as hook_mod
+    from .days import resolve_tz
+
     resolve_tz(tz)
     r = hook_mod.install(project.resolve(), out.resolve() if out else None,
                          _render_args(tools, thinking, images, tz, fmt))
-    _print(r, as_json, lambda r: console.print(
+    shell.out(r, as_json, lambda r: console.print(
         (f"Added the hook to {r['settings']}" if r["changed"] else f"The hook is already in {r['settings']}")
         + f": {r['command']}", markup=False, highlight=False))
 
@@ -213,8 +211,10 @@ def hook_remove(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove our hook from .claude/settings.json, leaving everything else."""
+    from . import hook as hook_mod
+
     r = hook_mod.uninstall(project.resolve())
-    _print(r, as_json, lambda r: console.print(
+    shell.out(r, as_json, lambda r: console.print(
         f"Removed the hook from {r['settings']}" if r["changed"] else "No llmlab transcript hook was installed.",
         markup=False, highlight=False))
 
@@ -228,6 +228,10 @@ def hook_run(
     """What the hook runs: read the hook payload on stdin and refresh that session's page.
 
     Never fails the agent's turn: problems are reported on stderr with exit status 0."""
+    from . import hook as hook_mod
+    from .days import Options
+    from .publish import Publisher, Settings, load_known
+
     from . import output_dir
 
     path = hook_mod.payload_path(sys.stdin.read())

@@ -14,8 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .. import files
 from ..errors import UserError
-from .publish import atomic_write
 
 MARK = "llmlab transcript hook run"
 
@@ -31,48 +31,42 @@ def _ours(h) -> bool:
     return isinstance(h, dict) and MARK in str(h.get("command", ""))
 
 
-def _load(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); not touching it. Fix the file, then run "
-                        "`llmlab transcript hook install` again.") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} does not hold a JSON object; not touching it. Fix the file first.")
-    return data
+FIX = "Fix the file, then run `llmlab transcript hook install` again."
+
+
+def _stop_hooks(doc: dict, path: Path) -> list:
+    stop = files.section(doc, "hooks", path).setdefault("Stop", [])
+    if not isinstance(stop, list):
+        raise UserError(f"{path}: \"hooks.Stop\" is not a list; llmlab will not replace it. "
+                        f"{FIX} Nothing was changed.")
+    return stop
 
 
 def install(project: Path, out: Path | None = None, extra: list[str] | None = None) -> dict:
     path = project / ".claude" / "settings.json"
-    data = _load(path)
-    hooks = data.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise UserError(f"{path}: \"hooks\" is not an object; fix it by hand, then install again.")
-    stop = hooks.setdefault("Stop", [])
-    if not isinstance(stop, list):
-        raise UserError(f"{path}: \"hooks.Stop\" is not a list; fix it by hand, then install again.")
     cmd = command(out, extra)
-    for group in stop:
-        for h in (group.get("hooks") or []) if isinstance(group, dict) else []:
-            if _ours(h):
-                if h["command"] == cmd:
-                    return {"settings": str(path), "changed": False, "command": cmd}
-                h["command"] = cmd
-                atomic_write(path, [json.dumps(data, indent=2) + "\n"])
-                return {"settings": str(path), "changed": True, "command": cmd}
-    stop.append({"hooks": [{"type": "command", "command": cmd, "timeout": 120}]})
-    atomic_write(path, [json.dumps(data, indent=2) + "\n"])
-    return {"settings": str(path), "changed": True, "command": cmd}
+
+    def add(doc: dict) -> None:
+        stop = _stop_hooks(doc, path)
+        ours = [h for g in stop if isinstance(g, dict) for h in (g.get("hooks") or []) if _ours(h)]
+        if ours:
+            ours[0]["command"] = cmd
+        else:
+            stop.append({"hooks": [{"type": "command", "command": cmd, "timeout": 120}]})
+
+    _, change = files.edit_config(path, add, fix=FIX)
+    return {"settings": str(path), "changed": change != "unchanged", "command": cmd}
 
 
 def uninstall(project: Path) -> dict:
     path = project / ".claude" / "settings.json"
-    data = _load(path)
-    stop = (data.get("hooks") or {}).get("Stop")
     removed = 0
-    if isinstance(stop, list):
+
+    def remove(doc: dict) -> None:
+        nonlocal removed
+        stop = (doc.get("hooks") or {}).get("Stop") if isinstance(doc.get("hooks"), dict) else None
+        if not isinstance(stop, list):
+            return
         for group in list(stop):
             if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
                 continue
@@ -82,11 +76,11 @@ def uninstall(project: Path) -> dict:
             if not keep:
                 stop.remove(group)
         if not stop:
-            del data["hooks"]["Stop"]
-        if not data["hooks"]:
-            del data["hooks"]
-    if removed:
-        atomic_write(path, [json.dumps(data, indent=2) + "\n"])
+            del doc["hooks"]["Stop"]
+        if not doc["hooks"]:
+            del doc["hooks"]
+
+    files.edit_config(path, remove, fix=FIX)
     return {"settings": str(path), "changed": bool(removed), "removed": removed}
 
 

@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import atomic_write
 from . import chatgpt, mdout
 from .claude import LogReader, build_session
 from .days import Options, days, resolve_tz
@@ -29,37 +29,6 @@ from .scrub import Known, Scrubber
 
 MANIFEST = ".transcripts.json"
 SCRUB_FILE = "transcript.toml"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, chunks: Iterable[str | bytes]) -> int:
-    """Write chunks (text as UTF-8) to a temp file beside `path`, fsync, rename.
-    Nothing is left behind on error, and the old file stays until the rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                data = c if isinstance(c, bytes) else c.encode()
-                f.write(data)
-                size += len(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # published files follow the umask (0600 under 077)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return size
 
 
 def load_known(scrub_config: Path | None, workspace_root: Path | None) -> Known:

@@ -74,7 +74,9 @@ def run(ctx, p: dict) -> Outcome:
         try:
             cfg = AutoConfig.for_model(**json.loads(path.read_text()))
         except (ValueError, KeyError) as e:
-            raise UserError(f"{path} is not a usable Hugging Face config ({e}).") from None
+            raise UserError(f"{path} is not a usable Hugging Face config ({e}). Give a model's "
+                            "config.json as published beside its weights (it names the "
+                            "model_type, e.g. \"llama\").") from None
         with torch.device("meta"):  # shapes only: no weights are allocated
             model = AutoModelForCausalLM.from_config(cfg)
         source = f"config {path} (meta device, no weights)"

@@ -56,7 +56,7 @@ def run(ctx, p: dict) -> Outcome:
     if len(ids) == start:
         from ...errors import UserError
 
-        raise UserError("The text is empty; give one with -p text=\"...\".")
+        raise UserError("The text is empty; give one with {param:text=...}.")
     ctx.check_length(len(ids))
     h = V.hidden_states(model, ids, [layer])[layer]  # (seq, H)
     per_token = r.scores(h[start:], layer)  # (text tokens, C)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
+from ..aggregators import AGGREGATORS
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
-# difference of means, PCA of paired differences, logistic regression (L2, L1); see vectors.py
-AGGREGATORS = ("mean", "pca", "logreg", "logreg_l1")
 
 
 def _concepts(p: dict) -> list[str] | None:
