@@ -74,7 +74,9 @@ def _apply(buf: bytes, op) -> bytes:
 def _base(tmp_path_factory) -> Workspace:
     from conftest import MINI
 
-    ws = Workspace.init(tmp_path_factory.mktemp("base") / "ws", name="B", curriculum=str(MINI))
+    from llmlab.create import create_workspace
+
+    ws = create_workspace(tmp_path_factory.mktemp("base") / "ws", name="B", curriculum=str(MINI))
     api.observe(ws, "softmax", 0.4, "a")
     m = api.open_misconception(ws, "softmax", claim="wrong")
     api.observe(ws, "tokenization", 0.7, "b")
