@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
+from llmlab import curriculum
+from llmlab.cli import app
 from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
@@ -41,7 +47,8 @@ def default_ws(tmp_path, monkeypatch) -> Workspace:
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `llmlab ARGS` as a subprocess, as a user would."""
+    """Run `llmlab ARGS` as a subprocess, as a user would: for what needs a real process (the
+    entry point itself, concurrency, signals, a fresh interpreter, the README's commands)."""
     e = dict(os.environ)
     if env:
         e.update(env)
@@ -51,4 +58,48 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
 
 @pytest.fixture
 def cli():
+    """`llmlab ARGS` as a subprocess (see `run_cli`)."""
     return run_cli
+
+
+@contextlib.contextmanager
+def _as_a_fresh_process(runner: CliRunner, env: dict | None):
+    """What a new `llmlab` process would start with, restored afterwards: module-level rich
+    consoles made anew under the runner's streams and `env` (a Console fixes its colours and
+    COLUMNS width when it is made, and the ones made at import saw pytest's streams) and an
+    empty curriculum cache (its key, file mtimes, can miss an edit made within one clock tick)."""
+    saved = [(mod, name, value) for mod in list(sys.modules.values())
+             if getattr(mod, "__name__", "").startswith("llmlab")
+             for name, value in list(vars(mod).items()) if isinstance(value, Console)]
+    with runner.isolation(env=env):
+        fresh = [Console(stderr=value.stderr) for _, _, value in saved]
+    for (mod, name, _), console in zip(saved, fresh):
+        setattr(mod, name, console)
+    curriculum._load_cached.cache_clear()
+    try:
+        yield
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
+
+
+def invoke_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+               input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `llmlab ARGS` in this process, through the same root command as the real entry point
+    (a UserError becomes one paragraph on stderr and exit 1), in `cwd` with `env` overrides, both
+    restored afterwards. Returns what `run_cli` returns; an unexpected exception becomes exit 1
+    and a traceback on stderr, as it would from a process."""
+    runner = CliRunner()  # stdout and stderr kept apart
+    with contextlib.chdir(cwd or Path.cwd()), _as_a_fresh_process(runner, env):
+        result = runner.invoke(app, list(args), input=input, env=env, prog_name="llmlab")
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess(["llmlab", *args], result.exit_code, result.stdout, stderr)
+
+
+@pytest.fixture
+def invoke():
+    """`llmlab ARGS` in this process (see `invoke_cli`): for CLI tests where a process adds
+    nothing but start-up time."""
+    return invoke_cli

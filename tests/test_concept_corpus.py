@@ -177,16 +177,16 @@ def test_the_starter_corpus_meets_its_promises():
     assert len(c.unique_texts()) == len(c.all_texts())
 
 
-def test_corpus_command_counts_and_reports_mistakes(cli, mini):
-    r = cli("lab", "corpus", str(mini), "--min-positives", "3", "--json")
+def test_corpus_command_counts_and_reports_mistakes(invoke, mini):
+    r = invoke("lab", "corpus", str(mini), "--min-positives", "3", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["concepts"] == {"anxious": 4, "calm": 4, "curious": 4}
     assert (info["unique_texts"], info["text_uses"], info["forwards_saved"]) == (15, 45, 30)
-    r = cli("lab", "corpus")  # the starter corpus, as a table
+    r = invoke("lab", "corpus")  # the starter corpus, as a table
     assert r.returncode == 0 and "surprised" in r.stdout and "180 unique texts" in r.stdout
     (mini / "stories" / "calm.txt").write_text("")
-    r = cli("lab", "corpus", str(mini))
+    r = invoke("lab", "corpus", str(mini))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "stories/calm.txt: the file is empty" in r.stderr
     assert "concept 'anxious' has 4 positive texts" in r.stderr

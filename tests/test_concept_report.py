@@ -11,7 +11,7 @@ import pytest
 from llmlab.site.build import build
 from llmlab.workspace import Workspace
 
-from conftest import run_cli
+from conftest import invoke_cli
 from test_site_browser import browser, page  # noqa: F401  (fixtures)
 
 MINI = Path(__file__).parent / "fixtures" / "concepts_mini"
@@ -24,13 +24,13 @@ def lab_ws(tmp_path_factory):
     pytest.importorskip("torch")
     root = tmp_path_factory.mktemp("cv") / "ws"
     env = {"LLMLAB_HOME": str(root)}
-    assert run_cli("init", str(root)).returncode == 0
-    r = run_cli("lab", "run", "concept_vectors", "-p", f"corpus={MINI}", "-p", "min_positives=3",
-                "-p", "layers=5,14", "-p", "folds=3", "--json", env=env, timeout=600)
+    assert invoke_cli("init", str(root)).returncode == 0
+    r = invoke_cli("lab", "run", "concept_vectors", "-p", f"corpus={MINI}", "-p", "min_positives=3",
+                   "-p", "layers=5,14", "-p", "folds=3", "--json", env=env)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["event"] and result["metrics"]["unique_texts"] == 15
-    b = run_cli("site", "build", env=env)
+    b = invoke_cli("site", "build", env=env)
     assert b.returncode == 0, b.stderr
     return Workspace(root), result
 
@@ -38,13 +38,13 @@ def lab_ws(tmp_path_factory):
 @pytest.mark.model
 def test_readout_finds_the_newest_vectors_in_the_workspace(lab_ws):
     ws, result = lab_ws
-    r = run_cli("lab", "run", "concept_readout", "-p", "text=Why does the river bend there?",
-                "--json", env={"LLMLAB_HOME": str(ws.root)}, timeout=600)
+    r = invoke_cli("lab", "run", "concept_readout", "-p", "text=Why does the river bend there?",
+                   "--json", env={"LLMLAB_HOME": str(ws.root)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert f"Vectors from {result['dir']}." in out["summary"]
     assert out["event"] and 1 <= out["metrics"]["concept_rank"] <= 3
-    state = json.loads(run_cli("state", "--json", env={"LLMLAB_HOME": str(ws.root)}).stdout)
+    state = json.loads(invoke_cli("state", "--json", env={"LLMLAB_HOME": str(ws.root)}).stdout)
     assert [r["experiment"] for r in state["runs"]][-2:] == ["concept_vectors", "concept_readout"]
 
 
@@ -56,8 +56,8 @@ def test_bad_corpus_from_the_cli_is_a_clear_error_and_changes_nothing(lab_ws, tm
     (tmp_path / "stories").mkdir()
     (tmp_path / "stories" / "calm.txt").write_text("")
     (tmp_path / "stories" / "sad.txt").write_text("One.\n\nTwo.\n")
-    r = run_cli("lab", "run", "concept_vectors", "-p", f"corpus={tmp_path}",
-                env={"LLMLAB_HOME": str(ws.root)})
+    r = invoke_cli("lab", "run", "concept_vectors", "-p", f"corpus={tmp_path}",
+                   env={"LLMLAB_HOME": str(ws.root)})
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "stories/calm.txt: the file is empty" in r.stderr
     assert "concept 'sad' has 2 positive texts (stories/sad.txt), fewer than the 6" in r.stderr

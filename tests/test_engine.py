@@ -177,12 +177,12 @@ def test_time_must_not_go_backwards(ws):
     assert ws.log_path.read_bytes() == before
 
 
-def test_model_check_scores_replay_and_simulation(ws, cli):
+def test_model_check_scores_replay_and_simulation(ws, invoke):
     for q, t in zip((0.5, 0.9, 0.95), (D1, D1b, D2)):
         api.observe(ws, "tokenization", q, "x", at=t)
     bad = api.observe(ws, "softmax", 0.1, "x", at=D3)
     api.retract(ws, bad.id, "wrong concept")
-    r = cli("model-check", "--json", "--learners", "200")
+    r = invoke("model-check", "--json", "--learners", "200")
     assert r.returncode == 0, r.stderr
     import json
     d = json.loads(r.stdout)

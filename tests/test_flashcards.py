@@ -35,15 +35,15 @@ def seed(ws) -> None:
     api.open_misconception(ws, "softmax", claim=NASTY, at="2026-03-01T09:10:00Z")
 
 
-def export(cli, *args, out: Path) -> dict:
-    r = cli("flashcards", "export", "--json", "--out", str(out), *args)
+def export(invoke, *args, out: Path) -> dict:
+    r = invoke("flashcards", "export", "--json", "--out", str(out), *args)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
 
-def test_anki_file_imports_cleanly(ws, cli, tmp_path):
+def test_anki_file_imports_cleanly(ws, invoke, tmp_path):
     seed(ws)
-    res = export(cli, out=tmp_path / "cards")
+    res = export(invoke, out=tmp_path / "cards")
     head, rows = parse_anki(Path(res["anki"]))
     assert head == HEADERS
     assert len(rows) == res["cards"] == 3
@@ -61,9 +61,9 @@ def test_anki_file_imports_cleanly(ws, cli, tmp_path):
     assert kinds == {"concept", "misconception"}
 
 
-def test_misconception_cards_carry_the_correction(ws, cli, tmp_path):
+def test_misconception_cards_carry_the_correction(ws, invoke, tmp_path):
     seed(ws)
-    res = export(cli, out=tmp_path / "cards")
+    res = export(invoke, out=tmp_path / "cards")
     _, rows = parse_anki(Path(res["anki"]))
     cur = ws.curriculum
     by_guid = {r[0]: r for r in rows}
@@ -83,9 +83,9 @@ def test_misconception_cards_carry_the_correction(ws, cli, tmp_path):
     assert "&lt;b&gt;the max&lt;/b&gt;" in md and "<b>the max" not in md
 
 
-def test_concept_card_is_behaviour_to_mechanism(ws, cli, tmp_path):
+def test_concept_card_is_behaviour_to_mechanism(ws, invoke, tmp_path):
     seed(ws)
-    res = export(cli, out=tmp_path / "cards")
+    res = export(invoke, out=tmp_path / "cards")
     _, rows = parse_anki(Path(res["anki"]))
     (card,) = [r for r in rows if r[0] == "llmlab:concept:softmax"]
     c = ws.curriculum.concepts["softmax"]
@@ -95,26 +95,26 @@ def test_concept_card_is_behaviour_to_mechanism(ws, cli, tmp_path):
     assert [c["guid"] for c in res["cards_written"]] == [r[0] for r in rows]
 
 
-def test_selection_options(ws, cli, tmp_path):
+def test_selection_options(ws, invoke, tmp_path):
     seed(ws)
-    res = export(cli, "--concept", "kv_cache", out=tmp_path / "a")
+    res = export(invoke, "--concept", "kv_cache", out=tmp_path / "a")
     assert [c["guid"] for c in res["cards_written"]] == ["llmlab:concept:kv_cache"]
-    res = export(cli, "--module", "basics", out=tmp_path / "b")
+    res = export(invoke, "--module", "basics", out=tmp_path / "b")
     guids = [c["guid"] for c in res["cards_written"]]
     assert guids[:2] == ["llmlab:concept:tokenization", "llmlab:concept:softmax"]
     # the logged misconceptions of those concepts, and no duplicate of the logged catalog one
     assert set(guids[2:]) == {TOK, FREE}
-    res = export(cli, "--all", out=tmp_path / "c")
+    res = export(invoke, "--all", out=tmp_path / "c")
     n_concepts = len(ws.curriculum.concepts)
     assert res["concept_cards"] == n_concepts and res["misconception_cards"] == 2
-    r = cli("flashcards", "export", "--concept", "softmx")
+    r = invoke("flashcards", "export", "--concept", "softmx")
     assert r.returncode == 1 and "Did you mean 'softmax'" in r.stderr
-    r = cli("flashcards", "export", "--module", "nope")
+    r = invoke("flashcards", "export", "--module", "nope")
     assert r.returncode == 1 and "Unknown module 'nope'" in r.stderr
 
 
-def test_default_out_dir_and_empty_selection(ws, cli):
-    r = cli("flashcards", "export")
+def test_default_out_dir_and_empty_selection(ws, invoke):
+    r = invoke("flashcards", "export")
     assert r.returncode == 0 and "Nothing is due or weak yet" in r.stdout
     head, rows = parse_anki(ws.root / "flashcards" / "llmlab-flashcards.txt")
     assert head == HEADERS and rows == []
@@ -152,7 +152,7 @@ def test_short_answers_and_varied_forms(ws):
     assert len({f.split(" ")[0] for f in fronts}) == len(flashcards.FORMS)  # every form is used
 
 
-def test_anki_imports_the_file_and_a_reimport_updates(ws, cli, tmp_path):
+def test_anki_imports_the_file_and_a_reimport_updates(ws, invoke, tmp_path):
     """The real Anki library imports the export: every card once, and importing a later
     export (a misconception resolved since) updates the notes instead of adding copies."""
     import pytest
@@ -162,7 +162,7 @@ def test_anki_imports_the_file_and_a_reimport_updates(ws, cli, tmp_path):
 
     seed(ws)
     api.observe(ws, "kv_cache", 0.4, "unsure", at="2026-03-01T09:20:00Z")
-    first = export(cli, "--all", out=tmp_path / "a")
+    first = export(invoke, "--all", out=tmp_path / "a")
     col = anki.Collection(str(tmp_path / "c.anki2"))
     try:
         def load(path: str):
@@ -175,7 +175,7 @@ def test_anki_imports_the_file_and_a_reimport_updates(ws, cli, tmp_path):
         assert guids == {c["guid"] for c in first["cards_written"]}
         api.resolve_misconception(ws, "evt_000002", "tokens are byte sequences",
                                   at="2026-03-02T09:00:00Z")
-        second = export(cli, "--all", out=tmp_path / "b")
+        second = export(invoke, "--all", out=tmp_path / "b")
         log = load(second["anki"])
         assert len(log.new) == 0 and len(log.updated) >= 1
         assert col.note_count() == first["cards"]

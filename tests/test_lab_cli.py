@@ -1,4 +1,5 @@
-"""Predict, run, compare, as a learner does it: the CLI as a subprocess, the files it wrote."""
+"""Predict, run, compare, as a learner does it: the CLI in-process (conftest
+`invoke`, through the real root command), the files it wrote."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from llmlab.lab import models  # noqa: E402
 pytestmark = pytest.mark.model
 
 
-def test_predict_run_compare_through_the_cli(ws, cli):
-    r = cli("predict", "sampling", "top1_prob", "0.3", "--concept", "softmax", "--tolerance", "0.5")
+def test_predict_run_compare_through_the_cli(ws, invoke):
+    r = invoke("predict", "sampling", "top1_prob", "0.3", "--concept", "softmax",
+               "--tolerance", "0.5")
     assert r.returncode == 0, r.stderr
-    bad = cli("predict", "sampling", "top1", "0.3")
+    bad = invoke("predict", "sampling", "top1", "0.3")
     assert bad.returncode == 1 and "top1_prob" in bad.stderr
-    r = cli("lab", "run", "sampling", "-p", "draws=500", "-p", "greedy_runs=2", "--json",
-            timeout=300)
+    r = invoke("lab", "run", "sampling", "-p", "draws=500", "-p", "greedy_runs=2", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     run_dir = ws.runs_dir / res["run_id"]
@@ -44,29 +45,29 @@ def test_predict_run_compare_through_the_cli(ws, cli):
     assert events[-1]["data"]["comparisons"][0]["prediction"] == comp["prediction"]
     st = api.state(ws)
     assert st["predictions"]["compared"] == 1 and st["predictions"]["pending"] == []
-    shown = cli("lab", "show", res["run_id"])
+    shown = invoke("lab", "show", res["run_id"])
     assert shown.returncode == 0 and "top1_prob" in shown.stdout and "0.3" in shown.stdout
-    assert json.loads(cli("lab", "show", res["run_id"], "--json").stdout)["run_id"] == res["run_id"]
-    missing = cli("lab", "show", "nope")
+    shown = invoke("lab", "show", res["run_id"], "--json")
+    assert json.loads(shown.stdout)["run_id"] == res["run_id"]
+    missing = invoke("lab", "show", "nope")
     assert missing.returncode == 1 and res["run_id"] in missing.stderr  # lists the real runs
 
 
-def test_a_run_outside_a_workspace_is_written_but_not_recorded(tmp_path, cli):
+def test_a_run_outside_a_workspace_is_written_but_not_recorded(tmp_path, invoke):
     out = tmp_path / "runs"
-    r = cli("lab", "run", "residual", "--out", str(out), "-p", "prompt=The capital of Italy is",
-            timeout=300)
+    r = invoke("lab", "run", "residual", "--out", str(out), "-p", "prompt=The capital of Italy is")
     assert r.returncode == 0, r.stderr
     assert "Not recorded" in r.stdout and "Rome" in r.stdout
     (run_dir,) = out.iterdir()
     saved = json.loads((run_dir / "result.json").read_text())
     assert saved["event"] is None and saved["comparisons"] == []
     assert saved["params"]["prompt"] == "The capital of Italy is"
-    shown = cli("lab", "show", str(run_dir), "--json")
+    shown = invoke("lab", "show", str(run_dir), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["run_id"] == run_dir.name
 
 
-def test_a_prompt_longer_than_the_context_exits_1(ws, cli):
-    r = cli("lab", "run", "residual", "-p", "prompt=" + "word " * 8300, timeout=300)
+def test_a_prompt_longer_than_the_context_exits_1(ws, invoke):
+    r = invoke("lab", "run", "residual", "-p", "prompt=" + "word " * 8300)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "longer than the model's context window of 8192 tokens" in r.stderr
     assert not any(ws.runs_dir.glob("*/result.json"))  # nothing written, nothing recorded

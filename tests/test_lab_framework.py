@@ -111,9 +111,9 @@ def test_bool_params_parse_words(b):
                                                        "llmlab lab models"]),
     (["lab", "run", "cost", "-p", "lengths=64"], ["needs at least 2 different values"]),
 ])
-def test_bad_input_exits_1_with_what_is_valid(cli, args, words):
+def test_bad_input_exits_1_with_what_is_valid(invoke, args, words):
     """Bad input fails fast (before the model loads) with a message, never a traceback."""
-    r = cli(*args, "--no-record")
+    r = invoke(*args, "--no-record")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     for w in words:

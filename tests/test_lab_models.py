@@ -35,14 +35,14 @@ def test_model_files_are_verified_and_a_bad_hash_is_refused():
         models.resolve("smollm2")
 
 
-def test_lab_models_lists_both_ready(cli):
-    r = cli("lab", "models", "--json")
+def test_lab_models_lists_both_ready(invoke):
+    r = invoke("lab", "models", "--json")
     assert r.returncode == 0, r.stderr
     rows = {x["name"]: x for x in json.loads(r.stdout)}
     assert set(rows) == {"smollm2-135m-instruct", "minilm-l6"}
     for x in rows.values():
         assert x["ready"] and x["verified"] and x["size_mb"] > 10 and x["summary"]
-    human = cli("lab", "models")
+    human = invoke("lab", "models")
     assert human.returncode == 0 and "smollm2-135m-instruct" in human.stdout
 
 
@@ -100,8 +100,8 @@ def test_cache_manifest_catches_a_damaged_copy(smol, tmp_path):
     assert not models.cache_ok(fake)
 
 
-def test_requirements_pin_the_wheels_by_hash(cli):
-    r = cli("lab", "models", "--requirements")
+def test_requirements_pin_the_wheels_by_hash(invoke):
+    r = invoke("lab", "models", "--requirements")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
     assert lines == [f"{e.wheel} --hash=sha256:{e.wheel_sha256}" for e in models.REGISTRY.values()]

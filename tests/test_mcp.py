@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from llmlab import tutor
+from llmlab import compact, tutor
 from llmlab.errors import COMMANDS
 
 TIME_KEYS = {"now", "days_since_seen", "recall"}  # depend on the wall clock, not the log
@@ -52,8 +52,8 @@ def timeless(obj):
     return obj
 
 
-def cli_error(cli, *args) -> str:
-    r = cli(*args)
+def cli_error(invoke, *args) -> str:
+    r = invoke(*args)
     assert r.returncode == 1, r.stdout
     assert r.stderr.startswith("Error: ")
     return " ".join(r.stderr[len("Error: "):].split())
@@ -110,7 +110,7 @@ def test_resources_and_prompt_read_the_workspace(ws):
 
 # ---------------------------------------------------------------- a session, end to end
 
-def test_session_round_trip_equals_cli_state(ws, cli):
+def test_session_round_trip_equals_cli_state(ws, invoke):
     async def go():
         async with connect(ws.root) as c:
             out = {}
@@ -134,8 +134,10 @@ def test_session_round_trip_equals_cli_state(ws, cli):
                 "concept": "softmax", "quality": 0.2, "evidence": "logged on the wrong concept"}))
             out["u"] = data(await c.call_tool("retract_event", {
                 "event": out["bad"]["id"], "reason": "meant attention"}))
-            out["state"] = data(await c.call_tool("get_state", {"history": True}))
-            out["brief"] = data(await c.call_tool("get_state", {}))
+            out["state"] = data(await c.call_tool("get_state", {"detail": "full",
+                                                                 "history": True}))
+            out["brief"] = data(await c.call_tool("get_state", {"detail": "full"}))
+            out["compact"] = data(await c.call_tool("get_state", {}))
             out["resource"] = json.loads(
                 (await c.read_resource("llmlab://state")).contents[0].text)
             out["next"] = data(await c.call_tool("next_probes", {"limit": 3}))
@@ -146,7 +148,7 @@ def test_session_round_trip_equals_cli_state(ws, cli):
     assert [out[k]["id"] for k in ("o1", "m", "o2", "r", "p", "x", "bad", "u")] == \
         [f"evt_{i:06d}" for i in range(1, 9)]
     assert out["p"]["actor"] == "learner" and out["o1"]["actor"] == "tutor"
-    r = cli("state", "--json")
+    r = invoke("state", "--json")
     assert r.returncode == 0, r.stderr
     cli_state = json.loads(r.stdout)
     assert timeless(out["state"]) == timeless(cli_state)
@@ -154,6 +156,7 @@ def test_session_round_trip_equals_cli_state(ws, cli):
     for c in cli_state["concepts"].values():  # the default leaves out only the histories
         del c["history"]
     assert timeless(out["brief"]) == timeless(cli_state)
+    assert timeless(out["compact"]) == timeless(compact.state(cli_state))  # the default
     s = out["state"]
     assert s["events"] == 8
     assert s["misconceptions"]["open"] == [] and len(s["misconceptions"]["resolved"]) == 1
@@ -162,12 +165,12 @@ def test_session_round_trip_equals_cli_state(ws, cli):
     assert not s["concepts"]["tokenization"]["mastered"]  # one day: the gates hold
     assert out["next"]["next"] == timeless(cli_state["next"][:3])
     assert [e["id"] for e in out["concept"]["evidence"]][:2] == ["evt_000001", "evt_000002"]
-    assert cli("verify").returncode == 0
+    assert invoke("verify").returncode == 0
 
 
 # ---------------------------------------------------------------- rejected calls
 
-def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, cli):
+def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, invoke):
     before_setup = ws.log_path.read_bytes()
     assert before_setup == b""
 
@@ -209,7 +212,7 @@ def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, cli):
         assert needle in msg, msg
         assert "--" not in msg  # an agent has arguments, not flags
         # the CLI's very message, each shell naming inputs its own way
-        cli_msg = cli_error(cli, *cli_args)
+        cli_msg = cli_error(invoke, *cli_args)
         for flag in ("catalog", "claim"):
             cli_msg = cli_msg.replace(f"--{flag}", f"the `{flag}` argument")
         for command, tool in COMMANDS.values():
@@ -245,7 +248,7 @@ def test_no_workspace_is_a_tool_error_not_a_crash(tmp_path):
 
 # ---------------------------------------------------------------- concurrency
 
-def test_two_clients_writing_at_once_lose_nothing(ws, cli):
+def test_two_clients_writing_at_once_lose_nothing(ws, invoke):
     n = 50
 
     async def writer(tag: str):
@@ -265,7 +268,7 @@ def test_two_clients_writing_at_once_lose_nothing(ws, cli):
     for tag in "ab":
         assert sorted(int(e["data"]["evidence"].split()[1]) for e in events
                       if e["data"]["evidence"].startswith(tag)) == list(range(n))
-    r = cli("verify", "--json")
+    r = invoke("verify", "--json")
     assert r.returncode == 0, r.stdout
     assert json.loads(r.stdout)["ok"] is True
 
@@ -294,7 +297,7 @@ def test_run_without_the_lab_extra_says_how_to_install_it(ws, tmp_path):
 
 
 @pytest.mark.model
-def test_prediction_then_a_small_run_through_mcp(ws, cli):
+def test_prediction_then_a_small_run_through_mcp(ws, invoke):
     pytest.importorskip("torch")
     progress: list[tuple] = []
 
@@ -322,17 +325,17 @@ def test_prediction_then_a_small_run_through_mcp(ws, cli):
     assert Path(r["dir"], "result.json").is_file()
     assert progress and "sampling" in progress[0][2]
     assert s["predictions"]["compared"] == 1
-    assert cli("verify").returncode == 0
+    assert invoke("verify").returncode == 0
 
 
-def test_list_experiments_equals_lab_list_json(ws, cli):
+def test_list_experiments_equals_lab_list_json(ws, invoke):
     """One description of an experiment: the MCP tool and `llmlab lab list --json` agree."""
     async def go():
         async with connect(ws.root) as c:
             return data(await c.call_tool("list_experiments", {}))
 
     listed = run(go())
-    r = cli("lab", "list", "--json")
+    r = invoke("lab", "list", "--json")
     assert r.returncode == 0, r.stderr
     assert listed["experiments"] == json.loads(r.stdout)
     sampling = next(x for x in listed["experiments"] if x["name"] == "sampling")

@@ -150,12 +150,14 @@ def test_marketplace_lists_the_plugin():
 def test_hooks_json_runs_the_hook_entry_point():
     h = load(PLUGIN / "hooks" / "hooks.json")
     jsonschema.validate(h, HOOKS_SCHEMA)
-    assert set(h["hooks"]) == {"SessionStart", "Stop"}
+    assert set(h["hooks"]) == {"SessionStart", "Stop", "UserPromptSubmit"}
     (ss,) = h["hooks"]["SessionStart"]
     assert set(ss["matcher"].split("|")) == {"startup", "resume", "clear", "compact"}
     commands = {e: g["hooks"][0]["command"] for e, gs in h["hooks"].items() for g in gs}
     assert commands == {"SessionStart": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" session-start',
-                        "Stop": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" stop'}
+                        "Stop": 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" stop',
+                        "UserPromptSubmit":
+                            'sh "${CLAUDE_PLUGIN_ROOT}/hooks/run.sh" user-prompt-submit'}
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["llmlab-hook"] == "llmlab.plugin.hooks:main"
 
@@ -253,11 +255,11 @@ def test_slash_commands(name):
     assert "never" in body.lower() or name in ("flashcards", "predict")
 
 
-def test_command_bodies_name_real_cli_commands(cli):
+def test_command_bodies_name_real_cli_commands(invoke):
     """The CLI commands the slash commands rely on exist (help exits 0)."""
     for args in (["next", "--help"], ["state", "--help"], ["flashcards", "export", "--help"],
                  ["log", "observe", "--help"], ["predict", "--help"], ["site", "build", "--help"]):
-        r = cli(*args)
+        r = invoke(*args)
         assert r.returncode == 0, (args, r.stderr)
 
 
@@ -555,14 +557,14 @@ def test_stop_refreshes_the_transcript_page_when_turned_on(ws, tmp_path):
     assert any("About 4 times" in p.read_text() for p in html_pages)
 
 
-def test_tutor_setup_for_claude_code_enables_the_plugin(ws, cli):
-    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+def test_tutor_setup_for_claude_code_enables_the_plugin(ws, invoke):
+    r = invoke("tutor", "setup", "--client", "claude-code", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["plugin"]["change"] == "created"
     settings = json.loads((ws.root / ".claude" / "settings.json").read_text())
     assert settings["enabledPlugins"] == {"llmlab@llmlab": True}
-    r = cli("tutor", "setup", "--client", "claude-code", "--json")
+    r = invoke("tutor", "setup", "--client", "claude-code", "--json")
     assert json.loads(r.stdout)["plugin"]["change"] == "unchanged"
 
 
@@ -625,3 +627,41 @@ def test_hook_log_rotates(tmp_path):
     assert (tmp_path / "state" / "hooks.log.1").stat().st_size > hooks.HOOK_LOG_MAX
     (entry,) = [json.loads(x) for x in log.read_text().splitlines()]
     assert entry["error"] == "ValueError: boom" and entry["event"] == "stop"
+
+
+def _session(path: Path, prompts: int, write_after: int | None = None) -> None:
+    """A Claude Code log: the tutor asks, the learner answers, `prompts` times; a record
+    tool call after the answer number `write_after`."""
+    recs = []
+    for i in range(1, prompts + 1):
+        recs.append({"type": "assistant", "message": {"role": "assistant", "content": [
+            {"type": "text", "text": f"Question {i}: why does softmax sum to one?"}]}})
+        recs.append({"type": "user", "message": {"role": "user", "content": f"answer {i}"},
+                     "timestamp": "2026-03-02T10:00:00.000Z"})
+        if i == write_after:
+            recs.append({"type": "assistant", "message": {"role": "assistant", "content": [
+                {"type": "tool_use", "id": f"t{i}", "name": "mcp__llmlab__record_observation",
+                 "input": {"concept": "softmax"}}]}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_user_prompt_submit_reminds_only_after_unrecorded_messages(ws, tmp_path):
+    log = tmp_path / "session.jsonl"
+
+    def submit(prompts: int, write_after: int | None = None) -> str:
+        _session(log, prompts, write_after)
+        r = run_hook("user-prompt-submit", json.dumps({
+            "hook_event_name": "UserPromptSubmit", "cwd": str(ws.root), "prompt": "next",
+            "transcript_path": str(log)}), tmp_path)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        return r.stdout
+
+    assert submit(2) == ""  # the 3rd message: nothing to say yet
+    out = json.loads(submit(3))["hookSpecificOutput"]  # the 4th unrecorded one
+    assert out["hookEventName"] == "UserPromptSubmit"
+    text = out["additionalContext"]
+    assert len(text) <= 300 and "4 learner messages" in text and "Never claim mastery" in text
+    assert submit(4) == ""  # not on every message after that
+    assert "8 learner messages" in submit(7)
+    assert submit(7, write_after=5) == ""  # a record resets the count
+    assert hook_log(ws) == []

@@ -1,30 +1,25 @@
-"""README "Learning inside Claude Code": every command of the section runs as written
-(except starting `claude` and installing, which the test environment already did)."""
+"""docs/tutor-and-clients.md "Learning inside Claude Code": every command of the section
+runs as written (except starting `claude` and installing, which the test environment
+already did)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
+from doctext import DOCS, ROOT, section as doc_section, sh_lines
 
 
 def section() -> str:
-    m = re.search(r"^## Learning inside Claude Code\n(.*?)(?=^## |\Z)", README.read_text(),
-                  re.S | re.M)
-    assert m, "README has no '## Learning inside Claude Code' section"
-    return m.group(1)
+    return doc_section("Learning inside Claude Code", DOCS / "tutor-and-clients.md")
 
 
 def test_section_runs_as_written(tmp_path, cli):
-    lines = [ln.split("  #")[0].strip()
-             for block in re.findall(r"```sh\n(.*?)```", section(), re.S)
-             for ln in block.splitlines()]
+    lines = sh_lines(section())
     skipped = {ln for ln in lines if ln.startswith(("python3 -m venv", ". .venv", "claude"))}
     assert len(skipped) == 3
     env = dict(os.environ, HOME=str(tmp_path), LLMLAB_HOME="",
@@ -57,7 +52,7 @@ def test_section_runs_as_written(tmp_path, cli):
 
 def test_section_names_every_slash_command_and_setting():
     text = section()
-    for cmd in sorted(p.stem for p in (README.parent / "plugin" / "commands").glob("*.md")):
+    for cmd in sorted(p.stem for p in (ROOT / "plugin" / "commands").glob("*.md")):
         assert f"/llmlab:{cmd}" in text
     for key in ("remind", "transcript", "brief_probes"):
         assert f"`{key} =" in text

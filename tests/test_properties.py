@@ -120,11 +120,11 @@ bad_inputs = st.one_of(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=bad_inputs)
-def test_bad_cli_input_leaves_log_byte_identical(ws, cli, args):
+def test_bad_cli_input_leaves_log_byte_identical(ws, invoke, args):
     if not ws.log_path.read_bytes():
         api.observe(ws, "softmax", 0.5, "seed event")
     before = ws.log_path.read_bytes()
-    r = cli(*args)
+    r = invoke(*args)
     assert r.returncode != 0, (args, r.stdout)
     assert "Traceback" not in r.stderr
     assert ws.log_path.read_bytes() == before

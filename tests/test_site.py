@@ -39,9 +39,9 @@ def _some_evidence(ws: Workspace) -> None:
 
 # ---------------------------------------------------------------- build and JSON twins
 
-def test_site_build_cli_writes_every_page_and_twin(ws, cli):
+def test_site_build_cli_writes_every_page_and_twin(ws, invoke):
     _some_evidence(ws)
-    r = cli("site", "build", "--json")
+    r = invoke("site", "build", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     site = ws.site_dir
@@ -55,21 +55,21 @@ def test_site_build_cli_writes_every_page_and_twin(ws, cli):
         assert (site / rel).is_file(), rel
     assert res["pages"] == 2 + len(cur.concepts) + len(cur.modules)
     # a second build with nothing new rewrites nothing but what carries the build time
-    again = json.loads(cli("site", "build", "--json").stdout)
+    again = json.loads(invoke("site", "build", "--json").stdout)
     assert again["build"] == res["build"]
     assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 2
     # no temp files left behind by the atomic writes
     assert not [p for p in site.rglob(".*") if p.is_file()]
     # pages of concepts the curriculum no longer has are removed
     (site / "concepts" / "gone.html").write_text("old")
-    assert json.loads(cli("site", "build", "--json").stdout)["pruned"] == 1
+    assert json.loads(invoke("site", "build", "--json").stdout)["pruned"] == 1
     assert not (site / "concepts" / "gone.html").exists()
 
 
-def test_json_twins_equal_the_state_and_the_api(ws, cli):
+def test_json_twins_equal_the_state_and_the_api(ws, invoke):
     _some_evidence(ws)
     build(ws)
-    state = json.loads(cli("state", "--json").stdout)
+    state = json.loads(invoke("state", "--json").stdout)
     index = json.loads((ws.site_dir / "index.json").read_text())
     assert index["overall"] == state["overall"]
     assert index["current_module"]["id"] == state["current_module"]
@@ -335,9 +335,9 @@ def test_serve_reports_a_busy_port_as_a_user_error(ws, cli):
 
 
 def test_readme_dashboard_commands_run_as_written(ws, cli):
-    from test_readme import commands, section
+    from doctext import DOCS, commands
 
-    cmds = commands(section("Dashboard"))
+    cmds = commands((DOCS / "dashboard.md").read_text())
     assert "llmlab site build" in cmds and "llmlab serve" in cmds
     api.observe(ws, "softmax", 0.7, "exponentiated first")
     with socket.socket() as s:  # plain `llmlab serve` uses settings.port: point it at a free one

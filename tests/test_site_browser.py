@@ -24,7 +24,7 @@ from llmlab.site.server import Server
 from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
-from conftest import MINI, run_cli
+from conftest import MINI, invoke_cli
 
 pytestmark = pytest.mark.browser
 
@@ -58,16 +58,17 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """`llmlab demo --no-serve`, run once as a user would: a workspace and its built site."""
+    """`llmlab demo --no-serve`, run once (in-process, through the real root command): a
+    workspace and its built site."""
     root = tmp_path_factory.mktemp("demo") / "demo-workspace"
-    r = run_cli("demo", "--dir", str(root), "--no-serve", timeout=600)
+    r = invoke_cli("demo", "--dir", str(root), "--no-serve")
     assert r.returncode == 0, r.stderr
     assert "Dashboard: " in r.stdout and (root / "site" / "index.html").is_file()
     return Workspace(root)
 
 
 def _state(ws: Workspace) -> dict:
-    r = run_cli("state", "--json", env={"LLMLAB_HOME": str(ws.root)})
+    r = invoke_cli("state", "--json", env={"LLMLAB_HOME": str(ws.root)})
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -151,18 +152,18 @@ def test_file_url_makes_no_network_request(demo, page):
 
 # ---------------------------------------------------------------- readiness
 
-def test_ready_marker_appears_after_the_concepts_are_mastered(ws, page, cli):
-    assert cli("site", "build").returncode == 0
+def test_ready_marker_appears_after_the_concepts_are_mastered(ws, page, invoke):
+    assert invoke("site", "build").returncode == 0
     page.goto((ws.site_dir / "index.html").as_uri())
     item = page.locator("[data-exit=explain_sampling]")
     assert item.locator("[data-testid=ready-marker]").count() == 0
     assert item.locator(".progress").inner_text() == "0/2 mastered"
     days = (2.2, 2.1, 1.2, 1.1, 0.02, 0.01)  # three observations each, on two+ days
     for i, concept in enumerate(["tokenization", "softmax"] * 3):
-        r = cli("log", "observe", concept, "-q", "1.0", "-e", "explained it with numbers",
-                "--at", _at(days[i]))
+        r = invoke("log", "observe", concept, "-q", "1.0", "-e", "explained it with numbers",
+                   "--at", _at(days[i]))
         assert r.returncode == 0, r.stderr
-    assert cli("site", "build").returncode == 0
+    assert invoke("site", "build").returncode == 0
     page.reload()
     assert item.locator("[data-testid=ready-marker]").is_visible()
     assert "is-ready" in item.get_attribute("class")
@@ -175,7 +176,7 @@ def test_ready_marker_appears_after_the_concepts_are_mastered(ws, page, cli):
 
 # ---------------------------------------------------------------- live update
 
-def test_live_update_within_two_seconds_without_reload(ws, page, cli):
+def test_live_update_within_two_seconds_without_reload(ws, page, invoke):
     env = {**os.environ, "LLMLAB_HOME": str(ws.root)}
     srv = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", "--port", "0"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -187,8 +188,8 @@ def test_live_update_within_two_seconds_without_reload(ws, page, cli):
         page.locator("#live").wait_for(state="visible", timeout=5000)  # event stream open
         before = page.locator("[data-testid=overall-mastery]").get_attribute("data-value")
         page.evaluate("window.__sameDocument = true")
-        r = cli("log", "observe", "tokenization", "-q", "0.9", "-e", "live: counted tokens",
-                "--json")
+        r = invoke("log", "observe", "tokenization", "-q", "0.9", "-e", "live: counted tokens",
+                   "--json")
         assert r.returncode == 0, r.stderr
         logged = parse_ts(json.loads(r.stdout)["ts"])
         page.wait_for_function(
@@ -243,8 +244,8 @@ def test_hostile_text_is_shown_as_text_on_every_page(tmp_path, page):
 
 # ---------------------------------------------------------------- empty workspace
 
-def test_empty_workspace_renders_zeros(ws, page, cli):
-    assert cli("site", "build").returncode == 0
+def test_empty_workspace_renders_zeros(ws, page, invoke):
+    assert invoke("site", "build").returncode == 0
     page.goto((ws.site_dir / "index.html").as_uri())
     assert page.locator("[data-testid=overall-mastery] .num").inner_text() == "0%"
     assert page.locator("[data-testid=mastered] .num").inner_text() == "0/4"

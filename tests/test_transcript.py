@@ -22,6 +22,8 @@ import pytest
 from llmlab.transcript import Options, Publisher, Settings
 from llmlab.transcript.scrub import Known, Scrubber
 
+from conftest import invoke_cli
+
 FIX = Path(__file__).parent / "fixtures" / "transcript"
 PROJECT = FIX / "claude" / "-home-alice-llm-course"
 SID = "0b6f6f0e-1c1a-4b7e-9a51-3c2b8d9e0a11"
@@ -33,7 +35,13 @@ SECRETS = ["sk-proj-T3stFakeKey0000000000000000000000000001",
            "hf_FakeHuggingFaceToken00000000000000001", "alice@example.com", "bob@example.org", "/home/alice"]
 
 
+def transcript(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """`llmlab transcript ARGS` in this process (conftest `invoke_cli`)."""
+    return invoke_cli("transcript", *args, cwd=cwd, env=env)
+
+
 def run(*args: str, cwd: Path | None = None, env: dict | None = None, input: str | None = None):
+    """`llmlab transcript ARGS` as a process, for the README's commands."""
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "llmlab", "transcript", *args], cwd=cwd, env=e, input=input,
@@ -300,7 +308,7 @@ def test_planted_secrets_never_reach_any_output(site):
 
 
 def test_scrub_report_counts_by_rule_and_field_without_echoing(tmp_path):
-    r = run("build", str(PROJECT), "--out", str(tmp_path / "o"), "--tz", "UTC", "--json")
+    r = transcript("build", str(PROJECT), "--out", str(tmp_path / "o"), "--tz", "UTC", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)["scrub"]
     assert report["by_field"]["openai-key"] == {"tool input": 2}  # the command and its summary line
@@ -310,7 +318,7 @@ def test_scrub_report_counts_by_rule_and_field_without_echoing(tmp_path):
     assert report["by_field"]["huggingface-token"] == {"summary": 1}
     for secret in SECRETS[:5]:
         assert secret not in r.stdout
-    human = run("build", str(PROJECT), "--out", str(tmp_path / "h"), "--tz", "UTC")
+    human = transcript("build", str(PROJECT), "--out", str(tmp_path / "h"), "--tz", "UTC")
     assert "anthropic-key 1 (tool result 1)" in " ".join(human.stdout.split())
     assert not any(s in human.stdout for s in SECRETS[:5])
 
@@ -322,7 +330,7 @@ def test_known_values_from_config_are_scrubbed_in_any_case(tmp_path):
                                "I am Ana Lopez (ANA LOPEZ on forms), repo at /srv/acme-secret/x"}}) + "\n")
     cfg = tmp_path / "transcript.toml"
     cfg.write_text('[scrub]\nnames = ["Ana Lopez"]\npaths = ["/srv/acme-secret"]\n')
-    r = run("build", str(log), "--out", str(tmp_path / "o"), "--scrub-config", str(cfg), "--tz", "UTC")
+    r = transcript("build", str(log), "--out", str(tmp_path / "o"), "--scrub-config", str(cfg), "--tz", "UTC")
     assert r.returncode == 0, r.stderr
     html = (tmp_path / "o" / "n.html").read_text()
     assert "Ana" not in html and "ANA" not in html and "acme-secret" not in html
@@ -334,8 +342,8 @@ def test_final_rescan_refuses_to_write_a_leak(tmp_path):
     cfg.write_text('[scrub]\nnames = ["Ana"]\n')
     out = tmp_path / "o"
     # The index title comes from the command line, not a log: only the re-scan can catch it.
-    r = run("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--scrub-config", str(cfg),
-            "--title", "Ana's course")
+    r = transcript("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--scrub-config", str(cfg),
+                   "--title", "Ana's course")
     assert r.returncode == 1
     assert "Refusing to write the transcript index" in r.stderr and "known-name" in r.stderr
     assert "Traceback" not in r.stderr
@@ -360,10 +368,10 @@ def test_secret_patterns_leave_ordinary_llm_talk_alone():
 
 def test_cli_incremental_rebuild_and_errors(tmp_path):
     out = tmp_path / "o"
-    first = run("build", str(PROJECT), "--out", str(out), "--json")
+    first = transcript("build", str(PROJECT), "--out", str(out), "--json")
     assert first.returncode == 0, first.stderr
     assert all(s["rebuilt"] for s in json.loads(first.stdout)["sessions"])
-    second = json.loads(run("build", str(PROJECT), "--out", str(out), "--json").stdout)
+    second = json.loads(transcript("build", str(PROJECT), "--out", str(out), "--json").stdout)
     assert not any(s["rebuilt"] for s in second["sessions"])
     copy = tmp_path / "proj"
     shutil.copytree(PROJECT, copy)
@@ -371,15 +379,15 @@ def test_cli_incremental_rebuild_and_errors(tmp_path):
         f.write(json.dumps({"type": "user", "uuid": "b-003", "parentUuid": "b-002", "sessionId": SID2,
                             "timestamp": "2025-06-05T14:01:00Z",
                             "message": {"role": "user", "content": "APPENDED_PROMPT"}}) + "\n")
-    third = json.loads(run("build", str(copy), "--out", str(out), "--json").stdout)
+    third = json.loads(transcript("build", str(copy), "--out", str(out), "--json").stdout)
     assert {s["id"]: s["rebuilt"] for s in third["sessions"]} == {SID: True, SID2: True}  # new source path
     assert "APPENDED_PROMPT" in (out / f"{SID2}.html").read_text()
 
-    missing = run("build", str(tmp_path / "nope.jsonl"))
+    missing = transcript("build", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
-    agent = run("build", str(PROJECT / "agent-e5f6a7b.jsonl"))
+    agent = transcript("build", str(PROJECT / "agent-e5f6a7b.jsonl"))
     assert agent.returncode == 1 and "sub-agent log" in agent.stderr
-    tz = run("build", str(PROJECT), "--tz", "Mars/Olympus")
+    tz = transcript("build", str(PROJECT), "--tz", "Mars/Olympus")
     assert tz.returncode == 1 and "Unknown timezone" in tz.stderr
 
 
@@ -389,29 +397,28 @@ def test_default_input_is_this_folders_claude_code_project(tmp_path):
     proj.mkdir(parents=True)
     enc = re.sub(r"[^A-Za-z0-9]", "-", str(proj.resolve()))
     shutil.copytree(PROJECT, home / ".claude" / "projects" / enc)
-    r = run("list", "--json", cwd=proj, env={"HOME": str(home)})
+    r = transcript("list", "--json", cwd=proj, env={"HOME": str(home)})
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert sorted((Path(x["path"]).name, x["subagents"]) for x in rows) == [(f"{SID}.jsonl", 2), (f"{SID2}.jsonl", 0)]
-    r = run("build", cwd=proj, env={"HOME": str(home)})
+    r = transcript("build", cwd=proj, env={"HOME": str(home)})
     assert r.returncode == 0, r.stderr
     assert (proj / "transcripts" / "index.html").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = run("build", cwd=empty, env={"HOME": str(home)})
+    r = transcript("build", cwd=empty, env={"HOME": str(home)})
     assert r.returncode == 1 and "No Claude Code sessions for this folder" in r.stderr
 
 
 def test_in_a_workspace_pages_go_to_the_site_and_link_the_dashboard(tmp_path):
     ws = tmp_path / "ws"
-    r = subprocess.run([sys.executable, "-m", "llmlab", "init", str(ws), "--name", "Ana Lopez"],
-                       capture_output=True, text=True, env={**os.environ, "LLMLAB_HOME": ""})
+    r = invoke_cli("init", str(ws), "--name", "Ana Lopez", env={"LLMLAB_HOME": ""})
     assert r.returncode == 0, r.stderr
     (ws / "notes" / "afterthoughts").mkdir(parents=True)
     (ws / "notes" / "afterthoughts" / f"{SID2}.md").write_text("PER_SESSION_AFTERTHOUGHT by Ana Lopez")
     log = tmp_path / f"{SID2}.jsonl"
     log.write_text((PROJECT / f"{SID2}.jsonl").read_text().replace("what is a logit?", "what is a logit, Ana Lopez?"))
-    r = run("build", str(log), cwd=ws, env={"LLMLAB_HOME": ""})
+    r = transcript("build", str(log), cwd=ws, env={"LLMLAB_HOME": ""})
     assert r.returncode == 0, r.stderr
     site = ws / "site" / "transcripts"
     index = (site / "index.html").read_text()
@@ -419,8 +426,7 @@ def test_in_a_workspace_pages_go_to_the_site_and_link_the_dashboard(tmp_path):
     page = (site / f"{SID2}.html").read_text()
     assert "PER_SESSION_AFTERTHOUGHT by [NAME]" in page and "what is a logit, [NAME]?" in page  # learner name
     assert "Ana" not in page
-    r = subprocess.run([sys.executable, "-m", "llmlab", "site", "build"], cwd=ws, capture_output=True, text=True,
-                       env={**os.environ, "LLMLAB_HOME": ""})
+    r = invoke_cli("site", "build", cwd=ws, env={"LLMLAB_HOME": ""})
     assert r.returncode == 0, r.stderr
     assert 'href="transcripts/index.html"' in (ws / "site" / "index.html").read_text()  # the dashboard links here
 
@@ -433,7 +439,7 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
         {"hooks": [{"type": "command", "command": "echo done"}]}], "PreToolUse": []}}
     settings.write_text(json.dumps(existing))
     out = tmp_path / "pages"
-    r = run("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC", "--json")
+    r = transcript("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["changed"]
     data = json.loads(settings.read_text())
@@ -441,8 +447,8 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
     cmds = [h["command"] for g in data["hooks"]["Stop"] for h in g["hooks"]]
     assert cmds[0] == "echo done" and f"{sys.executable} -m llmlab transcript hook run --out " in cmds[1]
     assert cmds[1].endswith("--tools brief --tz UTC")  # render options ride along
-    again = run("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC",
-                "--json")
+    again = transcript("hook", "install", "--project", str(proj), "--out", str(out), "--tools", "brief", "--tz", "UTC",
+                       "--json")
     assert json.loads(again.stdout)["changed"] is False
     assert json.loads(settings.read_text()) == data  # idempotent
 
@@ -457,12 +463,12 @@ def test_hook_install_merges_and_run_refreshes(tmp_path):
     brief = (out / f"{SID}.html").read_text()
     assert "Bash ×1" in brief and "tool-input" not in brief
 
-    removed = run("hook", "remove", "--project", str(proj), "--json")
+    removed = transcript("hook", "remove", "--project", str(proj), "--json")
     assert json.loads(removed.stdout)["removed"] == 1
     assert json.loads(settings.read_text())["hooks"]["Stop"] == existing["hooks"]["Stop"]
 
     settings.write_text("{not json")
-    bad = run("hook", "install", "--project", str(proj))
+    bad = transcript("hook", "install", "--project", str(proj))
     assert bad.returncode == 1 and "not valid JSON" in bad.stderr
     assert settings.read_text() == "{not json"  # never clobbered
 
@@ -494,11 +500,9 @@ def test_every_command_has_help():
 
 
 def test_readme_transcript_commands_run_as_written(tmp_path):
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    m = re.search(r"^## Transcripts\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert m, "README has no '## Transcripts' section"
-    cmds = [ln.split("  #")[0].strip() for code in re.findall(r"```sh\n(.*?)```", m.group(1), re.S)
-            for ln in code.splitlines() if ln.strip()]
+    from doctext import DOCS, section, sh_lines
+
+    cmds = sh_lines(section("Commands", DOCS / "transcripts.md"))
     assert sum(c.startswith("llmlab transcript") for c in cmds) >= 7
     home = tmp_path
     ws = home / "llm-course"
@@ -597,11 +601,11 @@ def test_malformed_records_are_never_fatal(tmp_path):
 
 def test_a_refused_rebuild_leaves_the_previous_pages_untouched(tmp_path):
     out = tmp_path / "o"
-    assert run("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--title", "Ana's course").returncode == 0
+    assert transcript("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--title", "Ana's course").returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     cfg = tmp_path / "t.toml"
     cfg.write_text('[scrub]\nnames = ["Ana"]\n')
-    r = run("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--title", "Ana's course",
-            "--scrub-config", str(cfg), "--force")
+    r = transcript("build", str(PROJECT / f"{SID2}.jsonl"), "--out", str(out), "--title", "Ana's course",
+                   "--scrub-config", str(cfg), "--force")
     assert r.returncode == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

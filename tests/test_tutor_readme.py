@@ -1,5 +1,6 @@
 """The README's "Start learning" section runs as written, and the MCP Inspector (an
-independent MCP client) talks to `llmlab mcp` with the exact commands it shows."""
+independent MCP client) talks to `llmlab mcp` with the exact commands that
+docs/tutor-and-clients.md shows."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from test_readme import README, commands as lines, section  # one README parser
+from doctext import DOCS, commands as lines, section  # one docs parser
+
+TUTOR = DOCS / "tutor-and-clients.md"
 
 
 def test_start_learning_runs_as_written(tmp_path, cli):
@@ -37,12 +40,13 @@ def test_start_learning_runs_as_written(tmp_path, cli):
     assert len(desktop) == 1 and "llmlab" in json.loads(desktop[0].read_text())["mcpServers"]
 
 
-def test_start_learning_names_every_client_and_tool():
-    text = section("Start learning")
+def test_start_learning_names_every_client_and_the_docs_every_tool():
     from llmlab import clients, tutor
 
-    for name in clients.CLIENTS:
-        assert f"`{name}`" in text, name
+    for text in (section("Start learning"), section("Clients", TUTOR)):
+        for name in clients.CLIENTS:
+            assert f"`{name}`" in text, name
+    text = section("The MCP server", TUTOR)
     for t in tutor.TOOLS:
         assert f"`{t.name}`" in text, t.name
 
@@ -62,8 +66,8 @@ def npx():
     return exe
 
 
-def test_mcp_inspector_cli_commands_in_the_readme(ws, npx):
-    cmds = lines(section("Start learning"), ("npx ",))
+def test_mcp_inspector_cli_commands_in_the_docs(ws, npx):
+    cmds = lines(section("The MCP server", TUTOR), ("npx ",))
     assert len(cmds) == 2 and all("--cli llmlab mcp" in c for c in cmds)
     env = {**os.environ, "LLMLAB_HOME": "",
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import integrity, snapshot, view
 from . import log as log_mod
+from . import compact
 from .core import LOG_FILE, parse_ts
 from .errors import UserError, unknown
 from .events import (ACTORS, EVENT_ID, Event, check_not_future, format_ts, line_hash, now_utc,
@@ -63,16 +64,37 @@ def rebuild(ws: Workspace) -> dict:
     return {"events": s.events, "last_event": s.last_id, "warnings": tip.warnings}
 
 
-def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict:
-    """Everything known about one concept: curriculum entry, state, evidence."""
+def concept(ws: Workspace, concept_id: str, now: datetime | None = None,
+            limit: int | None = None, cursor: str | None = None) -> dict:
+    """Everything known about one concept: curriculum entry, state, evidence.
+
+    `evidence` is in time order. With `limit`, it is one page: the latest `limit` events
+    before `cursor` (an event id; none: the newest), and `page.older` is the cursor for the
+    page before it (None when there is none). Without `limit`, every event.
+    """
     cur = ws.curriculum
     _check_concept(cur, concept_id)
+    if cursor is not None and not EVENT_ID.match(cursor):
+        raise UserError(f"'{cursor}' is not an event id; the cursor is the `older` value of a "
+                        "previous page, e.g. evt_000120. Leave {opt:cursor} out for the newest "
+                        "events.")
+    if limit is not None and limit < 1:
+        raise UserError(f"{{opt:limit}} must be at least 1, not {limit}.")
     c = cur.concepts[concept_id]
     summary = state(ws, now)
-    all_events = log_mod.read_events(ws.log_path)
-    events = [e for e in all_events if e["data"].get("concept") == concept_id
-              or concept_id in (e["data"].get("concepts") or ())]
-    retracted = {e["data"]["target"] for e in all_events if e["type"] == "retraction"}
+    events, retracted = [], set()
+    for e in log_mod.read_events(ws.log_path):
+        if e["type"] == "retraction":
+            retracted.add(e["data"]["target"])
+        if e["data"].get("concept") == concept_id or concept_id in (e["data"].get("concepts") or ()):
+            events.append(e)
+    total = len(events)
+    if cursor is not None:
+        events = [e for e in events if e["id"] < cursor]
+    older = None
+    if limit is not None and len(events) > limit:
+        events = events[-limit:]
+        older = events[0]["id"]
     return {
         "concept": c.model_dump(),
         "state": summary["concepts"][concept_id],
@@ -85,7 +107,26 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None) -> dict
                            + summary["misconceptions"]["resolved"] if m["concept"] == concept_id],
         "evidence": [e | {"retracted": e["id"] in retracted} for e in events],
         "warnings": summary["warnings"],
+        "page": {"total": total, "shown": len(events), "older": older},
     }
+
+
+def state_compact(ws: Workspace, now: datetime | None = None) -> dict:
+    """The learner state within a tutor's context budget (see `compact.state`)."""
+    return compact.state(state(ws, now))
+
+
+def concept_compact(ws: Workspace, concept_id: str, limit: int = compact.EVENTS_SHOWN,
+                    cursor: str | None = None, now: datetime | None = None) -> dict:
+    """One concept within a tutor's context budget: entry, state, one page of events."""
+    return compact.concept(concept(ws, concept_id, now, min(limit, compact.MAX_EVENTS_PAGE),
+                                   cursor))
+
+
+def next_compact(ws: Workspace, limit: int = compact.NEXT_SHOWN,
+                 now: datetime | None = None) -> list[dict]:
+    """The next probes within a tutor's context budget."""
+    return compact.probes(next_probes(ws, now, limit), limit)
 
 
 def model_check(ws: Workspace, learners: int = 300, seed: int = 0) -> dict:

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import shell
 from .errors import UserError
@@ -21,7 +22,31 @@ from .transcript.cli import app as transcript_app
 console = Console()
 err_console = Console(stderr=True)
 
+
+class _Llmlab(TyperGroup):
+    """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
+    status 1, with no traceback: `main()` and the tests' in-process runner both go through here."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except UserError as e:
+            from .render import safe  # text from the log or the user: control chars escaped
+
+            err_console.print(Text("Error: ", style="bold red") + Text(safe(str(e))),
+                              soft_wrap=True)
+            sys.exit(1)
+        except OSError as e:  # a file condition no library call anticipated: no traceback
+            from .log import os_message
+            from .render import safe
+
+            err_console.print(Text("Error: ", style="bold red") + Text(safe(os_message(
+                e, e.filename or "a workspace file", "use"))), soft_wrap=True)
+            sys.exit(1)
+
+
 app = typer.Typer(
+    cls=_Llmlab,
     help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
          "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -41,7 +66,15 @@ app.add_typer(site_app, name="site")
 tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
                         "client set-up.", no_args_is_help=True)
 app.add_typer(tutor_app, name="tutor")
+profile_app = typer.Typer(help="The learner profile (name, goal, background, scope, depth).",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
+BackgroundOpt = typer.Option(None, "--background", help="Languages, domains and what the "
+                             "learner has built (the tutor explains through them).")
+ScopeOpt = typer.Option(None, "--scope", help="What the learner wants covered first.")
+ExcludeOpt = typer.Option(None, "--exclude", help="What to leave out.")
+DepthOpt = typer.Option(None, "--depth", help="overview, working or deep.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
@@ -69,13 +102,70 @@ def init(
     goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
     curriculum: Optional[str] = typer.Option(None, "--curriculum",
                                              help="A curriculum folder to use instead of the default course."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
 ) -> None:
     """Create a workspace: llmlab.toml, an empty evidence log (mode 0600), .mcp.json, and the
-    tutor instructions AGENTS.md and CLAUDE.md."""
+    tutor instructions AGENTS.md and CLAUDE.md.
+
+    In a terminal it asks for the learner profile it was not given (press Enter to skip a
+    question); elsewhere it takes the flags only. `llmlab profile set` changes it later."""
     from .create import create_workspace
 
-    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum)
-    console.print(f"Created workspace {ws.root}.\nNext: cd {ws.root} && llmlab next")
+    if sys.stdin.isatty():
+        asks = {"name": "Your name", "goal": "What do you want to be able to do",
+                "background": "Your background (languages, domains, what you have built)",
+                "scope": "What should come first", "exclude": "What should be left out",
+                "depth": "Depth: overview, working or deep"}
+        given = {"name": name, "goal": goal, "background": background, "scope": scope,
+                 "exclude": exclude, "depth": depth}
+        for k, q in asks.items():
+            if given[k] is None:
+                given[k] = typer.prompt(q, default="", show_default=False).strip() or None
+        name, goal, background, scope, exclude, depth = given.values()
+    ws = create_workspace(directory, name=name, goal=goal, curriculum=curriculum,
+                          background=background, scope=scope, exclude=exclude, depth=depth)
+    typer.echo(
+        f"Created workspace {ws.root} (the learner profile in llmlab.toml, an empty evidence "
+        "log, AGENTS.md and CLAUDE.md, .mcp.json).\n"
+        f"See what comes first: cd {ws.root} && llmlab next\n"
+        f"Next, start your tutor: cd {ws.root} && claude  (approve the llmlab server, then "
+        "say \"Let's start.\"). Another agent: llmlab tutor setup --client cursor|vscode|"
+        "gemini|codex|claude-desktop, then open it in this folder.")
+
+
+# ---------------------------------------------------------------- profile
+
+@profile_app.command("show")
+def profile_show(as_json: bool = JsonOpt) -> None:
+    """The learner profile the tutor instructions are written for."""
+    from . import profile
+    from .workspace import Workspace
+
+    shell.out(profile.show(Workspace.find()), as_json, lambda d: console.print(
+        "\n".join(f"{k}: {v}" for k, v in d.items())))
+
+
+@profile_app.command("set")
+def profile_set(
+    name: Optional[str] = typer.Option(None, "--name", help="The learner's name."),
+    goal: Optional[str] = typer.Option(None, "--goal", help="What the learner wants to be able to do."),
+    background: Optional[str] = BackgroundOpt, scope: Optional[str] = ScopeOpt,
+    exclude: Optional[str] = ExcludeOpt, depth: Optional[str] = DepthOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change the learner profile in llmlab.toml (other settings and comments are kept) and
+    regenerate AGENTS.md from it."""
+    from . import profile
+    from .workspace import Workspace
+
+    res = profile.update(Workspace.find(), name=name, goal=goal, background=background,
+                         scope=scope, exclude=exclude, depth=depth)
+    shell.out(res, as_json, lambda d: console.print(
+        f"Profile {d['change']}. AGENTS.md: "
+        + ("rewritten" if "AGENTS.md" in d["instructions"]["written"] else
+           "kept (edited by hand; run `llmlab tutor instructions --force`)"
+           if "AGENTS.md" in d["instructions"]["kept"] else "unchanged") + "."))
 
 
 # ---------------------------------------------------------------- log
@@ -199,13 +289,20 @@ def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to l
 
 
 @concept_app.command("show")
-def concept_show(concept: str = typer.Argument(..., help="Concept id."), as_json: bool = JsonOpt) -> None:
-    """Everything known about one concept: state, misconceptions, evidence."""
+def concept_show(
+    concept: str = typer.Argument(..., help="Concept id."),
+    limit: int = typer.Option(10, "--limit", help="How many of its latest events to show."),
+    cursor: Optional[str] = typer.Option(None, "--cursor", help="Show the events before this "
+                                         "event id (the `older` id a page ends with)."),
+    all_: bool = typer.Option(False, "--all", help="Every event (ignores --limit)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One concept: its curriculum entry, state, misconceptions and latest evidence (paged)."""
     from . import api
     from . import render
     from .workspace import Workspace
 
-    d = api.concept(Workspace.find(), concept)
+    d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
     _warn(d["warnings"])
     shell.out(d, as_json, lambda d: render.concept(console, d))
 
@@ -441,7 +538,7 @@ def tutor_instructions(
 @tutor_app.command("setup")
 def tutor_setup(
     client: str = typer.Option(..., "--client", help="claude-code, claude-desktop, cursor, "
-                               "vscode or gemini."),
+                               "vscode, gemini or codex."),
     config: Optional[Path] = typer.Option(None, "--config", help="The client's config file "
                                           "(default: where that client looks for it)."),
     name: str = typer.Option("llmlab", "--name", help="Server name in the client (use another "
@@ -460,7 +557,12 @@ def tutor_setup(
 
     res = clients.setup(Workspace.find(), client, config, name, write=not print_)
     if print_:  # only our entry: the rest of the file may hold other servers' secrets
-        print_json(res["entry"])
+        if res["format"] == "toml":
+            import tomlkit
+
+            sys.stdout.write(tomlkit.dumps(res["entry"]))
+        else:
+            print_json(res["entry"])
         err_console.print(f"Merge this into {res['path']} (or run without --print).")
         return
     shell.out(res, as_json, lambda d: console.print(
@@ -471,18 +573,5 @@ def tutor_setup(
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except UserError as e:
-        from .render import safe
-
-        err_console.print(Text("Error: ", style="bold red") + Text(safe(str(e))), soft_wrap=True)
-        sys.exit(1)
-    except OSError as e:  # a file condition no library call anticipated: still no traceback
-        from .log import os_message
-        from .render import safe
-
-        where = e.filename or "a workspace file"
-        err_console.print(Text("Error: ", style="bold red") + Text(safe(
-            os_message(e, where, "use"))), soft_wrap=True)
-        sys.exit(1)
+    """The `llmlab` console script and `python -m llmlab`."""
+    app()

@@ -29,6 +29,8 @@ class Target:
     key: str  # top-level object holding servers by name: "mcpServers" or "servers"
     entry: dict
     after: str  # what the learner does next
+    fmt: files.Format = "json"
+    extra: Callable[[dict], None] | None = None  # other settings the client needs
 
 
 def command() -> tuple[str, list[str]]:
@@ -86,18 +88,50 @@ def cursor(ws: Workspace, config: Path | None) -> Target:
 
 
 def vscode(ws: Workspace, config: Path | None) -> Target:
+    """VS Code's mcp.json is JSONC: read with its comments; a commented file is not
+    rewritten (the error gives the entry to paste)."""
     return Target("vscode", config or ws.root / ".vscode" / "mcp.json", "servers",
                   {"type": "stdio", **server_entry(ws)},
                   f"Open {ws.root} in VS Code; start the llmlab server from .vscode/mcp.json "
-                  "and use Copilot Chat in agent mode.")
+                  "and use Copilot Chat in agent mode.", fmt="jsonc")
+
+
+def _context_file(doc: dict) -> None:
+    """Gemini CLI reads GEMINI.md by default: add AGENTS.md to `contextFileName` (a name
+    or a list of names), keeping the names already there."""
+    names = doc.get("contextFileName")
+    if names is None or names == "AGENTS.md":
+        doc["contextFileName"] = "AGENTS.md"
+    elif isinstance(names, str):
+        doc["contextFileName"] = [names, "AGENTS.md"]
+    elif isinstance(names, list):
+        if "AGENTS.md" not in names:
+            names.append("AGENTS.md")
+    else:
+        raise UserError("'contextFileName' in the Gemini settings is neither a file name nor "
+                        "a list of them; llmlab will not replace it. Fix it by hand, then run "
+                        "this again. Nothing was changed.")
 
 
 def gemini(ws: Workspace, config: Path | None) -> Target:
     return Target("gemini", config or ws.root / ".gemini" / "settings.json", "mcpServers",
                   server_entry(ws),
-                  f"Run `gemini` in {ws.root}; `/mcp` lists the llmlab tools. Point it to the "
-                  "tutor instructions with `/memory add` or by naming AGENTS.md in "
-                  "contextFileName.")
+                  f"Run `gemini` in {ws.root}; `/mcp` lists the llmlab tools, and the tutor "
+                  "instructions (AGENTS.md) are its context file.", extra=_context_file)
+
+
+def codex_config_path() -> Path:
+    """Codex's user configuration: $CODEX_HOME/config.toml, ~/.codex by default."""
+    home = os.environ.get("CODEX_HOME")
+    return (Path(home) if home else Path.home() / ".codex") / "config.toml"
+
+
+def codex(ws: Workspace, config: Path | None) -> Target:
+    """Codex CLI: a [mcp_servers.NAME] table (command, args, env) in its TOML config,
+    merged with tomlkit so comments and formatting stay. Codex reads AGENTS.md itself."""
+    return Target("codex", config or codex_config_path(), "mcp_servers", server_entry(ws),
+                  f"Run `codex` in {ws.root}; `/mcp` lists the llmlab tools, and Codex reads "
+                  "AGENTS.md as the project's instructions.", fmt="toml")
 
 
 CLIENTS: dict[str, Callable[[Workspace, Path | None], Target]] = {
@@ -106,6 +140,7 @@ CLIENTS: dict[str, Callable[[Workspace, Path | None], Target]] = {
     "cursor": cursor,
     "vscode": vscode,
     "gemini": gemini,
+    "codex": codex,
 }
 
 
@@ -118,6 +153,22 @@ def target(ws: Workspace, client: str, config: Path | None = None) -> Target:
                       "run `llmlab tutor setup --client claude-desktop --print` and copy the "
                       "server entry into its configuration.")
     return CLIENTS[client](ws, config.expanduser() if config else None)
+
+
+def _toml_table(entry: dict):
+    """Our entry as one TOML table (`env` inline, as Codex documents it), followed by a
+    blank line so a table after it keeps its spacing."""
+    import tomlkit
+
+    table = tomlkit.table()
+    for k, v in entry.items():
+        if isinstance(v, dict):
+            inline = tomlkit.inline_table()
+            inline.update(v)
+            v = inline
+        table.add(k, v)
+    table.add(tomlkit.nl())
+    return table
 
 
 def _fix(t: Target) -> str:
@@ -140,13 +191,16 @@ def setup(ws: Workspace, client: str, config: Path | None = None, name: str = "l
     def add_entry(doc: dict) -> None:
         servers = files.section(doc, t.key, t.path)
         before["entry"] = servers.get(name)
-        servers[name] = t.entry
+        servers[name] = _toml_table(t.entry) if t.fmt == "toml" else t.entry
+        if t.extra:
+            t.extra(doc)
 
-    data, change = files.edit_config(t.path, add_entry, write=write, fix=_fix(t))
+    data, change = files.edit_config(t.path, add_entry, fmt=t.fmt, write=write, fix=_fix(t))
     if change != "unchanged":
         change = "updated" if before["entry"] is not None else "added"
     res = {"client": t.client, "path": str(t.path), "name": name, "change": change,
            "written": write and change != "unchanged", "entry": {t.key: {name: t.entry}},
+           "format": t.fmt,
            "config": data, "next": t.after}
     if client == "claude-code" and plugin:
         from .plugin import setup as plugin_setup

@@ -20,9 +20,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEPTHS = ("overview", "working", "deep")
+
+
 class Learner(_Model):
+    """The learner profile the tutor instructions are written for (`llmlab profile`)."""
+
     name: str = "Learner"
     goal: str = "Understand how LLMs work well enough to build and debug LLM applications."
+    background: str = Field("", max_length=300)  # languages, domains, what they have built
+    scope: str = Field("", max_length=300)  # what they want covered first
+    exclude: str = Field("", max_length=300)  # what to leave out
+    depth: Literal["overview", "working", "deep"] = "working"  # how far down to go
 
 
 class MasteryParams(_Model):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from . import clients, tutor
 from . import config as config_mod
 from . import curriculum as curriculum_mod
@@ -20,15 +22,21 @@ from .workspace import Workspace
 
 
 def create_workspace(root: Path | str, name: str | None = None, goal: str | None = None,
-                     curriculum: str | None = None) -> Workspace:
+                     curriculum: str | None = None, **profile: str | None) -> Workspace:
     """Create a new workspace in `root`. Refuses to touch an existing one; a curriculum
-    that does not load fails before anything is written."""
+    that does not load fails before anything is written. `profile` takes the other learner
+    fields (background, scope, exclude, depth; see `config.Learner`)."""
     root = Path(root).expanduser().resolve()
     if (root / CONFIG_FILE).exists() or (root / LOG_FILE).exists():
         raise UserError(f"{root} is already an llmlab workspace; refusing to overwrite it. "
                         "Choose another folder, or keep using this one.")
-    learner = config_mod.Learner(
-        **{k: v for k, v in (("name", name), ("goal", goal)) if v is not None})
+    given = {"name": name, "goal": goal, **profile}
+    try:
+        learner = config_mod.Learner(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        raise UserError(f"The learner profile is not valid: {e.errors()[0]['loc'][0]}: "
+                        f"{e.errors()[0]['msg']}. Depth is one of overview, working, deep; "
+                        "texts are at most 300 characters. Nothing was written.") from None
     if curriculum and curriculum != "default" and Path(curriculum).expanduser().is_dir():
         curriculum = str(Path(curriculum).expanduser().resolve())  # as the user meant it
     cfg = config_mod.Config(learner=learner,

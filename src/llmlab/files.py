@@ -116,11 +116,22 @@ def edit_config(path: Path, edit: Callable[[dict], None], fmt: Format = "json",
     change = "updated" if path.exists() else "created"
     if write:
         if commented:
-            snippet = json.dumps({k: v for k, v in new.items() if old.get(k) != v}, indent=2)
+            snippet = json.dumps(_changed(old, new), indent=2, ensure_ascii=False)
             raise UserError(f"{path} has comments, which rewriting it would lose, so llmlab "
                             f"did not change it. Add this to it by hand:\n{snippet}")
         atomic_write(path, _dump(new, fmt))
     return new, change
+
+
+def _changed(old: dict, new: dict) -> dict:
+    """What `new` adds to or changes in `old`, nested objects narrowed to their changed keys
+    (the snippet to paste: our entry, not the servers already there)."""
+    out = {}
+    for k, v in new.items():
+        if old.get(k) == v:
+            continue
+        out[k] = _changed(old[k], v) if isinstance(v, dict) and isinstance(old.get(k), dict) else v
+    return out
 
 
 def section(doc: dict, key: str, where: Path) -> dict:

@@ -16,7 +16,7 @@ import importlib.util
 import json
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,7 +25,7 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from . import api, tutor
+from . import api, compact, tutor
 from . import log as log_mod
 from .errors import UserError
 from .workspace import Workspace
@@ -117,16 +117,25 @@ def build_server() -> MCPServer:
     @tool(annotations=READ)
     @_shell
     def get_state(
-        history: Annotated[bool, Field(strict=True, description="Include each concept's mastery history "
-                                       "(one point per observation; long for an active "
-                                       "learner). get_concept has it for one concept.")] = False,
+        detail: Annotated[Literal["compact", "full"], Field(
+            description="'compact' (default): headline numbers, current module, open "
+                        "misconceptions, next probes, one short line per probed concept. "
+                        "'full': every field (per-concept details, exit items, prediction "
+                        "record, recent events); long for an active learner.")] = "compact",
+        history: Annotated[bool, Field(strict=True, description="With detail='full': include each "
+                                       "concept's mastery history (one point per "
+                                       "observation).")] = False,
     ) -> dict[str, Any]:
-        """The learner's state, derived from the evidence log: overall mastery (over all
-        concepts), each concept's mastery, observations, days, staleness and prerequisite
-        gaps, open and resolved misconceptions, exit items (ready/passed), the prediction
-        record, recent events, and `next` (what to probe next, with reasons). Call this at
-        the start of every session; quote its numbers, never round them up."""
-        s = api.state(_ws())
+        """The learner's state, derived from the evidence log: overall mastery, mastered
+        count, the current module, open misconceptions (resolved ones as a count), `next`
+        (what to probe next, with reasons) and one line per probed concept (mastery,
+        observations/days, mastered, stale, open misconceptions, prerequisite gaps). Call
+        this at the start of every session; quote its numbers, never round them up.
+        get_concept has one concept in detail."""
+        ws = _ws()
+        if detail == "compact":
+            return api.state_compact(ws)
+        s = api.state(ws)
         if not history:
             s["concepts"] = {k: {f: v for f, v in c.items() if f != "history"}
                              for k, c in s["concepts"].items()}
@@ -135,21 +144,30 @@ def build_server() -> MCPServer:
     @tool(annotations=READ)
     @_shell
     def next_probes(
-        limit: Annotated[int, Field(description="How many items to return.", ge=1, le=50,
-                                    strict=True)] = 5,
+        limit: Annotated[int, Field(description="How many items to return.", ge=1,
+                                    le=compact.MAX_NEXT, strict=True)] = compact.NEXT_SHOWN,
     ) -> dict[str, Any]:
         """What to do next with the learner, most urgent first. Each item has a `reason`
         (resolve_misconception, shore_up_prerequisite, reprobe_due, frontier, exit_ready), a
         `target` (concept or exit item id) and `why`."""
-        return {"next": api.next_probes(_ws(), limit=limit)}
+        return {"next": api.next_compact(_ws(), limit=limit)}
 
     @tool(annotations=READ)
     @_shell
-    def get_concept(concept: ConceptId) -> dict[str, Any]:
-        """One concept in full: summary, behaviours (symptoms to open a probe with), known
-        misconceptions with their corrections and catalog ids, prerequisites and their state,
-        linked experiments, exit items that need it, and every event recorded on it."""
-        return api.concept(_ws(), concept)
+    def get_concept(
+        concept: ConceptId,
+        limit: Annotated[int, Field(description="How many of its latest events to return.",
+                                    ge=1, le=compact.MAX_EVENTS_PAGE)] = compact.EVENTS_SHOWN,
+        cursor: Annotated[str | None, Field(
+            description="`page.older` of a previous answer: the events before it. Leave "
+                        "out for the latest.")] = None,
+    ) -> dict[str, Any]:
+        """One concept: its curriculum entry (summary, behaviours to open a probe with,
+        known misconceptions with corrections and catalog ids, prerequisites, experiments),
+        its derived state, prerequisites' state, exit items that need it, its open
+        misconceptions, and its latest events in time order (`page.older` is the cursor for
+        earlier ones)."""
+        return api.concept_compact(_ws(), concept, limit, cursor)
 
     @tool(annotations=READ)
     @_shell
@@ -358,12 +376,12 @@ def build_server() -> MCPServer:
         try:
             ws = _ws()
             instructions = tutor.render(ws)[tutor.AGENTS]
-            s = api.state(ws)
+            s = api.state_compact(ws)
         except UserError as e:
             return [UserMessage(f"llmlab could not open the workspace: {e}")]
         brief = {"learner": s["learner"], "overall": s["overall"],
                  "current_module": s["current_module"],
-                 "open_misconceptions": s["misconceptions"]["open"], "next": s["next"][:5]}
+                 "open_misconceptions": s["misconceptions"]["open"], "next": s["next"]}
         wish = (f"The learner wants to work on: {focus}. Start there unless an open "
                 "misconception comes first." if focus else
                 "Start with the first item of `next`.")

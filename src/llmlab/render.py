@@ -45,11 +45,22 @@ def state(con: Console, d: dict) -> None:
     o = d["overall"]
     con.print(Text.assemble(
         ("Learner: ", "bold"), safe(d["learner"]["name"], False), "   ",
+        ("Events: ", "bold"), str(d["events"]), "   ",
         ("Overall mastery: ", "bold"), f"{o['mastery']:.2f} over all {o['total']} concepts", "   ",
         ("Mastered: ", "bold"), f"{o['mastered']}/{o['total']}", "   ",
         ("Exit items passed: ", "bold"), f"{o['exit_passed']}/{o['exit_total']}", "   ",
         ("Current module: ", "bold"), safe(d["current_module"], False),
     ))
+    if not o["touched"]:
+        con.print("No concept probed yet: start a session with your tutor (see AGENTS.md), "
+                  "or record evidence with `llmlab log observe`.")
+    else:
+        _concepts_and_exits(con, d)
+    _misconceptions_and_next(con, d)
+
+
+def _concepts_and_exits(con: Console, d: dict) -> None:
+    o = d["overall"]
     t = Table(title=f"Concepts seen ({o['touched']} of {o['total']})", show_lines=False)
     for col in ("concept", "mastery", "", "obs", "days", "status"):
         t.add_column(col)
@@ -80,12 +91,16 @@ def state(con: Console, d: dict) -> None:
                        + (f"; missing {', '.join(missing[:3])}" if missing else "")
                        + (" …" if len(missing) > 3 else "")))
     con.print(e)
+
+
+def _misconceptions_and_next(con: Console, d: dict) -> None:
     mis = d["misconceptions"]
     if mis["open"]:
         con.print(Text("Open misconceptions:", style="bold"))
         for m in mis["open"]:
             con.print(T(f"  {m['id']} [{m['concept']}] {m['claim']}"))
-    con.print(f"Resolved misconceptions: {mis['resolved_count']}")
+    if mis["resolved_count"] or mis["open"]:
+        con.print(f"Resolved misconceptions: {mis['resolved_count']}")
     if "next" in d:
         next_probes(con, d["next"])
 
@@ -103,6 +118,10 @@ def next_probes(con: Console, probes: list[dict]) -> None:
 
 def concept(con: Console, d: dict) -> None:
     c, s = d["concept"], d["state"]
+    if not s["observations"] and not d["evidence"]:
+        concept_entry(con, c)
+        con.print("Not probed yet: no evidence recorded on this concept.")
+        return
     con.print(Text(safe(f"{c['title']} ({c['id']}, module {c['module']})", False), style="bold"))
     con.print(Text(safe(c["summary"])))
     con.print(f"Mastery {s['mastery']:.3f} after {s['observations']} observation(s) on "
@@ -112,7 +131,11 @@ def concept(con: Console, d: dict) -> None:
     for m in d["misconceptions"]:
         state_ = "resolved" if m["resolved_at"] else "OPEN"
         con.print(T(f"  [{state_}] {m['id']}: {m['claim']}"))
-    t = Table(title="Evidence")
+    page = d.get("page") or {}
+    title = "Evidence"
+    if page and page["shown"] < page["total"]:
+        title += f" ({page['shown']} of {page['total']} events)"
+    t = Table(title=title)
     for col in ("id", "ts", "type", "detail"):
         t.add_column(col)
     for e in d["evidence"]:
@@ -121,6 +144,9 @@ def concept(con: Console, d: dict) -> None:
             detail = "(retracted) " + detail
         t.add_row(T(e["id"]), T(str(e["ts"])[:16]), T(e["type"]), T(str(detail)[:120]))
     con.print(t)
+    if page.get("older"):
+        con.print(Text(f"Earlier events: llmlab concept show {c['id']} --cursor "
+                       f"{page['older']}  (or --all)"))
 
 
 def concept_entry(con: Console, c: dict) -> None:

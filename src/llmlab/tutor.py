@@ -47,39 +47,38 @@ class ToolDoc:
 # The MCP server's tools (`mcp_server.py` registers exactly these; a test keeps them equal).
 TOOLS: tuple[ToolDoc, ...] = (
     ToolDoc("get_state", "llmlab state --json",
-            "Start of every session: headline numbers, each concept's derived mastery, open "
-            "misconceptions, exit readiness, and `next`."),
+            "Start of every session: headline numbers, open misconceptions, `next`, a line "
+            "per concept."),
     ToolDoc("next_probes", "llmlab next --json",
-            "What to probe next, most urgent first, each with a reason code."),
+            "What to probe next, most urgent first, with reasons."),
     ToolDoc("get_concept", "llmlab concept show ID --json",
-            "Before probing a concept: summary, behaviours (symptoms to open with), known "
-            "misconceptions with their corrections, prerequisites, experiments, its evidence."),
+            "Before probing a concept: its entry (openers, misconceptions with corrections), "
+            "state, latest evidence."),
     ToolDoc("get_curriculum", "llmlab curriculum show --json",
             "The whole course: modules, concepts, exit items."),
     ToolDoc("record_observation",
             'llmlab log observe CONCEPT -q QUALITY -e "EVIDENCE" -p "PROBE"',
-            "After every substantive exchange: the quality (0..1) of this exchange alone.",
+            "After every substantive exchange: its quality (0..1) alone.",
             writes=True),
     ToolDoc("open_misconception",
             'llmlab log misconception CONCEPT --catalog ID --quote "WORDS"  (or --claim "TEXT")',
-            "A wrong model showed: name it (catalog id when one fits) with the learner's words.",
+            "A wrong model showed: catalog id when one fits, the learner's words.",
             writes=True),
     ToolDoc("resolve_misconception", 'llmlab log resolve EVENT_ID -e "EVIDENCE"',
-            "The learner later applied the correct model unprompted, in a new case.",
+            "Later applied the correct model unprompted, in a new case.",
             writes=True),
     ToolDoc("record_exit_attempt",
             'llmlab log exit ITEM --passed --notes "NOTES"  (or --failed)',
-            "An exit question answered or a build milestone shown, passed or not.", writes=True),
+            "An exit question or build milestone, passed or not.", writes=True),
     ToolDoc("record_prediction",
             'llmlab predict EXPERIMENT QUANTITY VALUE --concept ID --note "REASON"',
-            "The learner's number, before the lab run that will measure it.", writes=True),
+            "The learner's number, before the run that measures it.", writes=True),
     ToolDoc("retract_event", 'llmlab undo EVENT_ID --reason "REASON"',
-            "You recorded something wrong: it stops counting, and stays visible.", writes=True),
+            "You recorded something wrong: it stops counting, stays visible.", writes=True),
     ToolDoc("list_experiments", "llmlab lab list --json",
-            "The lab's experiments: the question each answers, parameters, predictable "
-            "quantities."),
+            "Experiments: questions, parameters, predictable quantities."),
     ToolDoc("run_experiment", "llmlab lab run NAME -p name=value --json",
-            "Measure on the real model; compares pending predictions and records the run.",
+            "Measure on the real model; compares predictions, records the run.",
             writes=True),
 )
 TOOL_NAMES = tuple(t.name for t in TOOLS)
@@ -92,7 +91,15 @@ def _env() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True, autoescape=False)
     env.filters["oneline"] = lambda s: " ".join(str(s).split())
+    env.filters["says_more"] = _says_more
     return env
+
+
+def _says_more(title: str, cid: str) -> bool:
+    """Whether a concept's title adds to its id ("The causal mask" adds nothing to
+    `causal_mask`), for the compact course map."""
+    words = re.sub(r"^(the|a|an) ", "", " ".join(title.lower().split()))
+    return words != cid.replace("_", " ")
 
 
 def context(ws: Workspace) -> dict:
@@ -109,7 +116,6 @@ def context(ws: Workspace) -> dict:
         "build": [e for e in cur.exit_items.values() if e.kind == "build"],
         "experiments": catalog.declarations(),
         "tools": TOOLS,
-        "write_tools": [t for t in TOOLS if t.writes],
         "notes": read_text(notes).strip() if notes.is_file() else "",
         "notes_path": NOTES.as_posix(),
     }

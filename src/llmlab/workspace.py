@@ -22,7 +22,13 @@ from .errors import UserError
 
 @dataclass(frozen=True)
 class Workspace:
+    """A workspace folder; `Workspace("~/course")` and `Workspace(Path(...))` both work."""
+
     root: Path
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.root, Path):  # the Python API accepts str paths too
+            object.__setattr__(self, "root", Path(self.root).expanduser())
 
     @property
     def config_path(self) -> Path:
@@ -57,7 +63,7 @@ class Workspace:
         return curriculum_mod.load_cached(self.curriculum_path)
 
     @classmethod
-    def find(cls, start: Path | None = None) -> Workspace:
+    def find(cls, start: Path | str | None = None) -> Workspace:
         """The workspace from LLMLAB_HOME, or the nearest folder above `start` with llmlab.toml."""
         home = os.environ.get("LLMLAB_HOME")
         if home and start is None:
@@ -68,7 +74,7 @@ class Workspace:
                     f"(no {CONFIG_FILE}). Run `llmlab init {root}` or unset LLMLAB_HOME."
                 )
             return cls(root)
-        here = (start or Path.cwd()).resolve()
+        here = (Path(start).expanduser() if start else Path.cwd()).resolve()
         root = find_root(here)
         if root is not None:
             return cls(root)

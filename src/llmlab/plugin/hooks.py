@@ -242,6 +242,29 @@ def stop(payload: dict, root: Path, started: float) -> dict | None:
                              "reminded to record it."}
 
 
+# UserPromptSubmit: a short reminder of the teaching rules, only when the session has run
+# several learner messages without recording anything (long sessions drift from them).
+REMIND_AFTER = 4
+RULES = ("llmlab: {n} learner messages since anything was recorded. Ask, don't tell: one "
+         "question at a time. Record each answered probe (record_observation: this exchange "
+         "alone). Never claim mastery; the log decides.")
+
+
+def user_prompt_submit(payload: dict, root: Path, started: float) -> dict | None:
+    from .settings import read
+
+    tpath = payload.get("transcript_path")
+    if not read(root / CONFIG_FILE).remind or not isinstance(tpath, str) or not tpath:
+        return None
+    from .turn import prompts_since_write
+
+    path = Path(tpath).expanduser()
+    n = prompts_since_write(path) + 1 if path.is_file() else 0  # + the one being submitted
+    if n < REMIND_AFTER or (n - REMIND_AFTER) % REMIND_AFTER:  # at 4, 8, 12... silent prompts
+        return None
+    return _context("UserPromptSubmit", RULES.format(n=n))
+
+
 def refresh_brief_if_stale(root: Path, ps) -> None:
     """After a turn that recorded evidence, re-compute the cached brief in the background,
     so that the next session start (or /clear, resume, compaction) finds it ready."""
@@ -266,7 +289,8 @@ def transcript_refresh(transcript_path: str, root: Path) -> None:
         fn(Path(transcript_path), root)
 
 
-HANDLERS = {"session-start": session_start, "stop": stop}
+HANDLERS = {"session-start": session_start, "stop": stop,
+            "user-prompt-submit": user_prompt_submit}
 
 
 def main(argv: list[str] | None = None) -> int:

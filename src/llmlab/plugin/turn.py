@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .answer import is_answer
+
 BLOCK = 1 << 16
 MAX_BYTES = 16 << 20  # never read more than this much of a session log
 
@@ -35,7 +37,6 @@ WRITE_CLI = re.compile(
 REMINDER_TAG = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 HARNESS_PREFIXES = ("<command-name>", "<command-message>", "<local-command-stdout>",
                     "<local-command-stderr>", "Caveat: ", "[Request interrupted")
-PROBE_WORDS = re.compile(r"\b(predict|guess|estimate|explain|why|how|what)\b", re.IGNORECASE)
 
 
 class Turn:
@@ -50,14 +51,9 @@ class Turn:
 
     @property
     def answered_probe(self) -> bool:
-        """The learner's message reads as an answer to a question the tutor asked."""
-        if not self.prompt or self.command or not self.probe:
-            return False
-        tail = self.probe.strip()[-600:]
-        asked = "?" in tail or bool(PROBE_WORDS.search(tail[-200:]) and tail.endswith(":"))
-        words = len(self.prompt.split())
-        substantive = words >= 3 or any(ch.isdigit() for ch in self.prompt)
-        return asked and substantive
+        """The learner's message reads as a substantive answer to a question the tutor
+        asked (see `answer.is_answer`); a slash command never does."""
+        return not self.command and is_answer(self.probe, self.prompt)
 
 
 def records_backwards(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[dict]:
@@ -170,3 +166,18 @@ def last_turn(path: Path, max_bytes: int = MAX_BYTES) -> Turn:
                     turn.probe = texts[-1]
                     break
     return turn
+
+
+def prompts_since_write(path: Path, max_bytes: int = MAX_BYTES) -> int:
+    """How many typed learner messages the session holds after its last evidence write
+    (counting back through the log's tail only)."""
+    n = 0
+    for rec in records_backwards(path, max_bytes):
+        if rec.get("isSidechain"):
+            continue
+        if rec.get("type") == "assistant" and any(is_write_call(b) for b in _blocks(rec)):
+            break
+        text = typed_text(rec) if rec.get("type") == "user" else None
+        if text is not None and not text.startswith(HARNESS_PREFIXES):
+            n += 1
+    return n
