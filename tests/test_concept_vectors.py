@@ -124,7 +124,9 @@ def test_quality_report_is_consistent(mini_run):
             assert q["ridge_r2"] <= 1
         assert e["best_auc"] == e["layers"][str(e["best_layer"])]["auc"]["mean"]
     best = int(mini_run["metrics"]["best_layer"])
-    assert rep["best_layer"]["_all"] == best == max((5, 14), key=lambda l: rep["mean_auc"]["mean"][str(l)])
+    rpt = rep["repeated"]["mean_auc"]
+    assert rep["best_layer"]["_all"] == best == max((5, 14), key=lambda l: rpt[str(l)]["mean"])
+    assert rep["best_layer_one_split"] == max((5, 14), key=lambda l: rep["mean_auc"]["mean"][str(l)])
     for c, e in rep["per_concept"].items():
         assert rep["best_layer"][c] == e["best_layer"]
         assert all(q["redundant"] == (q["ridge_r2"] > 0.9) for q in e["layers"].values())
@@ -134,9 +136,34 @@ def test_quality_report_is_consistent(mini_run):
                 sum(rep["per_concept"][c]["layers"][layer]["auc"][g] for c in rep["concepts"]) / 3)
     assert set(rep["control"]) == {"5", "14"} and all(0 <= a <= 1 for a in rep["control"].values())
     assert mini_run["metrics"]["control_auc"] == rep["control"][str(best)]
-    aucs = [rep["per_concept"][c]["layers"][str(best)]["auc"]["mean"] for c in rep["concepts"]]
-    assert mini_run["metrics"]["mean_auc"] == pytest.approx(sum(aucs) / 3)
+    aucs = [rep["repeated"]["per_concept"][c][str(best)]["mean"] for c in rep["concepts"]]
+    assert mini_run["metrics"]["mean_auc"] == pytest.approx(sum(aucs) / 3, abs=1e-3)
     assert mini_run["metrics"]["min_auc"] == min(aucs)
+
+
+def test_repeated_cross_validation_intervals_and_lexical_baseline(mini_run):
+    rep = json.loads((Path(mini_run["dir"]) / "report.json").read_text())
+    m, r = mini_run["metrics"], rep["repeated"]
+    assert r["fold_seeds"] == [0, 1, 2, 3, 4] and m["fold_seeds"] == 5
+    for layer in ("5", "14"):
+        s = r["mean_auc"][layer]
+        assert len(s["aucs"]) == 5 and s["low"] <= s["mean"] <= s["high"]
+        assert s["mean"] == pytest.approx(sum(s["aucs"]) / 5, abs=1e-4)
+        assert s["aucs"][0] == pytest.approx(rep["mean_auc"]["mean"][layer])  # seed 0: one split
+        for c in rep["concepts"]:
+            e = r["per_concept"][c][layer]
+            assert e["aucs"][0] == rep["per_concept"][c]["layers"][layer]["auc"]["mean"]
+    best = r["mean_auc"][str(int(m["best_layer"]))]
+    assert (m["mean_auc_low"], m["mean_auc_high"]) == (best["low"], best["high"])
+    lex = rep["lexical"]
+    assert set(lex["per_concept"]) == set(rep["concepts"]) and lex["fold_seeds"] == r["fold_seeds"]
+    assert m["lexical_auc"] == lex["mean"]["mean"] and 0 <= m["lexical_auc"] <= 1
+    assert m["lexical_auc_low"] <= m["lexical_auc"] <= m["lexical_auc_high"]
+    line = next(x for x in mini_run["summary"] if x.startswith("Lexical baseline"))
+    assert f"{m['lexical_auc']:.3f}" in line
+    one = run_experiment(None, "concept_vectors", {**PARAMS, "fold_seeds": 1, "layers": "5"},
+                         record=False, show_progress=False)
+    assert one["metrics"]["mean_auc"] == pytest.approx(rep["mean_auc"]["mean"]["5"], abs=1e-4)
 
 
 def test_zero_multiplier_leaves_logits_unchanged_and_others_add_exactly(smol):
@@ -196,10 +223,10 @@ def test_readout_experiment_reads_every_token(mini_run, smol):
 
 def test_steering_sweep_measures_and_multiplier_zero_is_plain_generation(mini_run, smol):
     r = run_experiment(None, "concept_steering", {
-        "vectors": mini_run["dir"], "concept": "calm", "multipliers": "0,20", "samples": 1,
+        "vectors": mini_run["dir"], "concept": "calm", "multipliers": "0,0.5", "samples": 1,
         "max_new_tokens": 8, "layer": "5", "seed": 3}, record=False, show_progress=False)
     sweep = r["tables"]["sweep"]
-    assert [row["multiplier"] for row in sweep] == [0.0, 20.0]
+    assert [row["multiplier"] for row in sweep] == [0.0, 0.5]
     assert r["metrics"]["score_gain"] == pytest.approx(sweep[1]["score"] - sweep[0]["score"])
     assert r["metrics"]["logprob_drop"] == pytest.approx(sweep[0]["logprob"] - sweep[1]["logprob"])
     tok, model = smol.tokenizer, smol.model
@@ -212,8 +239,25 @@ def test_steering_sweep_measures_and_multiplier_zero_is_plain_generation(mini_ru
                              top_p=None, top_k=None, pad_token_id=tok.eos_token_id)
     plain = tok.decode(out[0, prompt.shape[1]:], skip_special_tokens=True).strip()
     texts = {s["multiplier"]: s["text"] for s in r["tables"]["samples"]}
-    assert texts[0.0] == plain and texts[20.0] != plain
+    assert texts[0.0] == plain and texts[0.5] != plain
     assert hook_count(model) == 0
+
+
+def test_steering_multipliers_are_relative_to_the_residual_norm(mini_run, smol, monkeypatch):
+    from llmlab.lab import hooks
+
+    seen, real = [], hooks.steer
+    monkeypatch.setattr(hooks, "steer", lambda model, layer, vector, scale: (
+        seen.append((layer, scale)), real(model, layer, vector, scale))[1])
+    r = run_experiment(None, "concept_steering", {
+        "vectors": mini_run["dir"], "concept": "calm", "multipliers": "0,0.25", "samples": 1,
+        "max_new_tokens": 4, "layer": "5"}, record=False, show_progress=False)
+    norm = r["metrics"]["resid_norm"]
+    assert norm > 1 and sorted(s for _, s in seen) == [0.0, pytest.approx(0.25 * norm)]
+    assert {layer for layer, _ in seen} == {5}
+    assert r["tables"]["sweep"][1]["added_norm"] == pytest.approx(0.25 * norm, rel=1e-3)
+    assert "relative to the residual norm" in " ".join(r["summary"])
+    assert "top_share_at_max" in r["metrics"] and "top_share_max" not in r["metrics"]
 
 
 def test_bad_input_fails_before_the_model_loads(monkeypatch, tmp_path):
@@ -227,9 +271,9 @@ def test_bad_input_fails_before_the_model_loads(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="no baseline.txt"):
         run_experiment(None, "concept_vectors", {"corpus": str(bad), "min_positives": 3},
                        record=False, out=tmp_path / "out", show_progress=False)
-    with pytest.raises(UserError, match="No concept vectors yet"):
+    with pytest.raises(UserError, match="No recorded concept vectors"):
         run_experiment(None, "concept_readout", {}, record=False, show_progress=False)
-    with pytest.raises(UserError, match="No readout at"):
+    with pytest.raises(UserError, match="No readout '"):
         run_experiment(None, "concept_steering", {"vectors": str(tmp_path)}, record=False,
                        show_progress=False)
     assert not (tmp_path / "out").exists()
@@ -266,7 +310,7 @@ def test_aggregators_recover_a_planted_direction():
         assert v.norm().item() == pytest.approx(1.0)
         assert torch.dot(v, u).item() > (0.9 if name != "logreg_l1" else 0.8), name
     # PCA's sign agrees with the mean difference even when the SVD returns the opposite one
-    assert torch.dot(V.pca_aggregator()(neg, pos), u) < 0
+    assert torch.dot(V.FACTORIES["pca"]()(neg, pos), u) < 0
 
 
 def test_ridge_and_auc():

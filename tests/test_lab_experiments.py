@@ -36,7 +36,7 @@ def test_tokens_pieces_join_back_and_costs(smol):
         s = split(smol.tokenizer, text)
         assert b"".join(s["bytes"]) == text.encode("utf-8")  # pieces join back to the text
         assert smol.tokenizer.decode(s["ids"]) == text
-    r = run("tokens", trials=1, text="unbelievably tokenized")
+    r = run("tokens", trials=3, text="unbelievably tokenized")
     m = r["metrics"]
     langs = {row["language"]: row for row in r["tables"]["languages"]}
     assert len(langs) >= 6 and "Python" in langs  # >= 5 natural languages and source code
@@ -48,11 +48,33 @@ def test_tokens_pieces_join_back_and_costs(smol):
     shown = {x["text"]: x for x in r["tables"]["pieces"]}
     assert "".join(shown["unbelievably tokenized"]["pieces"]) == "unbelievably tokenized"
     assert m["strawberry_tokens"] == shown[" strawberry"]["n_tokens"]
-    counting = r["tables"]["counting"]
-    assert len(counting) == 1 and all(c["truth"] == c["word"].count(c["letter"]) for c in counting)
-    for k, key in (("plain_accuracy", "plain"), ("spelled_accuracy", "spelled"),
-                   ("given_spelling_accuracy", "given")):
-        assert m[k] == sum(c[key] == c["truth"] for c in counting) / len(counting)
+
+
+def test_letter_counting_shows_raw_answers_verifies_spelling_and_gives_intervals(smol):
+    from llmlab.lab.experiments.tokens import parse_count, spelled_word
+    from llmlab.lab.stats import wilson
+
+    r = run("tokens", trials=3)
+    m, counting = r["metrics"], r["tables"]["counting"]
+    assert len(counting) == 3 == m["counting_trials"]
+    assert all(c["truth"] == c["word"].count(c["letter"]) for c in counting)
+    for c in counting:  # the raw answers are kept whole, and the numbers come from them
+        assert c["plain"] == parse_count(c["plain_answer"])
+        assert c["given"] == parse_count(c["given_answer"])
+        assert c["spelled_ok"] == (spelled_word(c["spelling"]) == c["word"])
+        assert c["spelled"] == (parse_count(c["spelled_answer"]) if c["spelled_ok"] else None)
+        for key in ("plain_answer", "given_answer"):  # not cut off mid-number
+            assert not c[key][-1:].isdigit() or len(c[key]) < 40
+    spelled = [c for c in counting if c["spelled_ok"]]
+    assert m["spelled_trials"] == len(spelled)
+    if spelled:
+        assert m["spelled_accuracy"] == sum(c["spelled"] == c["truth"] for c in spelled) / len(spelled)
+    acc = {a["condition"]: a for a in r["tables"]["accuracy"]}
+    for key, metric in (("plain", "plain_accuracy"), ("given", "given_spelling_accuracy")):
+        k = sum(c[key] == c["truth"] for c in counting)
+        assert m[metric] == k / 3 and (acc[key]["ci_low"], acc[key]["ci_high"]) == wilson(k, 3)
+    text = " ".join(r["summary"])
+    assert "95% CI" in text and f"correctly in {len(spelled)} of 3" in text
 
 
 def test_sampling_invariants_and_determinism(smol):
@@ -62,7 +84,7 @@ def test_sampling_invariants_and_determinism(smol):
     assert m["rank_changes"] == 0  # temperature never re-ranks (whole vocabulary, even T=0.05)
     assert m["greedy_identical"] == 1
     assert m["max_freq_error"] < 0.03  # seeded draws follow the softmax
-    top = [x for x in r["tables"]["top_k"] if x["temperature"] == 1.0]
+    top = [x for x in r["tables"]["top_tokens"] if x["temperature"] == 1.0]
     assert top[0]["prob"] == pytest.approx(m["top1_prob"]) and top[0]["token"] == " Sydney"
     assert [x["prob"] for x in top] == sorted((x["prob"] for x in top), reverse=True)
     calc = {c["temperature"]: c["probs"] for c in r["tables"]["calculator"]}
@@ -77,6 +99,29 @@ def test_sampling_invariants_and_determinism(smol):
     assert other["tables"]["draws"] != r["tables"]["draws"]  # a different seed draws differently
 
 
+def test_sampling_truncates_with_top_k_top_p_and_min_p(smol):
+    r = run("sampling", draws=4000, greedy_runs=2, greedy_tokens=2, top_k=5, top_p=0.6,
+            min_p=0.1, rows=100, logits="4,1,0.5")
+    m, trunc = r["metrics"], {t["strategy"]: t for t in r["tables"]["truncation"]}
+    assert list(trunc) == ["top-k 5", "top-p 0.6", "min-p 0.1"]
+    kept = {name: [x for x in r["tables"]["kept"] if x["strategy"] == name] for name in trunc}
+    assert m["top_k_kept"] == trunc["top-k 5"]["kept"] == len(kept["top-k 5"]) == 5
+    probs = [x["prob"] for x in kept["top-p 0.6"]]  # the fewest top tokens reaching 0.6
+    assert m["top_p_kept"] == len(probs) and sum(probs) >= 0.6 > sum(probs[:-1])
+    top = kept["min-p 0.1"][0]["prob"]
+    assert all(x["prob"] >= 0.1 * top for x in kept["min-p 0.1"])
+    assert m["min_p_kept"] == len(kept["min-p 0.1"])
+    for name, rows in kept.items():  # renormalised: kept probabilities scaled to sum to 1
+        assert sum(x["renormalised"] for x in rows) == pytest.approx(1, abs=1e-9)
+        assert rows[0]["renormalised"] == pytest.approx(rows[0]["prob"] / trunc[name]["kept_mass"])
+    assert m["draws_outside_kept"] == 0  # a removed token is never drawn
+    assert m["truncated_max_freq_error"] <= max(t["noise_4se"] for t in trunc.values())
+    assert m["calc_top_p_kept"] == 1  # top-p 0.6 of [4, 1, 0.5]: 0.926 alone suffices
+    assert any("top-p 0.6 keeps" in line for line in r["summary"])
+    r9 = run("sampling", draws=10, greedy_runs=2, greedy_tokens=1, logits="4,1,0.5")
+    assert r9["metrics"]["calc_top_p_kept"] == 1  # the default top-p 0.9 keeps one token too
+
+
 def test_attention_sinks_causality_induction_and_seed(smol):
     r = run("attention", repeat_len=30)
     m = r["metrics"]
@@ -88,7 +133,7 @@ def test_attention_sinks_causality_induction_and_seed(smol):
     assert heads[0]["prefix_matching"] == m["top_prefix_matching"] > 0.3
     assert len(r["tables"]["sink_by_layer"]) == 30 and len(r["tables"]["head_entropy_bits"]) == 30
     assert m["mean_head_entropy_bits"] <= m["uniform_entropy_bits"]
-    assert r["figures"] == ["attention_maps.png", "sinks_and_induction.png"]
+    assert r["figures"] == ["attention_maps.png", "top_heads.png", "sinks_and_induction.png"]
     again = run("attention", repeat_len=30)
     assert again["metrics"] == m  # same seed, same numbers
     other = run("attention", repeat_len=30, seed=7)
@@ -110,6 +155,21 @@ def test_residual_logit_lens_norms_and_outliers(smol):
     assert m["residual_norm_growth"] == pytest.approx(norms[-1]["residual_norm"] / norms[0]["residual_norm"], rel=1e-3)
     out = r["tables"]["outliers"]
     assert out[0]["abs"] == m["max_abs_activation"] and len({o["dim"] for o in out}) == 5
+
+
+def test_residual_direct_logit_attribution_adds_up_to_the_answer_logit(smol):
+    r = run("residual", prompt="The capital of Italy is")
+    m, dla = r["metrics"], r["tables"]["logit_attribution"]
+    assert [x["layer"] for x in dla] == list(range(30))
+    total = m["embed_logit"] + sum(x["attn_logit"] + x["mlp_logit"] for x in dla)
+    assert total == pytest.approx(m["answer_logit"], abs=1e-3)  # the decomposition adds up
+    assert m["mlp_logit"] == pytest.approx(sum(x["mlp_logit"] for x in dla), abs=1e-4)
+    assert m["attn_logit"] == pytest.approx(sum(x["attn_logit"] for x in dla), abs=1e-4)
+    assert m["dla_error"] < 1e-3
+    top = max(dla, key=lambda x: max(x["attn_logit"], x["mlp_logit"]))
+    line = next(x for x in r["summary"] if x.startswith("Direct logit attribution"))
+    assert f"layer {top['layer']}" in line  # the headline names the biggest writer
+    assert "norm view" in " ".join(r["summary"]).lower()  # the update-norm share is labelled as such
 
 
 def test_anatomy_counts_equal_the_tensors_and_kv_formula(smol, tmp_path):
@@ -171,6 +231,21 @@ def test_cost_growth_and_cache(smol):
     # without the cache every new token recomputes the 192-token prefix; with it, one token
     assert m["cache_speedup"] > 1
     assert m["cache_speedup"] == pytest.approx(m["ms_per_token_no_cache"] / m["ms_per_token_cache"])
+
+
+def test_cost_sets_threads_records_load_and_repeats_interleaved(smol):
+    import torch
+
+    before = torch.get_num_threads()
+    r = run("cost", lengths="8,16", repeats=3, gen_tokens=2, gen_prompt=8, threads=1)
+    c, m = r["conditions"], r["metrics"]
+    assert c["threads"] == 1 == m["threads"] and torch.get_num_threads() == before  # restored
+    assert len(c["load_avg"]) == 2 and c["cpu_count"] >= 1
+    for g in r["tables"]["generation"]:  # every case timed once per round
+        assert len(g["all_ms_per_token"]) == 3 and g["ms_per_token"] == min(g["all_ms_per_token"])
+    busy = any("machine was busy" in line for line in r["summary"])
+    assert busy == bool(m["machine_busy"])
+    assert any("1 CPU thread(s)" in line and "load average" in line for line in r["summary"])
 
 
 def test_every_run_reports_its_quantities_and_conditions(smol):

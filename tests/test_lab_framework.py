@@ -36,7 +36,7 @@ def test_declarations_are_plain_json():
     sampling = next(d for d in data if d["name"] == "sampling")
     temps = next(p for p in sampling["params"] if p["name"] == "temperatures")
     assert temps["type"] == "list of float" and temps["default"] == [0.5, 1.0, 2.0]
-    assert {"name", "unit", "help"} == set(sampling["quantities"][0])
+    assert {"name", "unit", "help", "concept", "depends_on"} == set(sampling["quantities"][0])
 
 
 def test_declarations_import_without_torch(tmp_path):

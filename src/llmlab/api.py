@@ -7,6 +7,7 @@ into the snapshot cache. A rejected event raises `UserError` and changes nothing
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from datetime import datetime
@@ -313,12 +314,33 @@ def exit_attempt(ws: Workspace, item: str, passed: bool, notes: str = "", actor:
     return record(ws, "exit_attempt", {"item": item, "passed": passed, "notes": notes}, actor, at)
 
 
+def _lab_spec(experiment: str):
+    """The experiment's declaration, or None (unknown experiment, or no lab installed)."""
+    try:
+        from .lab.catalog import specs
+    except ImportError:
+        return None
+    return specs().get(experiment)
+
+
 def predict(ws: Workspace, experiment: str, quantity: str, value: float,
             concept: str | None = None, tolerance: float | None = None, note: str = "",
-            actor: str = "learner", at=None) -> Event:
-    return record(ws, "prediction", {"experiment": experiment, "quantity": quantity,
-                                     "value": value, "concept": concept, "tolerance": tolerance,
-                                     "note": note}, actor, at)
+            actor: str = "learner", at=None, params: dict | None = None) -> Event:
+    """Record a prediction for the run conditions `params` describe (default: the defaults).
+
+    The prediction stores the conditions its quantity depends on (the model, or a config's
+    content, and the quantity's parameters): only a run under the same conditions scores
+    it. Without `concept` it counts against the concept the quantity measures.
+    """
+    data: dict[str, Any] = {"experiment": experiment, "quantity": quantity, "value": value,
+                            "concept": concept, "tolerance": tolerance, "note": note}
+    spec = _lab_spec(experiment)
+    q = spec.quantity(quantity) if spec else None
+    if q is not None:  # an unknown experiment or quantity fails in record, naming the valid ones
+        data["conditions"] = spec.conditions_for(quantity, spec.resolve(params))
+        if concept is None and q.concept in ws.curriculum.concepts:
+            data["concept"] = q.concept
+    return record(ws, "prediction", data, actor, at)
 
 
 def retract(ws: Workspace, target: str, reason: str, actor: str = "tutor", at=None) -> Event:
@@ -331,8 +353,11 @@ def pending_predictions(ws: Workspace, experiment: str) -> list[dict]:
             if p["experiment"] == experiment and p["status"] == "pending"]
 
 
-def compare(pred: dict, measured: float, default_tolerance: float) -> dict:
-    """Predicted vs measured: absolute and relative error, and whether within tolerance."""
+def compare(pred: dict, measured: float, default_tolerance: float,
+            concept: str | None = None) -> dict:
+    """Predicted vs measured: absolute and relative error, and whether within tolerance.
+
+    `concept`: the quantity's concept, used when the prediction names none."""
     tol = pred.get("tolerance")
     tol = default_tolerance if tol is None else tol
     predicted = float(pred["value"])
@@ -341,16 +366,53 @@ def compare(pred: dict, measured: float, default_tolerance: float) -> dict:
     rel = abs_err / scale
     return {"prediction": pred["id"], "quantity": pred["quantity"], "predicted": predicted,
             "measured": float(measured), "abs_error": abs_err, "rel_error": rel,
-            "tolerance": tol, "within": rel <= tol, "concept": pred.get("concept")}
+            "tolerance": tol, "within": rel <= tol,
+            "concept": pred.get("concept") or concept}
+
+
+def scorable(ws: Workspace, experiment: str, params: dict,
+             metrics: dict[str, float]) -> tuple[list[dict], list[dict]]:
+    """Pending predictions for `experiment` split into (scored by this run, left pending).
+
+    A prediction is scored only when the run's conditions for its quantity (model or
+    config, and the parameters the quantity depends on) equal those it was made for; one
+    recorded without conditions was made for the experiment's defaults.
+    """
+    spec = _lab_spec(experiment)
+    match, other = [], []
+    for p in pending_predictions(ws, experiment):
+        if p["quantity"] not in metrics:
+            continue
+        if spec is not None and spec.quantity(p["quantity"]) is not None:
+            want = p.get("conditions")
+            if want is None:
+                want = spec.conditions_for(p["quantity"], {})
+            try:
+                got = spec.conditions_for(p["quantity"], params)
+            except UserError:  # e.g. the run's config file is gone: nothing to match
+                got = None
+            if json.dumps(want, sort_keys=True, default=str) != \
+                    json.dumps(got, sort_keys=True, default=str):
+                other.append(p)
+                continue
+        match.append(p)
+    return match, other
 
 
 def record_experiment_run(ws: Workspace, experiment: str, run_id: str, params: dict,
                           metrics: dict[str, float], conditions: dict,
                           concepts: list[str]) -> tuple[Event, list[dict]]:
-    """Compare pending predictions for `experiment` with `metrics`; append the run event."""
+    """Compare the pending predictions made for this run's conditions with `metrics`
+    (`scorable`); append the run event. Other predictions stay pending."""
     tol = ws.config.mastery.prediction_tolerance
-    comparisons = [compare(p, metrics[p["quantity"]], tol)
-                   for p in pending_predictions(ws, experiment) if p["quantity"] in metrics]
+    spec = _lab_spec(experiment)
+
+    def concept_of(q: str) -> str | None:
+        c = spec.quantity(q).concept if spec and spec.quantity(q) else None
+        return c if c in ws.curriculum.concepts else None
+
+    comparisons = [compare(p, metrics[p["quantity"]], tol, concept_of(p["quantity"]))
+                   for p in scorable(ws, experiment, params, metrics)[0]]
     ev = record(ws, "experiment_run", {
         "experiment": experiment, "run_id": run_id, "params": params,
         "metrics": {k: float(v) for k, v in metrics.items()}, "conditions": conditions,

@@ -237,14 +237,20 @@ def predict(
     tolerance: Optional[float] = typer.Option(None, "--tolerance",
                                               help="Relative error that counts as right (default from llmlab.toml)."),
     note: str = typer.Option("", "--note", help="Your reasoning, in a sentence."),
+    param: list[str] = typer.Option([], "--param", "-p", help="The run this prediction is for, "
+                                    "as name=value like `llmlab lab run` (e.g. -p config=PATH or "
+                                    "-p prompt=...); omitted: the experiment's defaults."),
     at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record the learner's prediction before a lab run; the next run compares it."""
+    """Record the learner's prediction before a lab run; the next run under the same
+    conditions (model or config, and the parameters the quantity depends on) compares it.
+    Without --concept it counts against the concept the quantity measures."""
     from . import api
+    from .lab.experiment import parse_params
     from .workspace import Workspace
 
     _recorded(api.predict(Workspace.find(), experiment, quantity, value, concept, tolerance, note,
-                          "learner", at), as_json)
+                          "learner", at, params=parse_params(param)), as_json)
 
 
 @app.command()

@@ -96,6 +96,8 @@ class Prediction(_Payload):
     concept: str | None = None
     tolerance: float | None = Field(None, ge=0)  # relative; None: the workspace default
     note: str = _text_field(0)
+    # what the measured value depends on (model or config, parameters); None: the defaults
+    conditions: dict[str, Any] | None = None
 
     @field_validator("value")
     @classmethod

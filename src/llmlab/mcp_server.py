@@ -246,12 +246,16 @@ def build_server() -> MCPServer:
         tolerance: Annotated[float | None, Field(strict=True, description="Relative error that counts as "
                                                  "right (default from llmlab.toml).")] = None,
         note: Annotated[str, Field(description="The learner's reasoning, in a sentence.")] = "",
+        params: Annotated[dict[str, Any] | None, Field(
+            description="The run the prediction is for, as run_experiment params (e.g. "
+                        "{\"config\": PATH}); omitted: the experiment's defaults.")] = None,
     ) -> dict[str, Any]:
         """Record the learner's numeric prediction BEFORE the lab run that measures it (actor:
-        learner). The next run of that experiment compares it with the measurement. Returns
-        the event."""
+        learner). The next run under the same conditions (model or config, and the
+        parameters the quantity depends on) compares it; without `concept` it counts against
+        the concept the quantity measures. Returns the event."""
         return api.predict(_ws(), experiment, quantity, value, concept, tolerance, note,
-                           "learner").to_dict()
+                           "learner", params=params).to_dict()
 
     @tool(annotations=WRITE)
     @_shell

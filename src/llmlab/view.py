@@ -89,6 +89,17 @@ def describe(ev: dict, s: State) -> dict:
             "summary": text[:300]}
 
 
+def _quantity_concept(pred: dict) -> str | None:
+    """The concept the predicted quantity measures (for predictions recorded without one)."""
+    try:
+        from .lab.catalog import specs
+    except ImportError:
+        return None
+    spec = specs().get(pred["experiment"])
+    q = spec.quantity(pred["quantity"]) if spec else None
+    return q.concept if q else None
+
+
 def prediction_record(s: State, p: MasteryParams, concepts: dict[str, dict]) -> dict:
     """How predictions compared with measurements, overall and per concept."""
     per: dict[str, dict[str, Any]] = {}
@@ -101,8 +112,8 @@ def prediction_record(s: State, p: MasteryParams, concepts: dict[str, dict]) -> 
         comp = pred["comparison"]
         total += 1
         within += comp["within"]
-        cids = [pred["concept"]] if pred.get("concept") else [
-            r for run in s.runs if run["run_id"] == pred["run_id"] for r in run["concepts"]]
+        cid = pred.get("concept") or comp.get("concept") or _quantity_concept(pred)
+        cids = [cid] if cid else []  # never every concept of the experiment
         for cid in cids:
             if cid not in concepts:
                 continue

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ..errors import UserError
 from ..shell import JsonOpt, print_json
+from .experiment import parse_params as _parse_params
 
 app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
                   no_args_is_help=True)
@@ -61,28 +62,20 @@ def list_cmd(as_json: bool = JsonOpt) -> None:
                   "llmlab predict NAME QUANTITY VALUE")
 
 
-def _parse_params(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"Parameters are given as --param name=value; got {item!r}. "
-                            "See `llmlab lab list` for each experiment's parameters.")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v
-    return out
-
-
-@app.command("run")
+@app.command("run", context_settings={"help_option_names": []})
 def run_cmd(
-    name: str = typer.Argument(..., help="Experiment name (see `llmlab lab list`)."),
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Experiment name (see `llmlab lab list`)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Parameter as name=value, repeatable; lists "
                                      "comma-separated (-p temperatures=0.5,1,2). Each "
-                                     "experiment's parameters: llmlab lab list."),
+                                     "experiment's parameters: llmlab lab run NAME --help."),
     no_record: bool = typer.Option(False, "--no-record", help="Measure only: do not compare "
                                    "predictions or append an experiment_run event."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the run folder under this "
                                        "folder instead of the workspace (implies --no-record)."),
     as_json: bool = JsonOpt,
+    show_help: bool = typer.Option(False, "--help", "-h", help="Show this message and exit; "
+                                   "with NAME, also that experiment's parameters."),
 ) -> None:
     """Run an experiment on the real model; write result.json and figures; compare predictions.
 
@@ -94,6 +87,17 @@ def run_cmd(
 
     from .runner import run_experiment
 
+    if show_help or name is None:
+        from .catalog import spec
+
+        s = spec(name) if name else None  # an unknown name fails here, listing the valid ones
+        typer.echo(ctx.get_help())
+        if s is not None:
+            _describe(s)
+        if name is None and not show_help:
+            raise UserError("Give the experiment to run: llmlab lab run NAME (see "
+                            "`llmlab lab list`).")
+        return
     try:
         ws = Workspace.find()
     except UserError:
@@ -104,6 +108,38 @@ def run_cmd(
     if as_json:
         return print_json(result)
     _show(result)
+
+
+def _describe(s) -> None:
+    """An experiment's question, parameters and predictable quantities (`run NAME --help`)."""
+    console.print(Text(f"\n{s.name}: {s.question}", style="bold"))
+    t = Table(title=f"Parameters of {s.name} (-p name=value)")
+    for col in ("name", "type", "default", "what it does"):
+        t.add_column(col)
+    for p in s.params:
+        bits = p.describe().split("(", 1)[1].rsplit(", default", 1)[0]
+        t.add_row(p.name, bits, p.shown_default, p.help)
+    console.print(t)
+    q = Table(title="Predictable quantities (llmlab predict " + s.name + " QUANTITY VALUE)")
+    for col in ("quantity", "unit", "concept", "depends on", "what it is"):
+        q.add_column(col)
+    for x in s.quantities:
+        on = (["model or config"] if s.model and x.on_model else []) + list(x.depends_on)
+        q.add_row(x.name, x.unit, x.concept, ", ".join(on) or "-", x.help)
+    console.print(q)
+
+
+def fmt_number(v: float) -> str:
+    """A metric for people: whole numbers with thousands separators, no exponent for large
+    values, four significant digits otherwise."""
+    v = float(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    if v.is_integer() and abs(v) < 1e18:
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.1f}"
+    return f"{v:.4g}"
 
 
 def _show(r: dict) -> None:
@@ -118,7 +154,7 @@ def _show(r: dict) -> None:
     for col in ("quantity", "measured", "unit"):
         t.add_column(col)
     for k, v in sorted(r["metrics"].items(), key=lambda kv: kv[0] not in units):
-        t.add_row(f"{k} *" if k in units else k, f"{v:.6g}", units.get(k, ""))
+        t.add_row(f"{k} *" if k in units else k, fmt_number(v), units.get(k, ""))
     console.print(t)
     if r.get("comparisons"):
         c = Table(title="Your predictions vs the measurement")
@@ -129,9 +165,14 @@ def _show(r: dict) -> None:
                       f"{x['rel_error']:.1%}", "yes" if x["within"] else "no")
         console.print(c)
     c = r["conditions"]
-    console.print(Text(f"Run {r['run_id']} in {r.get('dir', '')}: model {c['model']} "
-                       f"({(c['model_sha256'] or '')[:12]}), {c['device']}, {c['dtype']}, seed "
-                       f"{c['seed']}, {c['duration_s']:.1f} s. Figures: {', '.join(r['figures'])}."))
+    if c.get("model"):
+        what = f"model {c['model']} ({(c.get('model_sha256') or '')[:12]}), {c['device']}, {c['dtype']}"
+    else:
+        cfg = (r.get("params") or {}).get("config")
+        what = f"config {Path(cfg).name} (no weights loaded)" if cfg else "no model"
+    threads = f", {c['threads']} thread(s)" if c.get("threads") else ""
+    console.print(Text(f"Run {r['run_id']} in {r.get('dir', '')}: {what}, seed {c['seed']}"
+                       f"{threads}, {c['duration_s']:.1f} s. Figures: {', '.join(r['figures'])}."))
     if r.get("event"):
         console.print(f"Recorded as {r['event']}.")
 

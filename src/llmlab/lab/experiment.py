@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import BadParameter, UnknownName, closest
+from ..errors import BadParameter, UnknownName, UserError, closest
 
 _TYPES = {int: "int", float: "float", str: "str", bool: "bool"}
 
@@ -101,12 +101,19 @@ class Param:
 class Quantity:
     """Something a learner can predict before a run (`llmlab predict EXP QUANTITY VALUE`).
 
-    Every run reports it as a float in `metrics[name]`.
+    Every run reports it as a float in `metrics[name]`. A prediction is scored only by a run
+    under the conditions it was made for (`Spec.conditions_for`): the model (or, for a
+    config-only run, the config file's content) when `on_model`, and every parameter in
+    `depends_on`. Without `--concept` it counts against `concept`, the course concept the
+    quantity measures.
     """
 
     name: str
     unit: str
     help: str
+    concept: str = ""  # the course concept it measures (one of the experiment's concepts)
+    depends_on: tuple[str, ...] = ()  # parameters its value depends on, besides the model
+    on_model: bool = True  # False: the model does not matter (a calculator, a formula)
 
 
 @dataclass
@@ -147,6 +154,29 @@ class Spec:
             out[k] = known[k].parse(v)
         return out
 
+    def quantity(self, name: str) -> Quantity | None:
+        return next((q for q in self.quantities if q.name == name), None)
+
+    def conditions_for(self, quantity: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The conditions a measurement of `quantity` depends on, from (resolved) params.
+
+        A prediction stores them when made; a run scores it only when its own match.
+        """
+        q = self.quantity(quantity)
+        if q is None:
+            return {}
+        full = {p.name: (list(p.default) if p.many else p.default) for p in self.params}
+        full.update(params)
+        out: dict[str, Any] = {}
+        if self.model and q.on_model:
+            if full.get("config"):
+                out["config"] = config_identity(full["config"])
+            else:
+                out["model"] = full.get("model", self.model)
+        for name in q.depends_on:
+            out[name] = full.get(name)
+        return out
+
     def to_dict(self) -> dict:
         """The declaration as plain data (`llmlab lab list --json`, the MCP server)."""
         return {
@@ -154,7 +184,8 @@ class Spec:
             "params": [{"name": p.name, "type": p.type_name, "default": p.default,
                         "help": p.help, "low": p.low, "high": p.high,
                         "choices": list(p.choices)} for p in self.params],
-            "quantities": [{"name": q.name, "unit": q.unit, "help": q.help}
+            "quantities": [{"name": q.name, "unit": q.unit, "help": q.help,
+                            "concept": q.concept, "depends_on": list(q.depends_on)}
                            for q in self.quantities],
             "needs_model": self.model is not None, "seconds": self.seconds,
         }
@@ -163,10 +194,37 @@ class Spec:
 RunFn = Callable[[Any, dict], Outcome]
 
 
+def parse_params(items: list[str]) -> dict[str, str]:
+    """`-p name=value` options as a dict (values still strings; `Spec.resolve` types them)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"Parameters are given as --param name=value; got {item!r}. "
+                            "See `llmlab lab list` for each experiment's parameters.")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def config_identity(path: str) -> str:
+    """A config.json named by its content (the same file under another path matches)."""
+    import hashlib
+    from pathlib import Path
+
+    f = Path(path).expanduser()
+    if not f.is_file():
+        raise UserError(f"No config file at {f}. Give the path of a config.json.")
+    return "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+
+
 def common(model: bool = True) -> tuple[Param, ...]:
     """Parameters every experiment takes."""
-    seed = Param("seed", int, 0, "Random seed; the same seed gives the same numbers", low=0)
+    seed = Param("seed", int, 0, "Random seed; the same seed and thread count give the same "
+                 "numbers", low=0)
+    threads = Param("threads", int, 0, "Torch CPU threads; 0: the cores not busy now (CPU "
+                    "count minus the 1-minute load average, at least 1)", low=0, high=1024)
     if not model:
-        return (seed,)
+        return (seed, threads)
     return (Param("model", str, "smollm2-135m-instruct",
-                  "Model name (`llmlab lab models`) or a local Hugging Face model folder"), seed)
+                  "Model name (`llmlab lab models`) or a local Hugging Face model folder"), seed,
+            threads)

@@ -142,21 +142,38 @@ def open_readout(ctx, given: str) -> tuple[Path, Readout]:
         raise UserError(f"The readout in {folder} was made for hidden size {r.hidden_size}; "
                         f"this model has {hidden}. Use the model it was extracted from "
                         f"({r.manifest.get('model')}).")
+    ctx.notes.append(f"Concept vectors: run {folder.name}"
+                     + (" (the newest recorded concept_vectors run)" if not given else "")
+                     + f", in {folder}.")
     if r.manifest.get("model_sha256") not in (None, ctx.model.sha256):
         ctx.notes.append(f"The readout was extracted from {r.manifest.get('model')}, not "
                          f"{ctx.model.name}: its scores may mean little here.")
     return folder, r
 
 
+def recorded_runs(ws, experiment: str) -> list[str]:
+    """Run ids of the workspace's recorded, unretracted runs of `experiment`, oldest first."""
+    from ..log import read_events
+
+    events = read_events(ws.log_path)
+    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
+    return [e["data"]["run_id"] for e in events
+            if e["type"] == "experiment_run" and e["data"].get("experiment") == experiment
+            and e["id"] not in retracted]
+
+
 def find_readout(ws, given: str) -> Path:
-    """A readout folder: a path, a run id in the workspace, or (empty) the newest
-    concept_vectors run there."""
+    """A readout folder: a path, a run id in the workspace, or (empty) the newest *recorded*
+    concept_vectors run there (a --no-record or --out run is used only when named)."""
     from . import runs
 
     if given:
         return runs.find(ws, given, holding="readout.json", what="readout")
-    found = runs.newest(ws, "concept_vectors", holding="readout.json")
-    if found is None:
-        raise UserError("No concept vectors yet: run `llmlab lab run concept_vectors` first "
-                        "(or give {param:vectors=FOLDER} of a readout).")
-    return found
+    found = [ws.runs_dir / r for r in recorded_runs(ws, "concept_vectors")
+             if runs.RUN_ID.match(r) and (ws.runs_dir / r / "readout.json").is_file()] if ws else []
+    if not found:
+        raise UserError("No recorded concept vectors in this workspace: run `llmlab lab run "
+                        "concept_vectors` (recorded) first, or name a readout with "
+                        "{param:vectors=FOLDER} or a run id (an unrecorded run is used only "
+                        "when named).")
+    return found[-1]

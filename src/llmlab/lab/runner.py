@@ -13,7 +13,8 @@ workspace, else `--out DIR/<run-id>/` or a temporary folder:
     figures      [file names of PNGs in the run dir]
     files        [other files the experiment wrote there, e.g. readout.safetensors]
     conditions   {model, model_sha256, model_source, device, dtype, seed, duration_s,
-                  model_load_s, started, threads, machine, packages: {name: version}}
+                  model_load_s, started, threads, cpu_count, load_avg: [1-min load at start,
+                  at end], machine, packages: {name: version}}
     comparisons  [{prediction, quantity, predicted, measured, abs_error, rel_error,
                   tolerance, within, concept}]: the learner's pending predictions vs metrics
     event        id of the `experiment_run` event, or null when not recorded
@@ -24,6 +25,7 @@ path), which compares pending predictions and appends the `experiment_run` event
 """
 from __future__ import annotations
 
+import os
 import platform
 import time
 from contextlib import contextmanager
@@ -112,6 +114,14 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
 
     seed = int(params.get("seed", 0))
     torch.manual_seed(seed)
+    threads_before = torch.get_num_threads()
+    # An explicit thread count for every run (the common `threads` parameter; 0: the cores
+    # not busy now): oversubscribed torch threads on a busy machine stall each other 10-20x,
+    # and the thread count can change the last bits of a float reduction.
+    from .experiments.cost import free_threads
+
+    torch.set_num_threads(int(params.get("threads") or 0) or free_threads())
+    load_start = os.getloadavg()[0]
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     needs_model = spec.model and not params.get("config")  # anatomy's config-only mode
@@ -136,6 +146,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
 
         shutil.rmtree(out_dir, ignore_errors=True)  # a failed run leaves no half-written folder
         raise
+    finally:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(threads_before)
     duration = time.perf_counter() - t0
     missing = [q.name for q in spec.quantities if q.name not in outcome.metrics]
     if missing:  # a programming error: every predictable quantity must be measured
@@ -156,7 +169,9 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "") if loaded else None,
         "seed": seed, "duration_s": round(duration, 3), "model_load_s": round(load_s, 3),
         "started": started.isoformat(),
-        "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "threads": threads, "cpu_count": os.cpu_count(),
+        "load_avg": [round(load_start, 2), round(os.getloadavg()[0], 2)],  # 1-min, start/end
+        "machine": platform.machine(),
         "packages": _versions(),
     }
     return {
@@ -168,6 +183,12 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "files": sorted(p.name for p in out_dir.iterdir()
                         if p.is_file() and p.name not in figures and p.name != "result.json"),
     }
+
+
+def _conditions_text(c: dict | None) -> str:
+    if not c:
+        return "the defaults"
+    return ", ".join(f"{k}={v}" for k, v in c.items())
 
 
 def require_torch() -> None:
@@ -215,6 +236,13 @@ def run_experiment(ws: Workspace | None, name: str, params: dict | None = None,
             conditions=result["conditions"], concepts=list(spec.concepts))
         result["comparisons"] = comparisons
         result["event"] = ev.id
+        left = api.scorable(ws, spec.name, params, result["metrics"])[1]
+        if left:
+            result["summary"].append(
+                f"{len(left)} prediction(s) for {spec.name} stay pending: made for other "
+                "conditions than this run's (" + "; ".join(
+                    f"{p['quantity']} for {_conditions_text(p.get('conditions'))}"
+                    for p in left[:3]) + ").")
     else:
         result["event"] = None
         why = ("no workspace found (`llmlab init DIR` makes one; LLMLAB_HOME points to it)"

@@ -21,10 +21,10 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("first_token_share", "fraction", "Mean attention on the first token (layers 2+, all heads, positions 2+)"),
-        Quantity("loss_first_half", "nats/token", "Loss on the first copy of a random sequence"),
-        Quantity("loss_second_half", "nats/token", "Loss on its repeat"),
-        Quantity("top_prefix_matching", "fraction", "Prefix-matching score of the best induction head"),
+        Quantity("first_token_share", "fraction", "Mean attention on the first token (layers 2+, all heads, positions 2+)", concept='attention_sinks', depends_on=('text',)),
+        Quantity("loss_first_half", "nats/token", "Loss on the first copy of a random sequence", concept='induction_heads', depends_on=('repeat_len',)),
+        Quantity("loss_second_half", "nats/token", "Loss on its repeat", concept='induction_heads', depends_on=('repeat_len',)),
+        Quantity("top_prefix_matching", "fraction", "Prefix-matching score of the best induction head", concept='induction_heads', depends_on=('repeat_len',)),
     ),
     seconds=3,
 )
@@ -96,10 +96,36 @@ def run(ctx, p: dict) -> Outcome:
     }
     best = IA[top[0]["layer"], top[0]["head_index"]]  # (2L, 2L)
     return Outcome(metrics=metrics, tables=tables,
-                   figures={"attention_maps": _maps(A),
+                   figures={"attention_maps": _maps(A), "top_heads": _zoom(A, top[:4], tokens),
                             "sinks_and_induction": _sinks(sink_layer, prefix, nll, L, best,
                                                           top[0]["head"])},
                    summary=summary)
+
+
+def _zoom(A, heads, tokens):
+    """The top induction heads' maps on the text, large, with the tokens on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seq = len(tokens)
+    n = len(heads)
+    size = min(max(3.0, 0.22 * seq + 1.5), 9.0)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    labels = [repr(t)[1:-1] for t in tokens]
+    font = max(4, min(8, int(220 / max(seq, 1))))
+    for ax, h in zip(axes[0], heads):
+        ax.imshow(A[h["layer"], h["head_index"]].cpu().numpy(), cmap="viridis", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_xticks(range(seq), labels, rotation=90, fontsize=font)
+        ax.set_yticks(range(seq), labels, fontsize=font)
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query")
+        ax.set_title(f"{h['head']} (prefix matching {h['prefix_matching']:.2f})", fontsize=9)
+    fig.suptitle("Top induction heads on the text", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def _maps(A):

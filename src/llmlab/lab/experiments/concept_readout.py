@@ -35,8 +35,8 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("concept_score", "z", "The concept's score for the whole text, in standard "
-                 "deviations of its corpus scores (pooled like the corpus)"),
-        Quantity("concept_rank", "rank", "Its rank among the concepts by that score (1 = top)"),
+                 "deviations of its corpus scores (pooled like the corpus)", concept='probing', depends_on=('vectors', 'text', 'layer', 'concept')),
+        Quantity("concept_rank", "rank", "Its rank among the concepts by that score (1 = top)", concept='probing', depends_on=('vectors', 'text', 'layer', 'concept')),
     ),
     seconds=3,
     check=check,

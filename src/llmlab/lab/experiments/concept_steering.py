@@ -16,9 +16,10 @@ SPEC = Spec(
         Param("concept", str, "sad", "Concept to steer toward (one the readout has)"),
         Param("prompt", str, "Write two sentences about your afternoon.",
               "User turn the model answers (chat template applied)"),
-        Param("multipliers", float, [0.0, 20.0, 40.0, 80.0], "Multipliers of the unit vector "
-              "to add; the residual norm at middle layers is reported for scale", many=True,
-              low=-200, high=200, min_items=2),
+        Param("multipliers", float, [0.0, 0.25, 0.5, 1.0], "Multipliers relative to the "
+              "residual norm at the steering layer: m adds the unit vector times m x that norm "
+              "(median over the prompt), so a multiplier acts alike at any layer", many=True,
+              low=-10, high=10, min_items=2),
         Param("layer", str, "", "Layer to steer at (one the readout has); empty: the concept's "
               "best readout layer"),
         VECTORS,
@@ -30,9 +31,9 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("score_gain", "z", "Readout score of the generated text for the concept at the "
-                 "largest multiplier minus at the smallest (unsteered model reads the text)"),
+                 "largest multiplier minus at the smallest (unsteered model reads the text)", concept='steering_vectors', depends_on=('vectors', 'concept', 'prompt', 'multipliers', 'layer', 'samples', 'max_new_tokens', 'temperature')),
         Quantity("logprob_drop", "nats/token", "Mean log-probability per generated token under "
-                 "the unsteered model, smallest multiplier minus largest (fluency lost)"),
+                 "the unsteered model, smallest multiplier minus largest (fluency lost)", concept='steering_vectors', depends_on=('vectors', 'concept', 'prompt', 'multipliers', 'layer', 'samples', 'max_new_tokens', 'temperature')),
     ),
     seconds=25,
     check=check,
@@ -44,7 +45,7 @@ def run(ctx, p: dict) -> Outcome:
 
     from .. import readout as R
     from .. import vectors as V
-    from ..hooks import steer
+    from .. import hooks
 
     _, r = R.open_readout(ctx, p["vectors"])
     tok, model = ctx.model.tokenizer, ctx.model.model
@@ -65,7 +66,7 @@ def run(ctx, p: dict) -> Outcome:
     gen: dict = {}
     for m, s in ctx.track(jobs, "Generating"):
         torch.manual_seed(p["seed"] * 1000 + s)  # sample s shares its random stream across multipliers
-        with steer(model, layer, vector, m), torch.inference_mode():
+        with hooks.steer(model, layer, vector, m * resid_norm), torch.inference_mode():
             out = model.generate(prompt, max_new_tokens=p["max_new_tokens"],
                                  do_sample=p["temperature"] > 0,
                                  temperature=p["temperature"] or None, top_p=None, top_k=None,
@@ -86,7 +87,7 @@ def run(ctx, p: dict) -> Outcome:
     for m in mults:
         g = gen[m]
         n = len(g)
-        rows.append({"multiplier": m, "x_resid_norm": round(m / resid_norm, 3),
+        rows.append({"multiplier": m, "added_norm": round(m * resid_norm, 3),
                      "score": round(sum(x[0] for x in g) / n, 3),
                      "rank": round(sum(x[1] for x in g) / n, 2),
                      "top_share": round(sum(x[1] == 1 for x in g) / n, 3),
@@ -94,11 +95,13 @@ def run(ctx, p: dict) -> Outcome:
                      "distinct_tokens": round(sum(x[3] for x in g) / n, 3)})
     lo, hi = rows[0], rows[-1]
     metrics = {"score_gain": hi["score"] - lo["score"], "logprob_drop": lo["logprob"] - hi["logprob"],
-               "top_share_max": hi["top_share"], "resid_norm": resid_norm, "layer": float(layer)}
+               "top_share_at_max": hi["top_share"], "resid_norm": resid_norm, "layer": float(layer)}
     best = max(rows, key=lambda x: x["score"])
     summary = [
-        f"Steering toward {p['concept']} at layer {layer} (residual norm there ~{resid_norm:.0f}); "
-        f"read at layer {read_layer} by the unsteered model.",
+        f"Steering toward {p['concept']} at layer {layer}: multipliers are relative to the "
+        f"residual norm there (median {resid_norm:.0f} over the prompt), so multiplier 1 adds "
+        f"a vector as long as the residual itself; read at layer {read_layer} by the "
+        "unsteered model.",
         "Readout score by multiplier: " + ", ".join(f"{x['multiplier']:g} -> {x['score']:+.2f}"
                                                     for x in rows) + " (sd).",
         "Log-prob per token: " + ", ".join(f"{x['multiplier']:g} -> {x['logprob']:.2f}"
@@ -119,7 +122,7 @@ def _figure(rows, concept, layer):
     x = [r["multiplier"] for r in rows]
     fig, a = plt.subplots(figsize=(5.5, 3.2))
     a.plot(x, [r["score"] for r in rows], "o-", color="tab:red", label=f"{concept} score (sd)")
-    a.set_xlabel(f"multiplier (unit vector added at layer {layer})")
+    a.set_xlabel(f"multiplier (x residual norm, added at layer {layer})")
     a.set_ylabel(f"{concept} readout score (sd)", color="tab:red")
     b = a.twinx()
     b.plot(x, [r["logprob"] for r in rows], "s--", color="tab:blue", label="log-prob / token")

@@ -25,6 +25,9 @@ def check(p: dict, ws) -> None:
     _corpus(p)  # every corpus mistake is reported before the model loads
 
 
+CV = ("corpus", "concepts", "layers", "pooling", "chat_template", "aggregator", "folds",
+      "fold_seeds", "seed")  # what the cross-validated numbers depend on
+
 SPEC = Spec(
     name="concept_vectors",
     question="Is an emotion a direction in the residual stream: at which layer does a "
@@ -46,16 +49,23 @@ SPEC = Spec(
               "paired differences, logistic regression (L2 or L1)", choices=AGGREGATORS),
         Param("folds", int, 4, "Cross-validation folds for held-out AUC (a paired scenario is "
               "held out whole)", low=2, high=10),
+        Param("fold_seeds", int, 5, "Fold splits to repeat the grouped cross-validation over "
+              "(seeds seed, seed+1, ...): mean and 95% interval per concept and layer; the "
+              "lexical baseline uses the same folds", low=1, high=50),
         Param("min_positives", int, 6, "Fewest positive texts a concept may have", low=2),
         *common(),
     ),
     quantities=(
-        Quantity("mean_auc", "AUC", "Held-out AUC of the saved vectors, averaged over concepts, "
-                 "at the best layer (0.5 = chance, 1 = perfect)"),
-        Quantity("min_auc", "AUC", "Held-out AUC of the hardest concept at that layer"),
-        Quantity("best_layer", "layer", "Layer with the highest mean held-out AUC"),
+        Quantity("lexical_auc", "AUC", "Held-out AUC of a word-counting classifier (TF-IDF + "
+                 "logistic regression) on the same grouped folds, averaged over concepts and "
+                 "fold seeds", concept='probing', on_model=False,
+                 depends_on=('corpus', 'concepts', 'folds', 'fold_seeds', 'seed')),
+        Quantity("mean_auc", "AUC", "Held-out AUC of the saved vectors, averaged over concepts "
+                 "and fold seeds, at the best layer (0.5 = chance, 1 = perfect)", concept='probing', depends_on=CV),
+        Quantity("min_auc", "AUC", "Held-out AUC of the hardest concept at that layer (mean over fold seeds)", concept='probing', depends_on=CV),
+        Quantity("best_layer", "layer", "Layer with the highest mean held-out AUC (over concepts and fold seeds)", concept='residual_stream', depends_on=CV),
         Quantity("max_cosine", "cosine", "Largest cosine between two different concepts' "
-                 "vectors at the best layer"),
+                 "vectors at the best layer", concept='superposition', depends_on=CV),
     ),
     seconds=38,
     check=check,
@@ -63,6 +73,7 @@ SPEC = Spec(
 
 
 def run(ctx, p: dict) -> Outcome:
+    from .. import crossval as CV_
     from .. import readout as R
     from .. import vectors as V
 
@@ -80,6 +91,11 @@ def run(ctx, p: dict) -> Outcome:
     control = V.train(corpus.shuffled(p["seed"]), acts, aggregators=(p["aggregator"],),
                       saved=p["aggregator"], folds=p["folds"], seed=p["seed"])
     rep["control"] = control.report["mean_auc"][p["aggregator"]]
+    seeds = [p["seed"] + i for i in range(p["fold_seeds"])]
+    rep["repeated"] = CV_.repeated(corpus, acts, p["aggregator"], p["folds"], seeds, rep)
+    rep["lexical"] = CV_.lexical(corpus, p["folds"], seeds)
+    rep["best_layer_one_split"] = rep["best_layer"]["_all"]
+    rep["best_layer"]["_all"] = max(layers, key=lambda l: rep["repeated"]["mean_auc"][str(l)]["mean"] or 0)
     summary_c = corpus.summary()
     rep["corpus"] = summary_c
     rep["extraction"] = {"unique_texts": acts.forwards, "text_uses": summary_c["text_uses"],
@@ -95,13 +111,18 @@ def run(ctx, p: dict) -> Outcome:
 
     saved, per = p["aggregator"], rep["per_concept"]
     best = rep["best_layer"]["_all"]
-    aucs = {c: per[c]["layers"][str(best)]["auc"][saved] or 0.0 for c in corpus.concepts}
+    rpt, lex = rep["repeated"], rep["lexical"]
+    aucs = {c: rpt["per_concept"][c][str(best)]["mean"] or 0.0 for c in corpus.concepts}
+    at_best = rpt["mean_auc"][str(best)]
     cos = rep["cosine"][str(best)]
     n = len(corpus.concepts)
     pair = max(((i, j) for i in range(n) for j in range(i + 1, n)), key=lambda ij: cos[ij[0]][ij[1]])
     hardest = min(aucs, key=aucs.get)
     metrics = {
-        "mean_auc": rep["mean_auc"][saved][str(best)], "min_auc": aucs[hardest], "best_layer": float(best),
+        "mean_auc": at_best["mean"], "mean_auc_low": at_best["low"],
+        "mean_auc_high": at_best["high"], "min_auc": aucs[hardest], "best_layer": float(best),
+        "lexical_auc": lex["mean"]["mean"], "lexical_auc_low": lex["mean"]["low"],
+        "lexical_auc_high": lex["mean"]["high"], "fold_seeds": float(len(seeds)),
         "max_cosine": cos[pair[0]][pair[1]], "unique_texts": float(acts.forwards),
         "forwards_saved": float(summary_c["text_uses"] - acts.forwards),
         "forward_s": acts.seconds, "redundant": float(len(rep["redundant"])),
@@ -122,14 +143,24 @@ def run(ctx, p: dict) -> Outcome:
     per_concept = [{"concept": c, "positives": per[c]["positives"],
                     "negatives": per[c]["negatives"], "pairs": per[c]["pairs"],
                     "best_layer": per[c]["best_layer"], "best_auc": per[c]["best_auc"],
-                    f"auc_at_layer_{best}": aucs[c]} for c in corpus.concepts]
+                    f"auc_at_layer_{best}": aucs[c],
+                    "auc_low": rpt["per_concept"][c][str(best)]["low"],
+                    "auc_high": rpt["per_concept"][c][str(best)]["high"],
+                    "lexical_auc": lex["per_concept"][c]["mean"],
+                    "lexical_low": lex["per_concept"][c]["low"],
+                    "lexical_high": lex["per_concept"][c]["high"]} for c in corpus.concepts]
+    layer_rows = [{"layer": l, **{k: rpt["mean_auc"][str(l)][k] for k in ("mean", "low", "high")},
+                   "one_split": rep["mean_auc"][saved][str(l)]} for l in layers]
     summary = [
         f"{n} concepts, {acts.forwards} unique texts forwarded once each in {acts.seconds:.1f} s; "
         f"without de-duplication {summary_c['text_uses']} forwards ({metrics['forwards_saved']:.0f} "
         "saved).",
-        f"Best layer {best}: held-out AUC {metrics['mean_auc']:.3f} on average ({saved} vectors); "
-        f"hardest: {hardest} ({aucs[hardest]:.3f}). Control with shuffled concept labels: "
+        f"Best layer {best}: held-out AUC {metrics['mean_auc']:.3f} averaged over concepts and "
+        f"{len(seeds)} fold splits (95% interval {_iv(at_best)}; {saved} vectors); hardest: "
+        f"{hardest} ({aucs[hardest]:.3f}). One split alone picked layer "
+        f"{rep['best_layer_one_split']}. Control with shuffled concept labels: "
         f"{metrics['control_auc']:.3f} (chance is 0.5).",
+        _lexical_line(metrics, lex, at_best),
         f"Most similar pair at layer {best}: {corpus.concepts[pair[0]]} and "
         f"{corpus.concepts[pair[1]]} (cosine {metrics['max_cosine']:.2f}).",
         f"Redundant (R^2 > {V.REDUNDANT_R2} from the other vectors): "
@@ -138,10 +169,32 @@ def run(ctx, p: dict) -> Outcome:
         f"layers {', '.join(map(str, layers))}) and report.json. Read a text: llmlab lab run "
         "concept_readout; steer: llmlab lab run concept_steering -p concept=NAME.",
     ]
-    return Outcome(metrics=metrics, tables={"per_concept": per_concept, "quality": quality},
+    return Outcome(metrics=metrics, tables={"per_concept": per_concept, "layers": layer_rows,
+                                            "quality": quality},
                    figures={"auc_by_layer": _auc_figure(corpus.concepts, layers, per, saved),
                             "cosine": _cos_figure(corpus.concepts, cos, best)},
                    summary=summary)
+
+
+def _iv(s: dict) -> str:
+    return "n/a" if s["low"] is None else f"{s['low']:.3f}-{s['high']:.3f}"
+
+
+def _lexical_line(m: dict, lex: dict, at_best: dict) -> str:
+    """What the residual-stream AUC means beside a classifier that only counts words."""
+    head = (f"Lexical baseline (TF-IDF + logistic regression, same grouped folds): AUC "
+            f"{m['lexical_auc']:.3f} (95% interval {_iv(lex['mean'])}). ")
+    if at_best["low"] is not None and lex["mean"]["high"] is not None and \
+            at_best["low"] > lex["mean"]["high"]:
+        return head + ("The residual-stream vectors beat counting words: they read something "
+                       "beyond the surface vocabulary of these texts.")
+    if at_best["high"] is not None and lex["mean"]["low"] is not None and \
+            at_best["high"] < lex["mean"]["low"]:
+        return head + ("Counting words beats the vectors: on this corpus the concepts are "
+                       "given away by their vocabulary, so a high AUC alone does not show a "
+                       "concept direction beyond the words.")
+    return head + ("The intervals overlap: the vectors do no better than counting words on "
+                   "this corpus, so the AUC alone does not show more than vocabulary.")
 
 
 def _auc_figure(concepts, layers, per, saved):

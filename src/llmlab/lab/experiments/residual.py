@@ -1,4 +1,5 @@
-"""residual: logit lens, attention vs MLP writes, residual norms, outlier activations."""
+"""residual: logit lens, direct logit attribution to each layer's attention and MLP,
+residual norms, outlier activations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..experiment import Outcome, Param, Quantity, Spec, common
 SPEC = Spec(
     name="residual",
     question="What does the residual stream hold layer by layer: when does the answer appear, "
-             "who writes more (attention or MLP), and where are the outliers?",
+             "which layers' attention and MLPs write it, and where are the outliers?",
     concepts=("residual_stream", "logit_lens", "mlp_blocks", "normalization", "logits"),
     params=(
         Param("prompt", str, "The Eiffel Tower is located in the city of",
@@ -18,11 +19,18 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("answer_first_layer", "layer", "First layer from which on the final answer stays "
-                 "the logit-lens top token (layers count from 0)"),
-        Quantity("final_answer_prob", "probability", "Probability of the final answer at the output"),
+                 "the logit-lens top token (layers count from 0)", concept='logit_lens', depends_on=('prompt',)),
+        Quantity("final_answer_prob", "probability", "Probability of the final answer at the output", concept='logits', depends_on=('prompt',)),
         Quantity("residual_norm_growth", "ratio", "Residual norm after the last layer / after "
-                 "layer 0 (last position, before the final norm)"),
-        Quantity("mlp_share", "fraction", "Share of the total update norm written by MLPs (last position)"),
+                 "layer 0 (last position, before the final norm)", concept='residual_stream', depends_on=('prompt',)),
+        Quantity("mlp_logit", "logit", "Direct logit attribution: the part of the answer's logit "
+                 "written by all MLPs (last position, final norm's scale frozen)",
+                 concept='mlp_blocks', depends_on=('prompt',)),
+        Quantity("attn_logit", "logit", "Direct logit attribution: the part written by all "
+                 "attention layers", concept='residual_stream', depends_on=('prompt',)),
+        Quantity("mlp_share", "fraction", "Norm view, not attribution: MLP share of the summed "
+                 "update norms (last position; the updates largely cancel)",
+                 concept='mlp_blocks', depends_on=('prompt',)),
     ),
     seconds=2,
 )
@@ -39,7 +47,7 @@ def run(ctx, p: dict) -> Outcome:
     def keep(kind):
         def hook(i, mod, inp, out):
             out = out[0] if isinstance(out, tuple) else out
-            writes[kind][i] = out[0, -1].norm().item()  # norm of the update at the last position
+            writes[kind][i] = out[0, -1].detach().clone()  # (hidden,) the update, last position
         return hook
 
     with hooked([l.self_attn for l in layers], keep("attn")), \
@@ -59,6 +67,8 @@ def run(ctx, p: dict) -> Outcome:
             top = torch.topk(lg, p["top_k"]).indices.tolist()
             lens.append({"layer": l, "answer_rank": rank,
                          "top": [tok.decode([i]) for i in top]})
+    dla, dla_parts = _attribution(model, enc, resid, writes, answer, final)
+    writes = {k: [v.norm().item() for v in vs] for k, vs in writes.items()}  # the norm view
     first_layer = len(lens) - 1  # the last layer's top token is the answer by definition
     while first_layer > 0 and lens[first_layer - 1]["answer_rank"] == 0:
         first_layer -= 1
@@ -87,6 +97,7 @@ def run(ctx, p: dict) -> Outcome:
         "final_answer_prob": probs[answer].item(),
         "residual_norm_growth": norms[-1] / norms[0],
         "mlp_share": mlp_total / (attn_total + mlp_total),
+        "answer_logit": final[answer].item(), **dla_parts,
         "max_abs_activation": outliers[0]["abs"],
         "max_activation_x_median": outliers[0]["x_median"],
     }
@@ -95,7 +106,10 @@ def run(ctx, p: dict) -> Outcome:
         f"lens ranks it first from layer {int(metrics['answer_first_layer'])} on.",
         f"Residual norm at the last position grows {metrics['residual_norm_growth']:.1f}x from "
         "layer 0 to the last layer.",
-        f"MLPs write {metrics['mlp_share']:.0%} of the total update norm at the last position.",
+        _dla_headline(dla, dla_parts, tok.decode([answer])),
+        f"Norm view (not attribution): MLP updates are {metrics['mlp_share']:.0%} of the summed "
+        f"update norms at the last position; the updates largely cancel (their norms sum to "
+        f"{attn_total + mlp_total:,.0f}, the final residual norm is {norms[-1]:,.0f}).",
         f"Largest activation: {outliers[0]['value']} in dimension {outliers[0]['dim']} at layer "
         f"{outliers[0]['layer']} on token {outliers[0]['token']!r} (position "
         f"{outliers[0]['position']}), {outliers[0]['x_median']:.0f}x the median |activation|; "
@@ -107,18 +121,66 @@ def run(ctx, p: dict) -> Outcome:
                    "attn_write": round(writes["attn"][l], 3),
                    "mlp_write": round(writes["mlp"][l], 3)} for l in range(len(norms))],
         "outliers": outliers,
+        "logit_attribution": dla,
     }
     return Outcome(metrics=metrics, tables=tables,
-                   figures={"residual": _figure(lens, norms, writes)}, summary=summary)
+                   figures={"residual": _figure(lens, norms, writes, dla)}, summary=summary)
 
 
-def _figure(lens, norms, writes):
+def _attribution(model, enc, resid, writes, answer: int, final) -> tuple[list[dict], dict]:
+    """Direct logit attribution of the answer token at the last position.
+
+    The final residual is the embedding plus every attention and MLP update. Freezing the
+    final RMSNorm's scale at its value for that residual makes the logit linear in it, so
+    each component's share is exact: (W_U[answer] * norm.weight) . component / rms(final).
+    """
+    import torch
+
+    norm = model.model.norm
+    x = resid[-1][0, -1]  # (hidden,) the final residual, before the final norm
+    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+    scale = torch.rsqrt(x.pow(2).mean() + eps)
+    direction = model.lm_head.weight[answer] * norm.weight * scale  # (hidden,)
+    with torch.no_grad():
+        embed = model.model.embed_tokens(enc.input_ids)[0, -1]  # (hidden,)
+        rows = [{"layer": l, "attn_logit": (direction @ writes["attn"][l]).item(),
+                 "mlp_logit": (direction @ writes["mlp"][l]).item()}
+                for l in range(len(writes["attn"]))]
+        parts = {"embed_logit": (direction @ embed).item(),
+                 "attn_logit": sum(r["attn_logit"] for r in rows),
+                 "mlp_logit": sum(r["mlp_logit"] for r in rows)}
+    total = parts["embed_logit"] + parts["attn_logit"] + parts["mlp_logit"]
+    parts["dla_error"] = abs(total - final[answer].item())
+    return rows, parts
+
+
+def _dla_headline(rows: list[dict], parts: dict, answer: str) -> str:
+    comps = [(r["attn_logit"], f"attention in layer {r['layer']}") for r in rows] + \
+            [(r["mlp_logit"], f"the MLP in layer {r['layer']}") for r in rows]
+    comps.sort(reverse=True)
+    best = ", ".join(f"{name} ({v:+.2f})" for v, name in comps[:3])
+    total = parts["embed_logit"] + parts["attn_logit"] + parts["mlp_logit"]
+    return (f"Direct logit attribution of {answer!r} (logit {total:.2f}): MLPs write "
+            f"{parts['mlp_logit']:+.2f}, attention {parts['attn_logit']:+.2f}, the embedding "
+            f"{parts['embed_logit']:+.2f}; the largest direct writers are {best} "
+            f"(the parts add up to the logit within {parts['dla_error']:.1e}).")
+
+
+def _figure(lens, norms, writes, dla):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (a, d, b) = plt.subplots(1, 3, figsize=(14, 3.2))
+    xs = [r["layer"] for r in dla]
+    d.bar([x - 0.2 for x in xs], [r["attn_logit"] for r in dla], 0.4, label="attention")
+    d.bar([x + 0.2 for x in xs], [r["mlp_logit"] for r in dla], 0.4, label="MLP")
+    d.axhline(0, color="grey", lw=0.6)
+    d.set_xlabel("layer")
+    d.set_ylabel("logit of the answer")
+    d.legend(fontsize=7)
+    d.set_title("Direct logit attribution")
     a.semilogy([r["layer"] for r in lens], [r["answer_rank"] + 1 for r in lens], "o-")
     a.set_xlabel("layer")
     a.set_ylabel("rank of final answer + 1")
@@ -130,6 +192,6 @@ def _figure(lens, norms, writes):
     b.set_yscale("log")
     b.set_xlabel("layer")
     b.legend(fontsize=7)
-    b.set_title("Norms at the last position")
+    b.set_title("Norm view (updates cancel)")
     fig.tight_layout()
     return fig

@@ -17,13 +17,22 @@ SAMPLES = {
     "Japanese": "今日は天気が良いので、公園を散歩したいです。",
     "Python": "def mean(xs: list[float]) -> float:\n    return sum(xs) / len(xs) if xs else 0.0",
 }
-# (word, letter, true count): the counting trials, in order.
-WORDS = [("strawberry", "r", 3), ("banana", "a", 3), ("mississippi", "s", 4),
-         ("bookkeeper", "e", 3), ("committee", "t", 2), ("occurrence", "c", 3),
-         ("parallel", "l", 3), ("assessment", "s", 4), ("cucumber", "u", 2),
-         ("referee", "e", 4)]
-NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-                "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+# (word, letter): the counting trials, in order; the true count is word.count(letter).
+WORDS = [("strawberry", "r"), ("banana", "a"), ("mississippi", "s"), ("bookkeeper", "e"),
+         ("committee", "t"), ("occurrence", "c"), ("parallel", "l"), ("assessment", "s"),
+         ("cucumber", "u"), ("referee", "e"), ("lemon", "m"), ("pepper", "p"),
+         ("success", "s"), ("tomorrow", "o"), ("engineer", "e"), ("elephant", "e"),
+         ("raspberry", "r"), ("possession", "s"), ("bubble", "b"), ("giraffe", "f"),
+         ("planet", "a"), ("grammar", "m"), ("kangaroo", "a"), ("rocket", "k"),
+         ("umbrella", "l"), ("dinner", "n"), ("hippopotamus", "p"), ("balloon", "o"),
+         ("necessary", "s"), ("window", "w"), ("butter", "t"), ("cherry", "r"),
+         ("coffee", "e"), ("pizza", "z"), ("address", "d"), ("millennium", "n")]
+NUMBER_WORDS = {"zero": 0, "none": 0, "once": 1, "one": 1, "twice": 2, "two": 2, "three": 3,
+                "thrice": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+                "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+                "eighteen": 18, "nineteen": 19, "twenty": 20}
+ANSWER_TOKENS = 32  # room for "The letter 'r' appears 12 times in ..." written digit by digit
 
 SPEC = Spec(
     name="tokens",
@@ -32,16 +41,19 @@ SPEC = Spec(
     concepts=("tokenization", "token_economics", "context_window"),
     params=(
         Param("text", str, "", "Extra text to tokenize and show piece by piece"),
-        Param("trials", int, 6, "Letter-counting trials (words) per condition", low=1, high=10),
+        Param("trials", int, 24, "Letter-counting trials (words) per condition; more words "
+              "give narrower intervals", low=1, high=len(WORDS)),
         *common(),
     ),
     quantities=(
-        Quantity("tokens_per_word_english", "tokens/word", "Tokens per word of the English sentence"),
-        Quantity("hindi_vs_english_cost", "ratio", "Tokens of the Hindi sentence / tokens of the English one"),
-        Quantity("strawberry_tokens", "tokens", "Tokens in ' strawberry' (with its leading space)"),
-        Quantity("plain_accuracy", "fraction", "Letter counts right when asked plainly"),
-        Quantity("spelled_accuracy", "fraction", "Letter counts right after the model spells the word out"),
-        Quantity("given_spelling_accuracy", "fraction", "Letter counts right when the prompt spells the word one letter per line"),
+        Quantity("tokens_per_word_english", "tokens/word", "Tokens per word of the English sentence", concept='token_economics'),
+        Quantity("hindi_vs_english_cost", "ratio", "Tokens of the Hindi sentence / tokens of the English one", concept='token_economics'),
+        Quantity("strawberry_tokens", "tokens", "Tokens in ' strawberry' (with its leading space)", concept='tokenization'),
+        Quantity("plain_accuracy", "fraction", "Letter counts right when asked plainly", concept='tokenization', depends_on=("trials",)),
+        Quantity("spelled_accuracy", "fraction", "Letter counts right after the model spells the word out (over the "
+                 "trials where it spelled the word correctly)", concept='tokenization',
+                 depends_on=("trials",)),
+        Quantity("given_spelling_accuracy", "fraction", "Letter counts right when the prompt spells the word one letter per line", concept='tokenization', depends_on=("trials",)),
     ),
     seconds=40,
 )
@@ -75,22 +87,132 @@ def split(tok, text: str) -> dict:
     return {"ids": ids, "bytes": raw, "pieces": pieces}
 
 
-def _first_int(text: str) -> int | None:
-    m = re.search(r"\d+|\b(" + "|".join(NUMBER_WORDS) + r")\b", text.lower())
+_NUM = r"\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+
+
+def parse_count(text: str) -> int | None:
+    """The count an answer gives: a number before "time(s)" if any, else the first number
+    (digits or a word) that is not a list index; None when there is none."""
+    t = text.lower()
+    m = re.search(rf"\b({_NUM})\s+times?\b", t) or re.search(r"\b(once|twice|thrice)\b", t)
+    if not m:
+        t = re.sub(r"(?m)^\s*\d+[.)]\s", " ", t)  # "1. s" numbers a list; it is no answer
+        m = re.search(rf"\b({_NUM})\b", t)
     if not m:
         return None
-    return int(m.group(0)) if m.group(0).isdigit() else NUMBER_WORDS[m.group(0)]
+    g = m.group(1)
+    return int(g) if g.isdigit() else NUMBER_WORDS[g]
 
 
-def _chat(tok, model, messages: list[dict], max_new_tokens: int) -> str:
+def spelled_word(text: str) -> str:
+    """The letters a spelling-out answer lists, joined and lowercased ("" if it lists none).
+
+    One letter per line (optionally numbered or bulleted), or letters joined by hyphens,
+    commas or spaces ("B-A-N-A-N-A")."""
+    letters = []
+    for line in text.splitlines():
+        item = re.sub(r"^\s*(\d+[.):]|[-*\u2022])\s*", "", line).strip().strip("'\"`.,*")
+        if len(item) == 1 and item.isalpha():
+            letters.append(item.lower())
+    if len(letters) >= 2:
+        return "".join(letters)
+    m = re.search(r"(?<![a-z])[a-z](?:[\s,\-]+[a-z](?![a-z]))+", text.lower())
+    return re.sub(r"[^a-z]", "", m.group(0)) if m else ""
+
+
+def _chat(tok, model, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
+    """Greedy replies to several chats at once (left-padded batch)."""
     import torch
 
-    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+               for m in conversations]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        enc = tok(prompts, return_tensors="pt", add_special_tokens=False,
+                  padding=True).to(model.device)  # (batch, seq)
+    finally:
+        tok.padding_side = side
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tok.eos_token_id)
-    return tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
+                             pad_token_id=pad)  # (batch, seq + new)
+    return [tok.decode(o[enc.input_ids.shape[1]:], skip_special_tokens=True) for o in out]
+
+
+def _count_trials(ctx, words: list[tuple[str, str]]) -> list[dict]:
+    """Each word asked three ways: plainly; after the model spells it; with the spelling given."""
+    tok, model = ctx.model.tokenizer, ctx.model.model
+    rows = []
+    for start in ctx.track(range(0, len(words), 8), "letter counting (8 words a step)"):
+        chunk = words[start:start + 8]
+        ask = [f"How many times does the letter '{l}' appear in the word '{w}'? "
+               "Answer with a number." for w, l in chunk]
+        spell_q = [f"Spell the word '{w}' one letter per line." for w, _ in chunk]
+        follow = [f"Now count: how many times does the letter '{l}' appear in that list? "
+                  "Answer with a number." for _, l in chunk]
+        given_q = ["Here is a word spelled one letter per line:\n" + "\n".join(w)
+                   + f"\nHow many times does the letter '{l}' appear? Answer with a number."
+                   for w, l in chunk]
+        plain = _chat(tok, model, [[{"role": "user", "content": q}] for q in ask], ANSWER_TOKENS)
+        spelled = _chat(tok, model, [[{"role": "user", "content": q}] for q in spell_q],
+                        4 * max(len(w) for w, _ in chunk) + 32)
+        after = _chat(tok, model, [[{"role": "user", "content": q},
+                                    {"role": "assistant", "content": sp},
+                                    {"role": "user", "content": f}]
+                                   for q, sp, f in zip(spell_q, spelled, follow)], ANSWER_TOKENS)
+        given = _chat(tok, model, [[{"role": "user", "content": q}] for q in given_q],
+                      ANSWER_TOKENS)
+        for (w, l), a, sp, b, g in zip(chunk, plain, spelled, after, given):
+            ok = spelled_word(sp) == w
+            rows.append({"word": w, "letter": l, "truth": w.count(l),
+                         "plain_answer": a.strip(), "plain": parse_count(a),
+                         "spelling": sp.strip(), "spelled_ok": ok,
+                         "spelled_answer": b.strip(), "spelled": parse_count(b) if ok else None,
+                         "given_answer": g.strip(), "given": parse_count(g)})
+    return rows
+
+
+def _accuracy(counting: list[dict]) -> tuple[list[dict], str]:
+    """Per condition: right / trials with a Wilson interval; and a summary the data support."""
+    from collections import Counter
+
+    from ..stats import wilson
+
+    n_all = len(counting)
+    most, most_n = Counter(c["truth"] for c in counting).most_common(1)[0]
+    base = most_n / n_all  # always answering the most common true count
+    conds = []
+    for key, label, rows in (("plain", "asked plainly", counting),
+                             ("spelled", "after the model spelled the word",
+                              [c for c in counting if c["spelled_ok"]]),
+                             ("given", "with the spelling given", counting)):
+        k, n = sum(c[key] == c["truth"] for c in rows), len(rows)
+        lo, hi = wilson(k, n)
+        conds.append({"condition": key, "label": label, "right": k, "trials": n,
+                      "accuracy": k / n if n else 0.0, "ci_low": lo, "ci_high": hi,
+                      "unparsed": sum(c[key] is None for c in rows)})
+    beats = [c for c in conds if c["trials"] and c["ci_low"] > base]
+    text = ("; ".join(f"{c['label']} {c['right']}/{c['trials']} ({c['accuracy']:.0%}, 95% CI "
+                      f"{c['ci_low']:.0%}-{c['ci_high']:.0%})" for c in conds)
+            + f". Answering {most} for every word would score {base:.0%}. ")
+    if not beats:
+        text += ("No condition is reliably better than that guess: on these words this model "
+                 "cannot count letters in any condition.")
+    else:
+        text += ("Better than the guess (interval above it): "
+                 + ", ".join(c["label"] for c in beats) + ".")
+    plain, spelled, given = conds
+    for c in (spelled, given):
+        if c["trials"] and c["ci_low"] > plain["ci_high"]:
+            text += f" Accuracy {c['label']} is above the plain accuracy (intervals apart)."
+        elif c["trials"] and c["ci_high"] < plain["ci_low"]:
+            text += f" Accuracy {c['label']} is below the plain accuracy (intervals apart)."
+    if all(not (c["ci_low"] > plain["ci_high"] or c["ci_high"] < plain["ci_low"])
+           for c in (spelled, given) if c["trials"]):
+        text += " The intervals overlap: these trials show no difference between conditions."
+    return conds, text
 
 
 def run(ctx, p: dict) -> Outcome:
@@ -110,37 +232,21 @@ def run(ctx, p: dict) -> Outcome:
     for text in ([p["text"]] if p["text"] else []) + ["strawberry", " strawberry", "unbelievable"]:
         s = split(tok, text)
         shown[text] = s
-    trials = max(1, min(p["trials"], len(WORDS)))
-    counting = []
-    for word, letter, truth in ctx.track(WORDS[:trials], "letter counting"):
-        q = f"How many times does the letter '{letter}' appear in the word '{word}'? Answer with a number."
-        plain = _chat(tok, model, [{"role": "user", "content": q}], 8)
-        spell_q = f"Spell the word '{word}' one letter per line."
-        spelled = _chat(tok, model, [{"role": "user", "content": spell_q}], 2 * len(word) + 8)
-        follow = f"Now count: how many times does the letter '{letter}' appear in that list? Answer with a number."
-        answer = _chat(tok, model, [{"role": "user", "content": spell_q},
-                                    {"role": "assistant", "content": spelled},
-                                    {"role": "user", "content": follow}], 8)
-        given_q = ("Here is a word spelled one letter per line:\n" + "\n".join(word)
-                   + f"\nHow many times does the letter '{letter}' appear? Answer with a number.")
-        given = _chat(tok, model, [{"role": "user", "content": given_q}], 8)
-        counting.append({"word": word, "letter": letter, "truth": truth,
-                         "given_answer": given.strip()[:60], "given": _first_int(given),
-                         "plain_answer": plain.strip()[:60], "plain": _first_int(plain),
-                         "spelling": spelled.strip().replace("\n", " ")[:60],
-                         "spelled_answer": answer.strip()[:60], "spelled": _first_int(answer)})
-    plain_acc = sum(c["plain"] == c["truth"] for c in counting) / len(counting)
-    spelled_acc = sum(c["spelled"] == c["truth"] for c in counting) / len(counting)
-    given_acc = sum(c["given"] == c["truth"] for c in counting) / len(counting)
+    counting = _count_trials(ctx, WORDS[:p["trials"]])
+    conds, verdict = _accuracy(counting)
+    plain, spelled, given = conds
     hindi = next(r for r in rows if r["language"] == "Hindi")
     ctx_len = getattr(model.config, "max_position_embeddings", "?")
     metrics = {
         "tokens_per_word_english": english / len(SAMPLES["English"].split()),
         "hindi_vs_english_cost": hindi["cost_vs_english"],
         "strawberry_tokens": len(shown[" strawberry"]["ids"]),
-        "plain_accuracy": plain_acc,
-        "spelled_accuracy": spelled_acc,
-        "given_spelling_accuracy": given_acc,
+        "plain_accuracy": plain["accuracy"],
+        "spelled_accuracy": spelled["accuracy"],
+        "given_spelling_accuracy": given["accuracy"],
+        "counting_trials": len(counting),
+        "spelled_trials": spelled["trials"],
+        "unparsed_answers": sum(c["unparsed"] for c in conds),
     }
     pieces = [{"text": t, "n_tokens": len(s["ids"]), "ids": s["ids"], "pieces": s["pieces"]}
               for t, s in shown.items()]
@@ -154,12 +260,13 @@ def run(ctx, p: dict) -> Outcome:
         "the English price.",
         f"' strawberry' is {metrics['strawberry_tokens']} token(s): "
         + " | ".join(shown[' strawberry']["pieces"]),
-        f"Letter counting over {len(counting)} word(s): plain {plain_acc:.0%}; after the model "
-        f"spells the word out itself {spelled_acc:.0%}; with the spelling given one letter per "
-        f"line {given_acc:.0%}.",
+        f"Letter counting over {len(counting)} word(s), greedy answers of up to "
+        f"{ANSWER_TOKENS} tokens: the model spelled the word correctly in {spelled['trials']} "
+        f"of {len(counting)} trials, and only those count for 'after spelling'. " + verdict,
+        "Raw answers: the `counting` table (llmlab lab show RUN --json).",
     ]
     return Outcome(metrics=metrics, tables={"languages": rows, "pieces": pieces,
-                                            "counting": counting},
+                                            "counting": counting, "accuracy": conds},
                    figures={"cost_by_language": _figure(rows)}, summary=summary)
 
 
