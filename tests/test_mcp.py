@@ -163,6 +163,8 @@ def test_session_round_trip_equals_cli_state(ws, invoke):
     assert s["concepts"]["softmax"]["observations"] == 0  # the retracted one stops counting
     assert s["concepts"]["tokenization"]["observations"] == 2
     assert not s["concepts"]["tokenization"]["mastered"]  # one day: the gates hold
+    t = s["concepts"]["tokenization"]  # the skill estimate and its interval, as in the CLI
+    assert t["skill_low"] < t["skill"] < t["skill_high"] and t["history"][-1]["skill"] == t["skill"]
     assert out["next"]["next"] == timeless(cli_state["next"][:3])
     assert [e["id"] for e in out["concept"]["evidence"]][:2] == ["evt_000001", "evt_000002"]
     assert invoke("verify").returncode == 0
@@ -178,7 +180,8 @@ def test_rejected_calls_give_the_cli_message_and_write_nothing(ws, invoke):
         async with connect(ws.root) as c:
             m = data(await c.call_tool("open_misconception", {
                 "concept": "softmax", "claim": "softmax is linear"}))
-            await c.call_tool("resolve_misconception", {"misconception": m["id"]})
+            await c.call_tool("resolve_misconception", {"misconception": m["id"],
+                                                        "evidence": "applied it unprompted"})
             return m["id"]
 
     closed = run(setup())

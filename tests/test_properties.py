@@ -63,7 +63,7 @@ def _apply(ws: Workspace, op, ids: list[str], day: list[int]) -> None:
         elif kind == "mis":
             ev = api.open_misconception(ws, op[1], claim="wrong")
         elif kind == "resolve":
-            ev = api.resolve_misconception(ws, ids[op[1] % len(ids)] if ids else "evt_000001")
+            ev = api.resolve_misconception(ws, ids[op[1] % len(ids)] if ids else "evt_000001", "e")
         elif kind == "retract":
             ev = api.retract(ws, ids[op[1] % len(ids)] if ids else "evt_000001", "test")
         elif kind == "exit":

@@ -31,6 +31,7 @@ OWNERS = {
     ("README.md", "Lab"): LAB,
     ("docs/lab.md", None): LAB,
     ("docs/concept-vectors.md", None): LAB,
+    ("docs/retrieval-and-evaluation.md", None): "test_rag.py::test_readme_rag_section_commands_are_valid",
     ("docs/tutor-and-clients.md", "Learning inside Claude Code"):
         "test_plugin_readme.py::test_section_runs_as_written",
     ("docs/dashboard.md", None): "test_site.py::test_readme_dashboard_commands_run_as_written",

@@ -46,18 +46,18 @@ def test_site_build_cli_writes_every_page_and_twin(ws, invoke):
     res = json.loads(r.stdout)
     site = ws.site_dir
     cur = ws.curriculum
-    expected = ["index.html", "index.json", "ladder.html", "ladder.json", "static/site.css",
-                "static/live.js"]
+    expected = ["index.html", "index.json", "ladder.html", "ladder.json", "model.html",
+                "model.json", "static/site.css", "static/live.js"]
     expected += [f"concepts/{c}.html" for c in cur.concepts]
     expected += [f"concepts/{c}.json" for c in cur.concepts]
     expected += [f"study/{m.id}.html" for m in cur.modules]
     for rel in expected:
         assert (site / rel).is_file(), rel
-    assert res["pages"] == 2 + len(cur.concepts) + len(cur.modules)
+    assert res["pages"] == 3 + len(cur.concepts) + len(cur.modules)
     # a second build with nothing new rewrites nothing but what carries the build time
     again = json.loads(invoke("site", "build", "--json").stdout)
     assert again["build"] == res["build"]
-    assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 2
+    assert again["written"] <= 1 + len(cur.concepts) + len(cur.modules) + 3
     # no temp files left behind by the atomic writes
     assert not [p for p in site.rglob(".*") if p.is_file()]
     # pages of concepts the curriculum no longer has are removed
@@ -89,6 +89,29 @@ def test_json_twins_equal_the_state_and_the_api(ws, invoke):
         assert [p["id"] for p in twin["prerequisites"]] == list(ref["concept"]["prerequisites"])
     softmax = json.loads((ws.site_dir / "concepts" / "softmax.json").read_text())
     assert "misconception_resolved" in [e["type"] for e in softmax["evidence"]]
+
+
+def test_model_page_shows_the_replay_of_this_log(ws, cli):
+    _some_evidence(ws)
+    build(ws)
+    model = json.loads((ws.site_dir / "model.json").read_text())
+    replay = json.loads(cli("model-check", "--json", "--learners", "10").stdout)["replay"]
+    assert model["observations"] == replay["observations"] == 2  # the retracted one is out
+    assert model["log_loss"] == replay["log_loss"]
+    html = (ws.site_dir / "model.html").read_text()
+    filled = sum(b["n"] > 0 for b in model["calibration"] + model["calibration_skill"])
+    assert html.count('class="cal-pt') == filled and filled >= 2
+    assert f'{model["log_loss"]["skill"]:.4f}' in html
+
+
+def test_concept_chart_draws_the_skill_band(ws):
+    for t in (3, 2, 1):
+        api.observe(ws, "tokenization", 0.8, "x", at=_at(t))
+    build(ws)
+    html = (ws.site_dir / "concepts" / "tokenization.html").read_text()
+    assert html.count('class="band"') == 1 and 'class="skill"' in html
+    s = api.state(ws)["concepts"]["tokenization"]
+    assert f"[{s['skill_low']:.2f}, {s['skill_high']:.2f}]" in html
 
 
 def test_empty_workspace_builds_zeros(ws):

@@ -130,17 +130,24 @@ def next_compact(ws: Workspace, limit: int = compact.NEXT_SHOWN,
     return compact.probes(next_probes(ws, now, limit), limit)
 
 
-def model_check(ws: Workspace, learners: int = 300, seed: int = 0) -> dict:
-    """Evaluate the mastery model on this log (prequential) and on simulated learners."""
-    from . import modelcheck
+def model_check(ws: Workspace, learners: int = 1000, seed: int = 0, bias: float = 0.1,
+                sweep: bool = False) -> dict:
+    """Evaluate the mastery model on this log (prequential) and on simulated learners;
+    `sweep`: also scan the skill verdict's parameters (see `llmlab.simulate.sweep`)."""
+    from . import modelcheck, simulate
 
+    if learners < 1:
+        raise UserError(f"{{opt:learners}} must be at least 1 (got {learners}).")
     tip, retracted = log_mod.scan(ws.log_path)
-    obs = [(e["data"]["concept"], e["data"]["quality"])
+    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"])
            for e in log_mod.iter_parsed(ws.log_path, tip.count)
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
-    return {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
-            "simulation": modelcheck.simulate(p, learners=learners, seed=seed)}
+    out = {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
+           "simulation": modelcheck.simulate(p, learners=learners, seed=seed, bias=bias)}
+    if sweep:
+        out["sweep"] = simulate.sweep(p, learners, seed, bias)
+    return out
 
 
 # ---------------------------------------------------------------- validation
@@ -176,6 +183,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         _check_concept(cur, d["concept"])
         if d.get("catalog"):
             _catalog_entry(cur, d["concept"], d["catalog"])
+        d = _check_reopen(s, d)
     elif type_ == "misconception_resolved":
         t = d["target"]
         m = s.misconceptions.get(t)
@@ -188,6 +196,10 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if m["resolved_at"] is not None:
             raise UserError(f"Misconception {t} is already resolved (by {m['resolved_by']}). "
                             f"{hint}")
+        if not d.get("evidence", "").strip():
+            raise UserError(f"Resolving {t} needs evidence: say how the learner, later and "
+                            "unprompted, applied the correct model to a new case "
+                            "({opt:evidence=TEXT}).")
     elif type_ == "exit_attempt":
         if d["item"] not in cur.exit_items:
             raise unknown("exit item", d["item"], cur.exit_items,
@@ -217,6 +229,38 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if target == "retraction":
             raise UserError(f"{t} is itself a retraction; a retraction cannot be retracted. "
                             "Record the event again instead.")
+    return d
+
+
+def _check_reopen(s: State, d: dict) -> dict:
+    """One open instance per catalog misconception; a relapse references the resolved one.
+
+    Opening a catalog misconception whose last instance on the concept was resolved links
+    the new event to it (`reopens`) without being asked.
+    """
+    same = [m for m in s.misconceptions.values()
+            if d.get("catalog") and m["concept"] == d["concept"] and m["catalog"] == d["catalog"]]
+    for m in same:
+        if m["resolved_at"] is None:
+            raise UserError(f"Misconception '{d['catalog']}' on {d['concept']} is already open "
+                            f"({m['id']}, opened {m['opened_at']}). Record the exchange as an "
+                            f"observation; resolve {m['id']} when the learner gets it.")
+    target = d.get("reopens")
+    if target is None:
+        if same and same[-1]["reopened_by"] is None:
+            return {**d, "reopens": same[-1]["id"]}
+        return d
+    m = s.misconceptions.get(target)
+    if m is None or m["resolved_at"] is None:
+        state = "is still open" if m is not None else "is not a misconception_opened event"
+        raise UserError(f"{target} {state}; only a resolved misconception can be reopened. "
+                        "See the resolved ones with {cmd:state}.")
+    if m["concept"] != d["concept"]:
+        raise UserError(f"{target} is a misconception on {m['concept']}, not {d['concept']}; "
+                        f"reopen it on {m['concept']}.")
+    if m["reopened_by"] is not None:
+        raise UserError(f"{target} was already reopened by {m['reopened_by']}; reopen the "
+                        "latest instance instead (or resolve it if it is open).")
     return d
 
 
@@ -290,17 +334,26 @@ def observe(ws: Workspace, concept: str, quality: float, evidence: str, probe: s
 
 def open_misconception(ws: Workspace, concept: str, claim: str | None = None,
                        catalog: str | None = None, quote: str = "", actor: str = "tutor",
-                       at=None) -> Event:
+                       at=None, reopens: str | None = None) -> Event:
+    """Open a misconception; `reopens`: the resolved one that came back (a catalog
+    misconception is linked to its last resolved instance automatically)."""
     cur = ws.curriculum
     _check_concept(cur, concept)
+    if reopens and not claim and not catalog:
+        s, _ = load_state(ws)
+        old = s.misconceptions.get(reopens)
+        if old is not None:
+            claim, catalog = old["claim"], old["catalog"]
     if catalog:
         claim = claim or _catalog_entry(cur, concept, catalog).claim
     if not claim:
         raise UserError("A misconception needs the wrong claim ({opt:claim=TEXT}), or a "
                         "{opt:catalog} id of the concept's known misconceptions. "
                         + CONCEPT_HINT)
-    return record(ws, "misconception_opened", {"concept": concept, "claim": claim,
-                                               "catalog": catalog, "quote": quote}, actor, at)
+    data = {"concept": concept, "claim": claim, "catalog": catalog, "quote": quote}
+    if reopens:
+        data["reopens"] = reopens
+    return record(ws, "misconception_opened", data, actor, at)
 
 
 def resolve_misconception(ws: Workspace, target: str, evidence: str = "", actor: str = "tutor",

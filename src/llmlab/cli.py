@@ -16,6 +16,8 @@ from typer.core import TyperGroup
 from . import shell
 from .errors import UserError
 from .lab.cli import app as lab_app
+from .lab.eval_cli import app as eval_app
+from .lab.notes_cli import app as notes_app
 from .shell import JsonOpt, print_json
 from .transcript.cli import app as transcript_app
 
@@ -59,6 +61,8 @@ app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
 app.add_typer(lab_app, name="lab")
+app.add_typer(eval_app, name="eval")
+app.add_typer(notes_app, name="notes")
 app.add_typer(transcript_app, name="transcript")
 site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
                        no_args_is_help=True)
@@ -191,20 +195,21 @@ def log_misconception(
     claim: Optional[str] = typer.Option(None, "--claim", help="The wrong claim, in plain words."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Id of a known misconception of the concept."),
     quote: str = typer.Option("", "--quote", help="The learner's words."),
+    reopens: Optional[str] = typer.Option(None, "--reopens", help="Id of a resolved misconception that came back (a relapse); a catalog one is linked automatically."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
-    """Record that a wrong mental model was seen (opens a misconception)."""
+    """Record that a wrong mental model was seen (opens a misconception, or reopens one)."""
     from . import api
     from .workspace import Workspace
 
-    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at),
-              as_json)
+    _recorded(api.open_misconception(Workspace.find(), concept, claim, catalog, quote, actor, at,
+                                     reopens), as_json)
 
 
 @log_app.command("resolve")
 def log_resolve(
     event_id: str = typer.Argument(..., help="Id of the misconception_opened event, e.g. evt_000012."),
-    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it."),
+    evidence: str = typer.Option("", "--evidence", "-e", help="How the learner showed they now get it (required)."),
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record that an open misconception is resolved."""
@@ -397,16 +402,20 @@ def rebuild(as_json: bool = JsonOpt) -> None:
 
 @app.command("model-check")
 def model_check(
-    learners: int = typer.Option(300, "--learners", help="Simulated learners."),
+    learners: int = typer.Option(1000, "--learners", help="Simulated learners."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
+    bias: float = typer.Option(0.1, "--bias", help="Grading bias of the optimistic tutor case."),
+    sweep: bool = typer.Option(False, "--sweep", help="Also scan the skill verdict's parameters "
+                               "(tutor_sd, drift_sd, interval) and print the frontier."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score the mastery model: replay this log prequentially, and simulated learners."""
+    """Score the mastery model: replay this log prequentially, and simulated learners
+    (false mastery, skill at declaration, miss rate, observations to declaration per rule)."""
     from . import api
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.model_check(Workspace.find(), learners, seed), as_json,
+    shell.out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
          lambda d: render.model_check(console, d))
 
 

@@ -29,12 +29,15 @@ def clip(text: Any, n: int = TEXT_CHARS) -> str:
 
 def concept_line(c: dict) -> str:
     """One concept's derived state in a few words: mastery, observations/days, then
-    mastered, stale, open misconceptions, the first prerequisite gap (+ how many more)."""
+    mastered (else `low`: the lower end of the skill interval, which must reach the bar),
+    stale, open misconceptions, the first prerequisite gap (+ how many more)."""
     if not c["observations"]:
         return "not probed"
     parts = [f"{c['mastery']:.2f}", f"{c['observations']} obs/{c['days']}d"]
     if c["mastered"]:
         parts.append("mastered")
+    elif c.get("skill_low") is not None:
+        parts.append(f"low {c['skill_low']:.2f}")
     if c["stale"]:
         parts.append("stale")
     if c["open_misconceptions"]:

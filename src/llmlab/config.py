@@ -46,6 +46,13 @@ class MasteryParams(_Model):
     stale_days: float = Field(14, gt=0)  # fixed rule: stale after this many days
     prediction_tolerance: float = Field(0.1, ge=0)  # relative error counted as "within"
     disagreement: float = Field(0.4, ge=0, le=1)  # flag |mastery - prediction hit rate|
+    # The skill estimate behind the mastered verdict (a Kalman filter, see `llmlab.skill`);
+    # defaults chosen by `llmlab model-check --sweep` (see docs and BENCHMARKS.md).
+    skill_prior_sd: float = Field(0.25, gt=0, le=1)  # uncertainty before any evidence
+    tutor_sd: float = Field(0.15, gt=0, le=1)  # noise of one tutor-graded quality
+    objective_sd: float = Field(0.3, gt=0, le=1)  # noise of one scored prediction
+    drift_sd: float = Field(0.05, ge=0, le=1)  # skill drift (learning/forgetting) per sqrt(day)
+    interval: float = Field(0.8, gt=0, lt=1)  # central credible interval; mastered: low >= bar
 
 
 class Settings(_Model):

@@ -48,6 +48,8 @@ def _script() -> list[tuple]:
         # day 4: consolidation with concrete numbers
         (6, 19, "observe", ("tokenization", 0.95, "Estimated the token count of a German prompt "
                             "within 15 % and explained why it exceeds the English one.", "Estimate, then measure.")),
+        (6, 19, "observe", ("tokenization", 0.9, "Explained why a rare name costs more tokens "
+                            "than a common word.", "Why does 'Szczepański' cost so much?")),
         (6, 19, "observe", ("autoregressive_loop", 0.9, "Derived why latency grows with answer "
                             "length and why streaming is possible.", "Why can the answer stream?")),
         (6, 20, "observe", ("softmax", 0.75, "Computed softmax of [4, 1] at T = 1 by hand: "
@@ -67,8 +69,17 @@ def _script() -> list[tuple]:
                            "(0.998 / 0.002) before computing it.", "Sharpen [4, 1] with T = 0.5.")),
         (2, 9, "observe", ("autoregressive_loop", 0.95, "Explained the loop to a colleague, "
                            "mentioning the KV cache.", "")),
+        # the skill verdict wants sustained evidence after a shaky start: tokenization again
+        (2, 9, "observe", ("tokenization", 0.95, "Predicted that JSON keys repeat as tokens and "
+                           "cost budget; checked it.", "Where do the tokens of a JSON reply go?")),
+        (2, 10, "observe", ("tokenization", 0.95, "Explained unprompted why numbers tokenize "
+                            "unevenly and what that does to arithmetic.", "")),
         (2, 10, "exit", ("explain_next_token", False, "Clear on tokens, softmax and temperature; "
                          "could not yet explain top-p or where the KV cache saves work.")),
+        (1, 19, "observe", ("tokenization", 0.95, "Estimated the token cost of a code file "
+                            "within 10 % before measuring.", "Estimate, then measure.")),
+        (1, 19, "observe", ("tokenization", 1.0, "Caught that a leading space makes a "
+                            "different token, unasked.", "Are ' cat' and 'cat' the same token?")),
         (1, 20, "observe", ("self_attention", 0.55, "Intuition right (tokens read from earlier "
                             "tokens), mechanism of Q, K, V fuzzy.", "What problem does attention solve?")),
     ]

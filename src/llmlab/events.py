@@ -67,6 +67,7 @@ class MisconceptionOpened(_Payload):
     claim: str = _text_field()
     catalog: str | None = None
     quote: str = _text_field(0)
+    reopens: str | None = None  # a resolved misconception that came back (a relapse)
 
 
 def _event_ref(v: str) -> str:

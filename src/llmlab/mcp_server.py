@@ -130,7 +130,9 @@ def build_server() -> MCPServer:
         count, the current module, open misconceptions (resolved ones as a count), `next`
         (what to probe next, with reasons) and one line per probed concept (mastery,
         observations/days, mastered, stale, open misconceptions, prerequisite gaps). Call
-        this at the start of every session; quote its numbers, never round them up.
+        this at the start of every session; quote its numbers, never round them up. `low`
+        in a concept line is the lower end of the skill estimate's interval: mastered needs
+        it at the bar (plus the gates); 'full' has `skill`, `skill_low`, `skill_high`.
         get_concept has one concept in detail."""
         ws = _ws()
         if detail == "compact":
@@ -199,11 +201,17 @@ def build_server() -> MCPServer:
         claim: Annotated[str | None, Field(
             description="The wrong claim in plain words, when no catalog id fits.")] = None,
         quote: Annotated[str, Field(description="The learner's own words that showed it.")] = "",
+        reopens: Annotated[str | None, Field(
+            description="Id of a resolved misconception that came back (a relapse); a catalog "
+                        "misconception is linked to its last resolved instance "
+                        "automatically.")] = None,
     ) -> dict[str, Any]:
         """Record that the learner showed a wrong mental model. It stays open (and blocks
-        mastery of the concept) until resolved. Give `catalog` or `claim`. Returns the event;
-        its id is what resolve_misconception needs."""
-        return api.open_misconception(_ws(), concept, claim, catalog, quote).to_dict()
+        mastery of the concept) until resolved; a catalog misconception can be open only
+        once at a time. Give `catalog` or `claim`. Returns the event; its id is what
+        resolve_misconception needs."""
+        return api.open_misconception(_ws(), concept, claim, catalog, quote,
+                                      reopens=reopens).to_dict()
 
     @tool(annotations=WRITE)
     @_shell
@@ -213,7 +221,7 @@ def build_server() -> MCPServer:
                         "in get_state under misconceptions.open).")],
         evidence: Annotated[str, Field(
             description="How the learner, unprompted and in a new case, applied the correct "
-                        "model.")] = "",
+                        "model (required).")] = "",
     ) -> dict[str, Any]:
         """Record that an open misconception is resolved: only when the learner later applied
         the correct model to a case you did not just explain, not when they repeat your
@@ -278,6 +286,23 @@ def build_server() -> MCPServer:
         from .lab import catalog
 
         return {"lab_installed": _lab_installed(), "experiments": catalog.declarations()}
+
+    @tool(annotations=READ)
+    @_shell
+    def scan_notes(
+        path: Annotated[str, Field(description="The learner's notes file (absolute, or "
+                                   "relative to the workspace or its notes/ folder).")] = "",
+        text: Annotated[str, Field(description="Or the notes' text itself.")] = "",
+        top: Annotated[int, Field(description="How many candidates.", ge=1, le=100)] = 10,
+    ) -> dict[str, Any]:
+        """Claims in the learner's notes ranked by closeness (MiniLM cosine) to the course's
+        catalogued misconceptions, each with the concept it is about, the catalog's claim and
+        correction. Candidates only: judge each yourself, confirm with the learner, then
+        open_misconception for the ones that hold. Needs the lab extra."""
+        from .lab.rag.notes import scan_file
+
+        res = scan_file(_ws(), path or None, text or None, top)
+        return {k: v for k, v in res.items() if k != "all"}
 
     lab_note = ("" if _lab_installed() else
                 " The lab extra is not installed here: this tool will say how to install it.")

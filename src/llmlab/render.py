@@ -196,12 +196,38 @@ def model_check(con: Console, d: dict) -> None:
         fmt = (lambda x: f"{x:.3f}" if x is not None else "-")
         t.add_row(b["bin"], str(b["n"]), fmt(b["predicted"]), fmt(b["observed"]))
     con.print(t)
-    s = Table(title=f"Simulated learners ({d['simulation']['learners']}): mastery rules")
-    for col in ("rule", "declared mastered", "false mastery rate", "miss rate"):
-        s.add_column(col)
-    for k, v in d["simulation"]["rules"].items():
-        s.add_row(k, str(v["declared"]), f"{v['false_mastery_rate']:.1%}", f"{v['miss_rate']:.1%}")
-    con.print(s)
+    sim = d["simulation"]
+    for case, title in (("default", "default world"),
+                        ("optimistic", f"optimistic tutor, bias +{sim['optimistic']['world']['bias']:g}")):
+        s = Table(title=f"Simulated learners ({sim['learners']}, seed {sim['seed']}, {title}): "
+                        "mastery rules")
+        for col in ("rule", "declared", "false", "skill at decl. p10/50/90", "miss",
+                    "obs. to decl."):
+            s.add_column(col)
+        for k, v in sim[case]["rules"].items():
+            at = v["skill_at_declaration"]
+            s.add_row(k, str(v["declared"]), f"{v['false_mastery_rate']:.1%}",
+                      "/".join(f"{at[x]:.2f}" if at[x] is not None else "-"
+                               for x in ("p10", "median", "p90")),
+                      f"{v['miss_rate']:.1%}", str(v["observations_to_declaration"] or "-"))
+        con.print(s)
+    if "sweep" in d:
+        sw = d["sweep"]
+        t = Table(title=f"Sweep of the skill verdict ({sw['learners']} learners): the frontier "
+                        "(false mastery vs miss rate), the defaults and the chosen row")
+        for col in ("tutor_sd", "drift_sd", "interval", "false", "miss", "obs.",
+                    f"false +{sw['bias']:g}", "strong", "mark"):
+            t.add_column(col)
+        for r in sorted(sw["rows"], key=lambda r: r["false_mastery_rate"]):
+            marks = [m for m, on in (("frontier", r["frontier"]), ("DEFAULT", r["default"]),
+                                     ("CHOSEN", r["chosen"])) if on]
+            if marks:
+                t.add_row(f"{r['tutor_sd']:g}", f"{r['drift_sd']:g}", f"{r['interval']:g}",
+                          f"{r['false_mastery_rate']:.1%}", f"{r['miss_rate']:.1%}",
+                          str(r["observations_to_declaration"] or "-"),
+                          f"{r['biased_false_mastery_rate']:.1%}",
+                          "yes" if r["recognises_strong"] else "no", ", ".join(marks))
+        con.print(t)
 
 
 def repair(con: Console, d: dict) -> None:

@@ -23,7 +23,7 @@ from .events import line_hash
 from .files import atomic_write
 from .state import State, derive, extend
 
-FORMAT = 1
+FORMAT = 2
 
 
 def fingerprint(cur: Curriculum, p: MasteryParams) -> str:

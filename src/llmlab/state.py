@@ -15,6 +15,7 @@ Events are plain dicts here (the parsed JSON lines): the fold must run at well o
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from .config import MasteryParams
 from .curriculum import Curriculum
 from .retention import DailyReviews
+from .skill import day_number, prediction_score, step, z_score
 
 HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
@@ -36,9 +38,18 @@ class ConceptState:
     last_day: str | None = None
     first_seen: str | None = None
     last_seen: str | None = None
-    history: list[list] = field(default_factory=list)  # [ts, quality, mastery, event id]
+    # [ts, quality, mastery, event id, skill, skill variance] (the interval is drawn in `view`)
+    history: list[list] = field(default_factory=list)
     open_misconceptions: list[str] = field(default_factory=list)  # event ids
+    relapses: int = 0  # misconceptions reopened after being resolved
     mastered: bool = False
+    # the skill estimate (`llmlab.skill`): mean and variance, None until the first evidence
+    skill: float | None = None
+    skill_var: float = 0.0
+    skill_day: float | None = None  # event time (days) of the last evidence
+    objective: int = 0  # scored predictions folded into the estimate
+    info_objective: float = 0.0  # information (sum of 1/noise variance) by source
+    info_tutor: float = 0.0
     reviews: DailyReviews = field(default_factory=DailyReviews)
 
 
@@ -92,8 +103,16 @@ def initial(cur: Curriculum) -> State:
 
 
 def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
-    return (c.mastery is not None and c.mastery >= p.bar and c.observations >= p.min_observations
-            and c.days >= p.min_days and not c.open_misconceptions)
+    """The lower end of the skill's credible interval clears the bar, and the gates hold."""
+    return (c.skill is not None and c.observations >= p.min_observations
+            and c.days >= p.min_days and not c.open_misconceptions
+            and max(0.0, c.skill - z_score(p.interval) * math.sqrt(c.skill_var)) >= p.bar)
+
+
+def _measure(c: ConceptState, ts: str, z: float, noise_sd: float, p: MasteryParams) -> None:
+    day = day_number(ts)
+    c.skill, c.skill_var = step(c.skill, c.skill_var, c.skill_day, day, z, noise_sd, p)
+    c.skill_day = day
 
 
 def first_unmastered_module(s: State) -> int:
@@ -125,7 +144,9 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
         c.last_day = day
     c.first_seen = c.first_seen or ts
     c.last_seen = ts
-    c.history.append([ts, q, c.mastery, ev["id"]])
+    _measure(c, ts, q, p.tutor_sd, p)
+    c.info_tutor += 1 / p.tutor_sd ** 2
+    c.history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
     if len(c.history) > HISTORY_KEEP:
         del c.history[0]
     c.reviews.add(day, q)
@@ -135,13 +156,17 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
 def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
     d = ev["data"]
     cid = d["concept"]
+    reopens = d.get("reopens")
     s.misconceptions[ev["id"]] = {
         "id": ev["id"], "concept": cid, "catalog": d.get("catalog"), "claim": d["claim"],
         "quote": d.get("quote", ""), "opened_at": ev["ts"], "resolved_at": None,
-        "resolved_by": None,
+        "resolved_by": None, "reopens": reopens, "reopened_by": None,
     }
+    if reopens in s.misconceptions:
+        s.misconceptions[reopens]["reopened_by"] = ev["id"]
     if cid in s.concepts:
         s.concepts[cid].open_misconceptions.append(ev["id"])
+        s.concepts[cid].relapses += reopens is not None
         _refresh_mastered(s, cid, p)
 
 
@@ -179,11 +204,27 @@ def _experiment_run(s: State, ev: dict, p: MasteryParams) -> None:
         pred = s.predictions.get(comp["prediction"])
         if pred is not None and pred["status"] == "pending":
             pred["status"], pred["comparison"], pred["run_id"] = "compared", comp, d["run_id"]
+            _objective(s, ev, comp, pred, d.get("concepts", []), p)
     s.runs.append({"id": ev["id"], "ts": ev["ts"], "experiment": d["experiment"],
                    "run_id": d["run_id"], "metrics": d.get("metrics", {}),
                    "concepts": d.get("concepts", []), "comparisons": d.get("comparisons", [])})
     if len(s.runs) > RUNS_KEEP:
         del s.runs[0]
+
+
+def _objective(s: State, ev: dict, comp: dict, pred: dict, run_concepts: list[str],
+               p: MasteryParams) -> None:
+    """A scored prediction is objective evidence on the concept the quantity measures: the
+    comparison's concept, else the prediction's, else the run's when it names just one."""
+    cid = comp.get("concept") or pred.get("concept") or (
+        run_concepts[0] if len(run_concepts) == 1 else None)
+    c = s.concepts.get(cid) if cid else None
+    if c is None:
+        return
+    _measure(c, ev["ts"], prediction_score(comp), p.objective_sd, p)
+    c.objective += 1
+    c.info_objective += 1 / p.objective_sd ** 2
+    _refresh_mastered(s, cid, p)
 
 
 def _retraction(s: State, ev: dict, p: MasteryParams) -> None:

@@ -77,6 +77,8 @@ TOOLS: tuple[ToolDoc, ...] = (
             "You recorded something wrong: it stops counting, stays visible.", writes=True),
     ToolDoc("list_experiments", "llmlab lab list --json",
             "Experiments: questions, parameters, predictable quantities."),
+    ToolDoc("scan_notes", "llmlab notes scan FILE.md --json",
+            "Notes shared: claims near known misconceptions, with corrections; judge, confirm."),
     ToolDoc("run_experiment", "llmlab lab run NAME -p name=value --json",
             "Measure on the real model; compares predictions, records the run.",
             writes=True),

@@ -13,6 +13,7 @@ from typing import Any
 from .config import MasteryParams
 from .curriculum import Curriculum
 from .core import parse_ts
+from .skill import bounds
 from .state import ConceptState, State
 
 
@@ -41,6 +42,8 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
     gaps = [q for q in cur.concepts[cid].prerequisites if not s.concepts[q].mastered] \
         if c.observations else []
     age = _days_since(c.last_seen, now)
+    low, high = bounds(c.skill, c.skill_var, p) if c.skill is not None else (None, None)
+    info = c.info_tutor + c.info_objective
     return {
         "id": cid,
         "title": cur.concepts[cid].title,
@@ -48,6 +51,12 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
         "mastery": round(c.mastery, 4) if c.mastery is not None else 0.0,
         "observed": c.mastery is not None,
         "mastered": c.mastered,
+        "skill": _r(c.skill),
+        "skill_low": _r(low),
+        "skill_high": _r(high),
+        "objective": c.objective,
+        "objective_share": round(c.info_objective / info, 4) if info else 0.0,
+        "relapses": c.relapses,
         "observations": c.observations,
         "days": c.days,
         "first_seen": c.first_seen,
@@ -60,9 +69,18 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
              "catalog": s.misconceptions[mid]["catalog"]} for mid in c.open_misconceptions
         ],
         "prereq_gaps": gaps,
-        "history": [{"ts": h[0], "quality": h[1], "mastery": round(h[2], 6), "event": h[3]}
-                    for h in c.history],
+        "history": [_history_point(h, p) for h in c.history],
     }
+
+
+def _history_point(h: list, p: MasteryParams) -> dict:
+    low, high = bounds(h[4], h[5], p)
+    return {"ts": h[0], "quality": h[1], "mastery": round(h[2], 6), "event": h[3],
+            "skill": _r(h[4]), "skill_low": _r(low), "skill_high": _r(high)}
+
+
+def _r(x: float | None) -> float | None:
+    return round(x, 4) if x is not None else None
 
 
 def describe(ev: dict, s: State) -> dict:

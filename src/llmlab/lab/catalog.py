@@ -12,11 +12,13 @@ from types import ModuleType
 from ..errors import unknown
 from .experiment import Spec
 from .experiments import (anatomy, attention, concept_readout, concept_steering,
-                          concept_vectors, cost, residual, sampling, tokens)
+                          concept_vectors, contamination, cost, embeddings, judge_calibration,
+                          rag_answer, residual, retrieval, sampling, tokens)
 
 MODULES: dict[str, ModuleType] = {m.SPEC.name: m for m in (
     tokens, sampling, attention, residual, anatomy, cost,
-    concept_vectors, concept_readout, concept_steering)}
+    concept_vectors, concept_readout, concept_steering,
+    embeddings, retrieval, rag_answer, judge_calibration, contamination)}
 NAMES = tuple(MODULES)
 
 

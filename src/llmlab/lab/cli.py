@@ -167,6 +167,8 @@ def _show(r: dict) -> None:
     c = r["conditions"]
     if c.get("model"):
         what = f"model {c['model']} ({(c.get('model_sha256') or '')[:12]}), {c['device']}, {c['dtype']}"
+    elif c.get("embedding_model"):
+        what = f"embedding model {c['embedding_model']} ({c['embedding_sha256'][:12]}), {c['device']}"
     else:
         cfg = (r.get("params") or {}).get("config")
         what = f"config {Path(cfg).name} (no weights loaded)" if cfg else "no model"

@@ -59,6 +59,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     ws: Workspace | None = None  # the workspace the run belongs to, if any
     out_dir: Path | None = None  # the run folder: an experiment may write files into it
+    conditions: dict = field(default_factory=dict)  # extra conditions (e.g. an embedding model)
 
     def track(self, items, description: str):
         items = list(items)
@@ -173,6 +174,7 @@ def execute(spec: Spec, run_fn, params: dict, out_dir: Path, console: Console,
         "load_avg": [round(load_start, 2), round(os.getloadavg()[0], 2)],  # 1-min, start/end
         "machine": platform.machine(),
         "packages": _versions(),
+        **ctx.conditions,
     }
     return {
         "run_id": out_dir.name, "experiment": spec.name, "question": spec.question,

@@ -36,7 +36,7 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("llmlab", "templates/site"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(bar=svg.bar, sparkline=svg.sparkline, history_chart=svg.history_chart,
-                       activity_svg=svg.activity)
+                       activity_svg=svg.activity, calibration_chart=svg.calibration)
     env.filters["pct"] = lambda x: f"{100 * (x or 0):.0f}%"
     env.filters["num"] = _num
     env.filters["when"] = lambda ts: (ts or "")[:16].replace("T", " ") + (" UTC" if ts else "")
@@ -222,6 +222,8 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
         out.put(f"study/{m.id}.json", _dump({"module": by_module[m.id], "markdown": md or "",
                                              "build": build_id}))
     page("ladder.html", "ladder.html", "", ladder=d["ladder"])
+    page("model.html", "model.html", "", m=d["model"])
+    out.put("model.json", _dump(d["model"] | {"build": build_id}))
     out.put("ladder.json", _dump({"ladder": d["ladder"], "build": build_id}))
     reports = 0
     for r in d["runs"]:
@@ -233,7 +235,7 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
             reports += 1
     out.flush()
     pruned = _prune(site, {"concepts": set(cur.concepts), "study": {m.id for m in cur.modules}})
-    pages = 2 + len(d["concepts"]) + len(cur.modules) + reports
+    pages = 3 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
             "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
             "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3),

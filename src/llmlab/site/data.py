@@ -216,6 +216,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
         "timeline": st["recent"],
         "activity": activity(per_day, now),
         "params": {"bar": params.bar, "min_observations": params.min_observations,
+                   "interval": params.interval,
                    "min_days": params.min_days},
     }
     concepts = {}
@@ -241,9 +242,19 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
                "mastered_count": e["mastered_count"]}
               for i, e in enumerate((e for e in exit_items if e["kind"] == "build"), 1)]
     return {"dashboard": dashboard, "concepts": concepts, "ladder": ladder,
-            "graph": graph_nodes, "runs": runs, "now": now, "warnings": st["warnings"],
+            "graph": graph_nodes, "runs": runs, "now": now, "warnings": st["warnings"], "model": model_replay(events, params),
             "modules": [{"id": m.id, "title": m.title, "order": m.order, "summary": m.summary,
                          "has_study": has_study[m.id]} for m in cur.modules]}
+
+
+def model_replay(events: list[dict], params) -> dict:
+    """The prequential replay of this log (`llmlab model-check`'s first part) for the
+    model page: each observation predicted from the state before it."""
+    from ..modelcheck import prequential
+
+    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
+    return prequential([(e["data"]["concept"], e["data"]["quality"], e["ts"]) for e in events
+                        if e["type"] == "observation" and e["id"] not in retracted], params)
 
 
 def _public_run(r: dict) -> dict:

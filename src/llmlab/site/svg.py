@@ -70,7 +70,8 @@ def sparkline(values: list[float], threshold: float = 0.8, width: int = 120,
 
 def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
                   height: int = 220) -> Markup:
-    """Mastery (line) and observation quality (dots) per observation, with the threshold."""
+    """Mastery (line), observation quality (dots) and the skill estimate's credible
+    interval (band, with its mean dashed) per observation, with the threshold."""
     left, right, top, bottom = 36, 12, 10, 28
     iw, ih = width - left - right, height - top - bottom
 
@@ -91,13 +92,28 @@ def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
     out.append(f'<line class="bar-line" x1="{left}" x2="{width - right}" y1="{y(threshold):.1f}" '
                f'y2="{y(threshold):.1f}"/><text class="axis bar-label" x="{width - right}" '
                f'y="{y(threshold) - 4:.1f}" text-anchor="end">mastery bar {threshold:g}</text>')
+    band = [h for h in history if h.get("skill_low") is not None]
+    if n and len(band) == n:
+        upper = [f"{x(i):.1f},{y(h['skill_high']):.1f}" for i, h in enumerate(history)]
+        lower = [f"{x(i):.1f},{y(h['skill_low']):.1f}" for i, h in enumerate(history)]
+        if n == 1:  # a band needs width: a short vertical bar
+            out.append(f'<line class="band-bar" x1="{x(0):.1f}" x2="{x(0):.1f}" '
+                       f'y1="{y(history[0]["skill_high"]):.1f}" y2="{y(history[0]["skill_low"]):.1f}"/>')
+        else:
+            out.append(f'<polygon class="band" points="{" ".join(upper + lower[::-1])}">'
+                       "<title>skill estimate: credible interval</title></polygon>")
+            out.append('<polyline class="skill" points="'
+                       + " ".join(f"{x(i):.1f},{y(h['skill']):.1f}" for i, h in enumerate(history))
+                       + '"/>')
     if n:
         if n > 1:
             pts = " ".join(f"{x(i):.1f},{y(h['mastery']):.1f}" for i, h in enumerate(history))
             out.append(f'<polyline class="line" points="{pts}"/>')
         for i, h in enumerate(history):
+            skill = (f", skill {h['skill']:.2f} [{h['skill_low']:.2f}, {h['skill_high']:.2f}]"
+                     if h.get("skill_low") is not None else "")
             tip = escape(f"{h['ts'][:16].replace('T', ' ')} ({h['event']}): quality "
-                         f"{h['quality']:g}, mastery {h['mastery']:.3f}")
+                         f"{h['quality']:g}, mastery {h['mastery']:.3f}{skill}")
             out.append(f'<circle class="q" cx="{x(i):.1f}" cy="{y(h["quality"]):.1f}" r="3.5">'
                        f'<title>{tip}</title></circle>')
             out.append(f'<circle class="pt" cx="{x(i):.1f}" cy="{y(h["mastery"]):.1f}" r="2.5">'
@@ -110,6 +126,43 @@ def history_chart(history: list[dict], threshold: float = 0.8, width: int = 680,
     else:
         out.append(f'<text class="axis" x="{left + iw / 2:.0f}" y="{top + ih / 2:.0f}" '
                    'text-anchor="middle">no observations yet</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def calibration(series: dict[str, list[dict]], size: int = 320) -> Markup:
+    """A reliability diagram: per bin, the mean predicted quality against the mean observed
+    one, one polyline per series (name -> bins of `modelcheck.prequential`); the diagonal is
+    perfect calibration. Point area grows with the bin's count."""
+    pad = 36
+    inner = size - 2 * pad
+
+    def xy(pr: float, ob: float) -> tuple[float, float]:
+        return pad + pr * inner, size - pad - ob * inner
+
+    total = sum(b["n"] for bins in series.values() for b in bins) or 1
+    out = [f'<svg class="chart calib" viewBox="0 0 {size} {size}" role="img" '
+           'aria-label="calibration: predicted against observed quality">',
+           f'<line class="grid" x1="{pad}" y1="{size - pad}" x2="{size - pad}" y2="{pad}"/>']
+    for v in (0, 0.5, 1):
+        x, y = xy(v, v)
+        out.append(f'<text class="axis" x="{x:.1f}" y="{size - pad + 14}" '
+                   f'text-anchor="middle">{v:g}</text><text class="axis" x="{pad - 6}" '
+                   f'y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+    out.append(f'<text class="axis" x="{size / 2:.0f}" y="{size - 6}" text-anchor="middle">'
+               'predicted</text>')
+    out.append(f'<text class="axis" x="10" y="{pad - 14}">observed</text>')
+    for k, (name, bins) in enumerate(series.items()):
+        pts = [(xy(b["predicted"], b["observed"]), b) for b in bins if b["n"]]
+        if len(pts) > 1:
+            out.append(f'<polyline class="cal s{k}" points="'
+                       + " ".join(f"{x:.1f},{y:.1f}" for (x, y), _ in pts) + '"/>')
+        for (x, y), b in pts:
+            r = 2.5 + 6 * (b["n"] / total) ** 0.5
+            tip = escape(f"{name}, bin {b['bin']}: predicted {b['predicted']:.2f}, observed "
+                         f"{b['observed']:.2f}, n = {b['n']}")
+            out.append(f'<circle class="cal-pt s{k}" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}">'
+                       f"<title>{tip}</title></circle>")
     out.append("</svg>")
     return Markup("".join(out))
 
