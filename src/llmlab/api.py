@@ -138,9 +138,9 @@ def model_check(ws: Workspace, learners: int = 1000, seed: int = 0, bias: float 
 
     if learners < 1:
         raise UserError(f"{{opt:learners}} must be at least 1 (got {learners}).")
-    tip, retracted = log_mod.scan(ws.log_path)
-    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"])
-           for e in log_mod.iter_parsed(ws.log_path, tip.count)
+    events = log_mod.read_events(ws.log_path)  # the complete prefix, every event checked
+    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
+    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"]) for e in events
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
     out = {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
