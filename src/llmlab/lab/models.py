@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,9 +30,13 @@ from ..files import atomic_write
 
 def offline() -> None:
     """No model hub at run time: set before transformers (and huggingface_hub, which reads
-    it once) are first imported by a loader; a user's own setting wins."""
+    it once) are first imported by a loader; a user's own setting wins. If the hub library
+    was imported already, its flag is set too."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ["HF_HUB_OFFLINE"] == "1":
+        constants.HF_HUB_OFFLINE = True
 
 
 @dataclass(frozen=True)

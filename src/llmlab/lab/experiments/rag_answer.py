@@ -95,7 +95,6 @@ def run(ctx, p: dict) -> Outcome:
     from .. import embedder
     from ..rag import chunking as C
     from ..rag import evaluate as E
-    from ..rag import metrics as M
     from ..rag import sources
 
     docs, queries = sources.check(p)

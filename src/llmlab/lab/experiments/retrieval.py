@@ -172,7 +172,7 @@ def _figure(rows, types, k):
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     labels = [f"{r['chunking']}\n{r['retriever']}" for r in rows]
     x = range(len(rows))
-    for off, key, name in ((-0.2, "mrr", "MRR"), (0.2, f"hit_at_k", f"hit@{k}")):
+    for off, key, name in ((-0.2, "mrr", "MRR"), (0.2, "hit_at_k", f"hit@{k}")):
         vals = [r[key] for r in rows]
         err = [[v - r[f"{key}_lo"] for v, r in zip(vals, rows)],
                [r[f"{key}_hi"] - v for v, r in zip(vals, rows)]]
