@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/hooks_bench.py
 	$(PY) bench/transcript_bench.py
 	$(PY) bench/concept_bench.py --variants
+	$(PY) bench/tuning_bench.py --default-run
 
 clean:
 	rm -rf demo-workspace .pytest_cache .tools

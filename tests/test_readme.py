@@ -32,6 +32,7 @@ OWNERS = {
     ("docs/lab.md", None): LAB,
     ("docs/concept-vectors.md", None): LAB,
     ("docs/retrieval-and-evaluation.md", None): "test_rag.py::test_readme_rag_section_commands_are_valid",
+    ("docs/fine-tuning.md", None): LAB,
     ("docs/tutor-and-clients.md", "Learning inside Claude Code"):
         "test_plugin_readme.py::test_section_runs_as_written",
     ("docs/dashboard.md", None): "test_site.py::test_readme_dashboard_commands_run_as_written",

@@ -12,13 +12,15 @@ from types import ModuleType
 from ..errors import unknown
 from .experiment import Spec
 from .experiments import (anatomy, attention, concept_readout, concept_steering,
-                          concept_vectors, contamination, cost, embeddings, judge_calibration,
+                          concept_vectors, contamination, cost, embeddings, finetune,
+                          finetune_sweep, judge_calibration, optimizer_state, preference,
                           rag_answer, residual, retrieval, sampling, tokens)
 
 MODULES: dict[str, ModuleType] = {m.SPEC.name: m for m in (
     tokens, sampling, attention, residual, anatomy, cost,
     concept_vectors, concept_readout, concept_steering,
-    embeddings, retrieval, rag_answer, judge_calibration, contamination)}
+    embeddings, retrieval, rag_answer, judge_calibration, contamination,
+    finetune, finetune_sweep, optimizer_state, preference)}
 NAMES = tuple(MODULES)
 
 

@@ -44,7 +44,7 @@ from ..workspace import Workspace
 from . import catalog, runs
 from .experiment import Spec
 
-PACKAGES = ("llmlab", "torch", "transformers", "gguf", "numpy", "matplotlib")
+PACKAGES = ("llmlab", "torch", "transformers", "gguf", "numpy", "matplotlib", "peft")
 
 
 @dataclass
