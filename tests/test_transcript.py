@@ -357,7 +357,7 @@ def test_secret_patterns_leave_ordinary_llm_talk_alone():
              "@property; pass password=... here; see /home/ on Linux")
     assert s(prose) == prose
     assert s("API_TOKEN=abc123def456ghi789") == "API_TOKEN=[REDACTED:secret]"
-    assert s("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----") == "[REDACTED:private-key]"
+    assert s("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----") == "[REDACTED:key-block]"
     assert s("Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345") == \
         "Authorization: Bearer [REDACTED:bearer-token]"
     assert s(r"C:\Users\alice\proj") == r"~\proj"

@@ -9,36 +9,47 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import subprocess
 from datetime import datetime
 from typing import Any
 
+from . import integrity, snapshot, view
 from . import log as log_mod
-from . import compact, snapshot, view
+from . import compact
 from .core import LOG_FILE, parse_ts
 from .errors import UserError, unknown
-from .events import ACTORS, Event, format_ts, now_utc, validate_payload
+from .events import (ACTORS, EVENT_ID, Event, check_not_future, format_ts, line_hash, now_utc,
+                     validate_payload)
 from .state import State
 from .workspace import Workspace
 
-EVENT_ID = re.compile(r"^evt_\d{6,}$")
 CONCEPT_HINT = "See {cmd:curriculum} for the concept ids."
 
 
 # ---------------------------------------------------------------- reads
 
 def load_state(ws: Workspace, use_cache: bool = True) -> tuple[State, log_mod.Tip]:
-    return snapshot.current(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
-                            ws.config.mastery, use_cache=use_cache)
+    """The state of the log's complete prefix; `tip.warnings` says what is wrong after it
+    or at the tail anchor (readers show them once; the write path refuses)."""
+    try:
+        s, tip = snapshot.current(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
+                                  ws.config.mastery, use_cache=use_cache)
+    except OSError as e:
+        raise UserError(log_mod.os_message(e, ws.log_path, "read the evidence log")) from None
+    problem = integrity.check_anchor(ws.log_path, ws.state_dir, tip)
+    if problem:
+        tip.damage = tip.damage or problem
+        tip.warnings.append(f"The evidence log may have lost or changed events: {problem}")
+    return s, tip
 
 
 def state(ws: Workspace, now: datetime | None = None) -> dict:
     """The learner state (see `view.summarize`), with the next probes."""
-    s, _ = load_state(ws)
+    s, tip = load_state(ws)
     summary = view.summarize(ws.curriculum, s, ws.config.mastery, now or now_utc())
     summary["learner"] = ws.config.learner.model_dump()
     summary["next"] = view.next_probes(ws.curriculum, summary)
+    summary["warnings"] = tip.warnings
     return summary
 
 
@@ -51,7 +62,7 @@ def next_probes(ws: Workspace, now: datetime | None = None, limit: int = 10) -> 
 def rebuild(ws: Workspace) -> dict:
     """Recompute the state from scratch (ignoring and replacing the cache)."""
     s, tip = load_state(ws, use_cache=False)
-    return {"events": s.events, "last_event": s.last_id}
+    return {"events": s.events, "last_event": s.last_id, "warnings": tip.warnings}
 
 
 def concept(ws: Workspace, concept_id: str, now: datetime | None = None,
@@ -76,7 +87,7 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None,
     for e in log_mod.read_events(ws.log_path):
         if e["type"] == "retraction":
             retracted.add(e["data"]["target"])
-        if e["data"].get("concept") == concept_id or concept_id in e["data"].get("concepts", ()):
+        if e["data"].get("concept") == concept_id or concept_id in (e["data"].get("concepts") or ()):
             events.append(e)
     total = len(events)
     if cursor is not None:
@@ -96,6 +107,7 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None,
         "misconceptions": [m for m in summary["misconceptions"]["open"]
                            + summary["misconceptions"]["resolved"] if m["concept"] == concept_id],
         "evidence": [e | {"retracted": e["id"] in retracted} for e in events],
+        "warnings": summary["warnings"],
         "page": {"total": total, "shown": len(events), "older": older},
     }
 
@@ -126,9 +138,9 @@ def model_check(ws: Workspace, learners: int = 1000, seed: int = 0, bias: float 
 
     if learners < 1:
         raise UserError(f"{{opt:learners}} must be at least 1 (got {learners}).")
-    _, retracted = log_mod.scan(ws.log_path)
-    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"])
-           for e in log_mod.iter_parsed(ws.log_path)
+    events = log_mod.read_events(ws.log_path)  # the complete prefix, every event checked
+    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
+    obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"]) for e in events
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
     out = {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
@@ -268,11 +280,12 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         raise UserError(f"Unknown actor '{actor}'. Use one of: {', '.join(ACTORS)}.")
     data = validate_payload(type_, data)
     when = parse_ts(at) if isinstance(at, str) else at
+    if when is not None:
+        check_not_future(when)
     with log_mod.lock_for(ws.log_path):
         s, tip = load_state(ws)
-        tail = log_mod.read_bytes(ws.log_path, tip.offset)
-        if tail:
-            raise log_mod.TornLogError(log_mod.torn_message(ws.log_path, len(tail)))
+        if tip.damage:
+            raise log_mod.LogWriteError(log_mod.damaged_message(ws.log_path, tip))
         data = _check_semantics(ws, s, tip, type_, data)
         ts_dt = when or now_utc()
         if tip.last_ts and ts_dt < parse_ts(tip.last_ts):
@@ -283,7 +296,8 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         ev = Event(id=f"evt_{tip.count + 1:06d}", ts=format_ts(ts_dt), type=type_, actor=actor,
                    prev=tip.last_hash, data=data)
         line = ev.to_line()
-        log_mod.append_line(ws.log_path, line)
+        log_mod.append_line(ws.log_path, line, expected_size=tip.offset)
+        integrity.write_anchor(ws.state_dir, tip.count + 1, line_hash(line))
     # derive: fold the new line into the cache (outside the lock; the cache is checked on read)
     try:
         snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,

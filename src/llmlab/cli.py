@@ -33,7 +33,17 @@ class _Llmlab(TyperGroup):
         try:
             return super().main(*args, **kwargs)
         except UserError as e:
-            err_console.print(Text("Error: ", style="bold red") + Text(str(e)), soft_wrap=True)
+            from .render import safe  # text from the log or the user: control chars escaped
+
+            err_console.print(Text("Error: ", style="bold red") + Text(safe(str(e))),
+                              soft_wrap=True)
+            sys.exit(1)
+        except OSError as e:  # a file condition no library call anticipated: no traceback
+            from .log import os_message
+            from .render import safe
+
+            err_console.print(Text("Error: ", style="bold red") + Text(safe(os_message(
+                e, e.filename or "a workspace file", "use"))), soft_wrap=True)
             sys.exit(1)
 
 
@@ -72,6 +82,14 @@ DepthOpt = typer.Option(None, "--depth", help="overview, working or deep.")
 AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. when back-filling "
                      "notes); must not precede the last event.")
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
+
+
+def _warn(warnings: list[str]) -> None:
+    """Each warning once, on stderr (stdout stays the data)."""
+    from .render import safe
+
+    for w in dict.fromkeys(warnings):
+        err_console.print(Text("Warning: ", style="bold yellow") + Text(safe(w)), soft_wrap=True)
 
 
 def _recorded(ev, as_json: bool) -> None:
@@ -262,7 +280,9 @@ def state_cmd(as_json: bool = JsonOpt) -> None:
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.state(Workspace.find()), as_json, lambda d: render.state(console, d))
+    d = api.state(Workspace.find())
+    _warn(d["warnings"])
+    shell.out(d, as_json, lambda d: render.state(console, d))
 
 
 @app.command("next")
@@ -273,8 +293,10 @@ def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to l
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.next_probes(Workspace.find(), limit=limit), as_json,
-         lambda d: render.next_probes(console, d))
+    ws = Workspace.find()
+    _warn(api.load_state(ws)[1].warnings)
+    shell.out(api.next_probes(ws, limit=limit), as_json,
+              lambda d: render.next_probes(console, d))
 
 
 @concept_app.command("show")
@@ -292,6 +314,7 @@ def concept_show(
     from .workspace import Workspace
 
     d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
+    _warn(d["warnings"])
     shell.out(d, as_json, lambda d: render.concept(console, d))
 
 
@@ -342,9 +365,11 @@ def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
     from . import render
     from . import log as log_mod
+    from .integrity import read_anchor
     from .workspace import Workspace
 
-    rep = log_mod.verify(Workspace.find().log_path)
+    ws = Workspace.find()
+    rep = log_mod.verify(ws.log_path, anchor=read_anchor(ws.state_dir))
     shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
     if not rep.ok:
         raise typer.Exit(1)
@@ -352,14 +377,16 @@ def verify(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def repair(as_json: bool = JsonOpt) -> None:
-    """Move a torn last line to evidence.quarantine.jsonl (never drops it); keep every event."""
-    from . import log as log_mod
+    """Move the damaged part of the log (a torn last line; an invalid, future-dated or
+    chain-breaking line and everything after it) to evidence.quarantine.jsonl, never dropping
+    it; keep every event before it. Only truncates and moves, so it works on a full disk."""
+    from . import render
+    from .integrity import repair as repair_log
     from .workspace import Workspace
 
-    res = log_mod.repair(Workspace.find().log_path)
-    shell.out(res, as_json, lambda d: console.print(
-        f"Quarantined {d['quarantined_bytes']} bytes to {d['quarantine']}; {d['events']} events kept."
-        if d["repaired"] else f"Nothing to repair: the log ends cleanly ({d['events']} events)."))
+    ws = Workspace.find()
+    res = repair_log(ws.log_path, ws.state_dir)
+    shell.out(res, as_json, lambda d: render.repair(console, d))
 
 
 @app.command()
@@ -369,6 +396,7 @@ def rebuild(as_json: bool = JsonOpt) -> None:
     from .workspace import Workspace
 
     res = api.rebuild(Workspace.find())
+    _warn(res["warnings"])
     shell.out(res, as_json, lambda d: console.print(f"Rebuilt state from {d['events']} events."))
 
 
@@ -425,7 +453,9 @@ def site_build(as_json: bool = JsonOpt) -> None:
 
     from .site import build
 
-    shell.out(build(Workspace.find()), as_json, lambda d: console.print(
+    res = build(Workspace.find())
+    _warn(res["warnings"])
+    shell.out(res, as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
         f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
 

@@ -13,7 +13,7 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import UserError
+from .errors import UserError, read_text
 
 
 class _Model(BaseModel):
@@ -81,7 +81,7 @@ class Config(_Model):
 
 def load(path: Path) -> Config:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML ({e}). Fix the syntax near that line.") from None
     try:

@@ -82,13 +82,16 @@ def parse_ts(s: str) -> datetime:
     """An RFC 3339 timestamp with a time zone, as UTC; a user error otherwise."""
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, OverflowError):
         raise UserError(
             f"'{s}' is not an RFC 3339 timestamp. Use e.g. 2026-11-22T10:00:00Z."
         ) from None
     if t.tzinfo is None:
         raise UserError(f"Timestamp '{s}' has no time zone. Add 'Z' for UTC, e.g. {s}Z.")
-    return t.astimezone(UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00
+        raise UserError(f"Timestamp '{s}' is out of range. Use a time near now.") from None
 
 
 def parse_ts_or_none(s: object) -> datetime | None:

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .core import default_curriculum
-from .errors import UserError, closest
+from .errors import UserError, closest, read_text
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -102,7 +102,7 @@ class Curriculum(_Model):
         if not self.path:
             return None
         p = Path(self.path) / "study" / f"{module_id}.md"
-        return p.read_text(encoding="utf-8") if p.is_file() else None
+        return read_text(p) if p.is_file() else None
 
 
 class CurriculumError(UserError):
@@ -122,7 +122,7 @@ def default_path() -> Path:
 
 def _read_toml(path: Path, problems: list[str]) -> dict | None:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as e:
         problems.append(f"{path.name}: malformed TOML ({e}). Check quoting and brackets near that line.")
     except OSError as e:

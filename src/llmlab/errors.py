@@ -15,6 +15,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 Shell = Literal["cli", "mcp"]
@@ -93,3 +94,19 @@ def unknown(kind: str, word: str, choices: Iterable[str], hint: str) -> UnknownN
         msg += " Did you mean " + ", ".join(f"'{c}'" for c in near) + "?"
     msg += f" {hint}"
     return UnknownName(msg, kind, word, choices)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file the user edits, or a `UserError` that names the file and the fix
+    (not valid UTF-8, a folder where the file should be, unreadable)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not valid UTF-8 text (byte {e.start}: {e.reason}). Save it "
+                        "as UTF-8 and run the command again.") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, but llmlab expects a file there. Move the folder "
+                        "away.") from None
+    except OSError as e:
+        raise UserError(f"Cannot read {path}: {e.strerror}. Check that it exists and is "
+                        "readable.") from None

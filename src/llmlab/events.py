@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,6 +25,26 @@ from .errors import UserError
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 ACTORS = ("tutor", "learner", "lab", "system")
+
+# The one id grammar every shell shares: `evt_` and the sequence number in ASCII digits,
+# zero-padded to six, nothing after (`\Z`, not `$`, which also matches before a trailing
+# newline; `[0-9]`, not `\d`, which also matches other scripts' digits). Canonical: one
+# spelling per event (evt_0000001 is not evt_000001).
+EVENT_ID = re.compile(r"\Aevt_(?:[0-9]{6}|[1-9][0-9]{6,})\Z")
+# How far an event time may lie ahead of this machine's clock (two machines' clocks).
+MAX_SKEW = timedelta(minutes=5)
+
+
+def is_event_id(s: object) -> bool:
+    return isinstance(s, str) and EVENT_ID.match(s) is not None
+
+
+def check_event_id(s: str, what: str = "event id") -> str:
+    if not is_event_id(s):
+        raise UserError(f"{s!r} is not a valid {what}: it must be 'evt_' followed by the "
+                        "event number in six ASCII digits (more only past 999999) and nothing else, e.g. evt_000012. Copy it from "
+                        "`llmlab state --json` or the dashboard timeline.")
+    return s
 
 
 class _Payload(BaseModel):
@@ -49,9 +70,18 @@ class MisconceptionOpened(_Payload):
     reopens: str | None = None  # a resolved misconception that came back (a relapse)
 
 
+def _event_ref(v: str) -> str:
+    if not is_event_id(v):
+        raise ValueError("must be an event id: 'evt_' and the event number in six ASCII "
+                         "digits, nothing else (e.g. evt_000012)")
+    return v
+
+
 class MisconceptionResolved(_Payload):
     target: str
     evidence: str = _text_field(0)
+
+    _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
 
 
 class ExitAttempt(_Payload):
@@ -103,6 +133,8 @@ class ExperimentRun(_Payload):
 class Retraction(_Payload):
     target: str
     reason: str = _text_field()
+
+    _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
 
 
 PAYLOADS: dict[str, type[_Payload]] = {
@@ -183,6 +215,19 @@ def now_utc() -> datetime:
 
 def format_ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_not_future(t: datetime, now: datetime | None = None) -> datetime:
+    """Event time never lies in the future (beyond MAX_SKEW of clock difference)."""
+    now = now or now_utc()
+    if t > now + MAX_SKEW:
+        raise UserError(
+            f"Timestamp {format_ts(t)} is in the future (this machine's clock says "
+            f"{format_ts(now)}; up to {int(MAX_SKEW.total_seconds() // 60)} minutes of clock "
+            "difference is allowed). An event records something that already happened: give "
+            "the time it happened, or leave out --at for now. If this machine's clock is "
+            "wrong, set it right first.")
+    return t
 
 
 def validate_payload(type_: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -2,19 +2,25 @@
 
 One writer at a time holds `evidence.jsonl.lock` (a file lock, so it serializes
 separate processes). An append writes one whole line with O_APPEND and fsyncs before
-the lock is released. Nothing here ever rewrites or deletes a line; `repair` only moves
-a torn, unterminated tail fragment to `evidence.quarantine.jsonl`.
+the lock is released; if the write fails (disk full, I/O error) the file is truncated
+back to its previous size, so a rejected event leaves the log byte-identical. Nothing
+here ever rewrites a complete, valid line; `repair` only moves damage (a torn tail, and
+an invalid line with everything after it) to `evidence.quarantine.jsonl`.
+
+Readers use the *complete prefix*: every line up to the first damaged one (see
+`integrity`), and carry a warning naming `verify` and `repair`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
@@ -22,8 +28,62 @@ from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
 LOCK_TIMEOUT_S = 30
 
 
-def lock_for(log_path: Path) -> FileLock:
-    return FileLock(str(log_path) + ".lock", timeout=LOCK_TIMEOUT_S)
+class LogWriteError(UserError):
+    """A write to the log failed; the log was left as it was."""
+
+
+def os_message(e: OSError, path: Path | str, doing: str) -> str:
+    """One paragraph for an OS error while `doing` something with `path`."""
+    code = e.errno
+    if code == errno.ENOSPC or code == errno.EDQUOT:
+        why, fix = "the disk is full", "Free some space and run the command again."
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why, fix = ("the file or its folder is read-only or not yours",
+                    f"Check the permissions of {Path(path).parent} (it must be writable).")
+    elif code == errno.EIO:
+        why, fix = "the disk reported an I/O error", "Check the disk, then run the command again."
+    elif code == errno.EISDIR:
+        why, fix = "a folder is where a file should be", f"Move the folder {path} away."
+    elif code == errno.ENOTDIR:
+        why, fix = "a file is where a folder should be", f"Move that file away ({path})."
+    elif code == errno.ENOENT:
+        why, fix = "it does not exist", "Check the workspace (`llmlab verify`)."
+    else:
+        why, fix = e.strerror or type(e).__name__, "Fix the cause and run the command again."
+    return f"Could not {doing} {path}: {why} ({e.strerror or e}). {fix}"
+
+
+class _Lock:
+    """The writers' lock with its failures turned into user errors."""
+
+    def __init__(self, log_path: Path, timeout: float):
+        self.path = str(log_path) + ".lock"
+        self.lock = FileLock(self.path, timeout=timeout)
+        self.timeout = timeout
+
+    def __enter__(self):
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise LogWriteError(
+                f"Another process has held the evidence log's lock ({self.path}) for more than "
+                f"{self.timeout:g} s. Nothing was recorded. Wait for it (an llmlab command, "
+                "the MCP server or a lab run writing to this workspace) to finish and try "
+                "again; the lock is released by the system when its holder exits.") from None
+        except OSError as e:
+            raise LogWriteError(os_message(e, self.path, "take the evidence log's lock")
+                                + " Nothing was recorded.") from None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.lock.release()
+        except OSError:
+            pass
+
+
+def lock_for(log_path: Path, timeout: float | None = None) -> _Lock:
+    return _Lock(log_path, LOCK_TIMEOUT_S if timeout is None else timeout)
 
 
 def read_bytes(log_path: Path, offset: int = 0) -> bytes:
@@ -41,16 +101,20 @@ def split_complete(buf: bytes) -> tuple[list[bytes], bytes]:
     return [ln + b"\n" for ln in lines], tail
 
 
+def parse_line(line: bytes) -> dict:
+    """One line as an event dict upgraded to the current schema; raises ValueError,
+    UserError (newer schema) when it is not one."""
+    raw = json.loads(line)
+    if not isinstance(raw, dict):
+        raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+    if raw.get("v") != SCHEMA_VERSION:
+        raw = Event.from_dict(raw).to_dict()
+    return raw
+
+
 def parse_lines(lines: list[bytes]) -> list[dict]:
-    """Parsed events (dicts, upgraded to the current schema) of complete lines."""
-    out = []
-    loads = json.loads
-    for ln in lines:
-        raw = loads(ln)
-        if raw.get("v") != SCHEMA_VERSION:
-            raw = Event.from_dict(raw).to_dict()
-        out.append(raw)
-    return out
+    """Parsed events (dicts, upgraded to the current schema) of complete, checked lines."""
+    return [parse_line(ln) for ln in lines]
 
 
 def iter_lines(log_path: Path) -> Iterator[bytes]:
@@ -61,39 +125,51 @@ def iter_lines(log_path: Path) -> Iterator[bytes]:
                 yield line
 
 
-def iter_parsed(log_path: Path) -> Iterator[dict]:
-    """Parsed events, streamed; constant memory however long the log is."""
+def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
+    """Parsed events, streamed; constant memory however long the log is. With `limit`
+    (the complete prefix `scan` found), stops there."""
     scan_once = json.JSONDecoder().scan_once  # the C scanner: we write lines without padding
-    for line in iter_lines(log_path):
-        raw = scan_once(line.decode("utf-8"), 0)[0]
+    for n, line in enumerate(iter_lines(log_path)):
+        if limit is not None and n >= limit:
+            return
+        try:
+            raw = scan_once(line.decode("utf-8"), 0)[0]
+        except StopIteration:  # the C scanner's "no JSON value here"
+            raise ValueError(f"line {n + 1} is not JSON") from None
         if raw.get("v") != SCHEMA_VERSION:
             raw = Event.from_dict(raw).to_dict()
         yield raw
 
 
-def scan(log_path: Path) -> tuple[Tip, dict[str, str]]:
-    """One cheap pass: where the log ends, and every retraction (target id -> its id)."""
-    tip = Tip()
+def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
+    """One cheap pass: where the complete prefix ends (see `integrity.Chain`), its
+    retractions (target id -> retraction id), and the first damage after it, if any."""
+    from .integrity import Chain
+
+    chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
-    last = b""
-    for line in iter_lines(log_path):
-        tip.offset += len(line)
-        tip.count += 1
-        last = line
-        if b'"retraction"' in line:
-            ev = json.loads(line)
-            if ev["type"] == "retraction":
-                retracted[ev["data"]["target"]] = ev["id"]
-    if last:
-        tip.last_hash = line_hash(last)
-        ev = json.loads(last)
-        tip.last_id, tip.last_ts = ev["id"], ev["ts"]
-    tip.last_len = len(last)
-    return tip, retracted
+    with open(log_path, "rb", buffering=1 << 20) as f:
+        for line in f:
+            if not chain.feed(line):
+                break
+            if b'"retraction"' in line:
+                ev = chain.last_event or json.loads(line)
+                if ev.get("type") == "retraction":
+                    retracted[ev["data"]["target"]] = ev["id"]
+    return chain.tip(log_path), retracted
 
 
 def read_events(log_path: Path) -> list[dict]:
-    return list(iter_parsed(log_path))
+    """The events of the complete prefix (a damaged line and what follows are left out)."""
+    from .integrity import Damaged, checked
+
+    tip, _ = scan(log_path)
+    out: list[dict] = []
+    try:
+        out.extend(checked(iter_parsed(log_path, tip.count)))
+    except (Damaged, ValueError, UserError):
+        pass  # the events before the damage; readers warn through the state's tip
+    return out
 
 
 def iter_events(log_path: Path) -> Iterator[Event]:
@@ -101,35 +177,59 @@ def iter_events(log_path: Path) -> Iterator[Event]:
         yield Event.from_dict(raw)
 
 
-class TornLogError(UserError):
-    pass
+def damaged_message(log_path: Path, tip: Tip) -> str:
+    return (f"The evidence log {log_path} is damaged: {tip.damage} Nothing was recorded: "
+            "events are never appended after damage. Run `llmlab verify` to see the details "
+            "and `llmlab repair` to move the damaged part to evidence.quarantine.jsonl (every "
+            "event before it is kept); then record again.")
 
 
-def torn_message(log_path: Path, n: int) -> str:
-    return (
-        f"The evidence log {log_path} ends with a torn, incomplete line ({n} bytes), "
-        "probably from a crash mid-write. Nothing was recorded. Run `llmlab verify` to "
-        "see the details and `llmlab repair` to move the fragment to quarantine; every "
-        "complete event is kept."
-    )
+def append_line(log_path: Path, line: bytes, expected_size: int | None = None) -> None:
+    """Append one complete line and fsync. Caller holds the lock.
 
-
-def append_line(log_path: Path, line: bytes) -> None:
-    """Append one complete line and fsync. Caller holds the lock."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    On any failure (disk full, I/O error, read-only) the file is truncated back to its
+    size before the append and fsynced, so the log is byte-identical, and a
+    `LogWriteError` says what happened.
+    """
     try:
-        view = memoryview(line)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    except OSError as e:
+        raise LogWriteError(os_message(e, log_path, "open for appending")
+                            + " Nothing was recorded.") from None
+    try:
+        size = os.fstat(fd).st_size
+        if expected_size is not None and size != expected_size:
+            raise LogWriteError(
+                f"The evidence log {log_path} changed size while it was locked ({size} bytes, "
+                f"expected {expected_size}): something other than llmlab writes to it. "
+                "Nothing was recorded. Stop that writer and run `llmlab verify`.")
+        try:
+            view = memoryview(line)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except OSError as e:
+            _truncate_back(fd, size)
+            raise LogWriteError(os_message(e, log_path, "append to")
+                                + " Nothing was recorded: the log is exactly as it was.") from None
     finally:
         os.close(fd)
 
 
+def _truncate_back(fd: int, size: int) -> None:
+    """Undo a partial append (truncate never needs free space)."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError:
+        pass  # the next reader sees a torn tail; verify/repair name it
+
+
 @dataclass
 class Tip:
-    """Where the log ends: bytes, line count, hash of the last line."""
+    """Where the complete prefix of the log ends: bytes, line count, hash of the last line,
+    and, when the log goes on past it, what is wrong there."""
 
     offset: int = 0
     count: int = 0
@@ -137,6 +237,8 @@ class Tip:
     last_id: str | None = None
     last_ts: str | None = None
     last_len: int = 0
+    damage: str | None = None  # first problem after the complete prefix, one sentence
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,34 +254,58 @@ class Report:
                 "torn_tail_bytes": self.torn_tail, "problems": self.problems}
 
 
-def verify(log_path: Path, known_retraction_targets: Callable[[str], bool] | None = None) -> Report:
-    """Replay the log: hash chain, sequential ids, schema of every event, torn tail."""
+def verify(log_path: Path, known_retraction_targets: Callable[[str], bool] | None = None,
+           anchor: dict | None = None, now=None) -> Report:
+    """Replay the log: hash chain, sequential ids, schema of every event, time order,
+    future times, torn tail, and the recorded tail anchor."""
+    from .core import parse_ts
+    from .integrity import anchor_problem, future_limit
+
     rep = Report()
+    limit = future_limit(now)
     buf = read_bytes(log_path)
     lines, tail = split_complete(buf)
     prev = GENESIS
+    last_ts = None
     ids: set[str] = set()
+    hashes: list[str] = []
     for n, ln in enumerate(lines, start=1):
         where = f"line {n}"
         try:
-            raw = json.loads(ln)
+            raw = parse_line(ln)
             ev = Event.from_dict(raw)
+            if not isinstance(ev.data, dict):
+                raise ValueError("data is not an object")
         except (ValueError, KeyError, TypeError, UserError) as e:
             rep.problems.append(f"{where}: not a valid event ({e}).")
             rep.chain_ok = False
             prev = line_hash(ln)
+            hashes.append(prev)
             continue
         if ev.id != f"evt_{n:06d}":
-            rep.problems.append(f"{where}: id {ev.id} breaks the sequence (expected evt_{n:06d}).")
+            rep.problems.append(f"{where}: id {ev.id!r} breaks the sequence (expected "
+                                f"evt_{n:06d}).")
         if ev.prev != prev:
             rep.chain_ok = False
             rep.problems.append(f"{where} ({ev.id}): hash chain broken: prev does not match the "
                                 "previous line (the log was edited).")
         if ev.actor not in ACTORS:
-            rep.problems.append(f"{where} ({ev.id}): unknown actor '{ev.actor}'.")
+            rep.problems.append(f"{where} ({ev.id}): unknown actor {ev.actor!r}.")
+        try:
+            t = parse_ts(ev.ts)
+            if t > limit:
+                rep.problems.append(f"{where} ({ev.id}): dated {ev.ts}, in the future. "
+                                    "`llmlab repair` moves it and every later event to "
+                                    "quarantine.")
+            elif last_ts is not None and t < last_ts:
+                rep.problems.append(f"{where} ({ev.id}): dated {ev.ts}, before the event "
+                                    "before it (the log is in time order).")
+            last_ts = t
+        except (UserError, TypeError):
+            rep.problems.append(f"{where} ({ev.id}): invalid time {ev.ts!r}.")
         model = PAYLOADS.get(ev.type)
         if model is None:
-            rep.problems.append(f"{where} ({ev.id}): unknown event type '{ev.type}'.")
+            rep.problems.append(f"{where} ({ev.id}): unknown event type {ev.type!r}.")
         else:
             try:
                 model(**ev.data)
@@ -188,39 +314,18 @@ def verify(log_path: Path, known_retraction_targets: Callable[[str], bool] | Non
                                     if hasattr(e, "errors") else f"{where}: {e}")
         if ev.type in ("retraction", "misconception_resolved") and ev.data.get("target") not in ids:
             rep.problems.append(f"{where} ({ev.id}): refers to unknown earlier event "
-                                f"{ev.data.get('target')}.")
+                                f"{ev.data.get('target')!r}.")
         ids.add(ev.id)
         prev = line_hash(ln)
+        hashes.append(prev)
     rep.events = len(lines)
     rep.torn_tail = len(tail)
     if tail:
         rep.problems.append(f"torn last line: {len(tail)} bytes without a newline after event "
                             f"{len(lines)}. Run `llmlab repair` to quarantine it.")
+    if anchor is not None:
+        problem = anchor_problem(anchor, len(hashes), lambda k: hashes[k - 1])
+        if problem:
+            rep.problems.append(problem)
     rep.ok = not rep.problems
     return rep
-
-
-def repair(log_path: Path) -> dict:
-    """Move a torn tail fragment to evidence.quarantine.jsonl; keep every complete event."""
-    quarantine = log_path.with_name("evidence.quarantine.jsonl")
-    with lock_for(log_path):
-        buf = read_bytes(log_path)
-        lines, tail = split_complete(buf)
-        if not tail:
-            return {"repaired": False, "quarantined_bytes": 0, "quarantine": str(quarantine),
-                    "events": len(lines)}
-        record = json.dumps({"offset": len(buf) - len(tail), "bytes": len(tail),
-                             "fragment": tail.decode("utf-8", errors="replace")},
-                            ensure_ascii=False) + "\n"
-        fd = os.open(quarantine, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, record.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with open(log_path, "r+b") as f:
-            f.truncate(len(buf) - len(tail))
-            f.flush()
-            os.fsync(f.fileno())
-        return {"repaired": True, "quarantined_bytes": len(tail), "quarantine": str(quarantine),
-                "events": len(lines)}

@@ -26,6 +26,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from . import api, compact, tutor
+from . import log as log_mod
 from .errors import UserError
 from .workspace import Workspace
 
@@ -52,25 +53,34 @@ def _ws() -> Workspace:
     return Workspace.find()
 
 
+def _utf8(text: str) -> str:
+    """`text` that can be sent as UTF-8: a lone surrogate (from a client's string) is
+    written as its escape, so the reply is never lost on the way out."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _error(message: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=_utf8(message))], is_error=True)
 
 
 def _result(data: dict) -> CallToolResult:
     """Structured content, plus the same JSON compact as text (tokens are the tutor's budget)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _utf8(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str))
     return CallToolResult(content=[TextContent(type="text", text=text)],
                           structured_content=json.loads(text))
 
 
 def _shell(fn):
-    """Run a tool body; a UserError becomes a tool error carrying its message verbatim."""
+    """Run a tool body; a UserError becomes a tool error carrying its message verbatim, and
+    so does a file condition (OSError), in the CLI's words."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return _result(fn(*args, **kwargs))
         except UserError as e:
             return _error(e.render("mcp"))
+        except OSError as e:
+            return _error(log_mod.os_message(e, e.filename or "a workspace file", "use"))
     wrapper.__doc__ = " ".join((fn.__doc__ or "").split())  # the description, one paragraph
     return wrapper
 
@@ -84,7 +94,10 @@ def _pretty_json(obj: Any) -> str:
 ConceptId = Annotated[str, Field(description="A concept id of this workspace's curriculum, e.g. "
                                  "'tokenization' (get_curriculum lists them).")]
 EventId = Annotated[str, Field(description="An event id from the log, e.g. 'evt_000012'.")]
+# Strict types (`strict=True`): "0.5" or true is not a quality, "true" not a boolean. The
+# same rule as the CLI's typed options; the tool says what it expected.
 Quality = Annotated[float, Field(
+    strict=True,
     description="How well THIS exchange went, from 0 to 1: 0-0.2 wrong model or no answer; "
                 "0.3-0.5 right words, missing mechanism, or heavy hints; 0.6-0.7 right mechanism "
                 "with a hint; 0.8-0.9 right and unaided on a concrete case; 1.0 also transfers "
@@ -109,7 +122,7 @@ def build_server() -> MCPServer:
                         "misconceptions, next probes, one short line per probed concept. "
                         "'full': every field (per-concept details, exit items, prediction "
                         "record, recent events); long for an active learner.")] = "compact",
-        history: Annotated[bool, Field(description="With detail='full': include each "
+        history: Annotated[bool, Field(strict=True, description="With detail='full': include each "
                                        "concept's mastery history (one point per "
                                        "observation).")] = False,
     ) -> dict[str, Any]:
@@ -134,7 +147,7 @@ def build_server() -> MCPServer:
     @_shell
     def next_probes(
         limit: Annotated[int, Field(description="How many items to return.", ge=1,
-                                    le=compact.MAX_NEXT)] = compact.NEXT_SHOWN,
+                                    le=compact.MAX_NEXT, strict=True)] = compact.NEXT_SHOWN,
     ) -> dict[str, Any]:
         """What to do next with the learner, most urgent first. Each item has a `reason`
         (resolve_misconception, shore_up_prerequisite, reprobe_due, frontier, exit_ready), a
@@ -220,7 +233,7 @@ def build_server() -> MCPServer:
     def record_exit_attempt(
         item: Annotated[str, Field(description="Exit item id (mechanism question or build "
                                    "milestone; get_curriculum lists them).")],
-        passed: Annotated[bool, Field(description="True only if every required part was "
+        passed: Annotated[bool, Field(strict=True, description="True only if every required part was "
                                       "covered without help, or the build produced the "
                                       "numbers the milestone asks for.")],
         notes: Annotated[str, Field(description="What was covered, missing or wrong.")] = "",
@@ -235,10 +248,10 @@ def build_server() -> MCPServer:
         experiment: Annotated[str, Field(description="Experiment name (list_experiments).")],
         quantity: Annotated[str, Field(description="A predictable quantity of that "
                                        "experiment (list_experiments).")],
-        value: Annotated[float, Field(description="The learner's predicted number.")],
+        value: Annotated[float, Field(strict=True, description="The learner's predicted number.")],
         concept: Annotated[str | None, Field(description="Concept id the prediction "
                                              "tests.")] = None,
-        tolerance: Annotated[float | None, Field(description="Relative error that counts as "
+        tolerance: Annotated[float | None, Field(strict=True, description="Relative error that counts as "
                                                  "right (default from llmlab.toml).")] = None,
         note: Annotated[str, Field(description="The learner's reasoning, in a sentence.")] = "",
         params: Annotated[dict[str, Any] | None, Field(
@@ -306,7 +319,7 @@ def build_server() -> MCPServer:
         params: Annotated[dict[str, Any] | None, Field(
             description="Parameters by name (list_experiments gives types and defaults); "
                         "omitted ones take their defaults.")] = None,
-        record: Annotated[bool, Field(description="Append the experiment_run event "
+        record: Annotated[bool, Field(strict=True, description="Append the experiment_run event "
                                       "(default true).")] = True,
     ) -> dict[str, Any]:
         from .lab import catalog, runner
@@ -432,4 +445,60 @@ def main() -> None:
         if res and res["written"]:
             print(f"llmlab mcp: regenerated {', '.join(res['written'])} in {ws.root}.",
                   file=sys.stderr)
-    build_server().run("stdio")
+    anyio.run(_serve_stdio, build_server())
+
+
+# ---------------------------------------------------------------- stdio with a safe reader
+
+BAD_UNICODE = ("Invalid input: a string argument holds an unpaired UTF-16 surrogate (such as "
+               "\\ud800), which is not valid Unicode, so nothing was done. Send the text as "
+               "valid Unicode")
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in obj)
+    if isinstance(obj, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_lone_surrogate(v) for v in obj)
+    return False
+
+
+def safe_line(line: str) -> str:
+    """A JSON-RPC line the SDK can answer. JSON allows a lone surrogate escape in a string;
+    the SDK's parser rejects the whole line and, with no id to answer, stays silent. Such a
+    request is rewritten into one whose reply is an error naming the problem."""
+    if "\\u" not in line:
+        return line
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(msg, dict) or "id" not in msg or not _lone_surrogate(msg):
+        return line
+    if msg.get("method") == "tools/call":  # the reply is a tool error carrying the name
+        return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "method": "tools/call",
+                           "params": {"name": BAD_UNICODE, "arguments": {}}}) + "\n"
+    return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "method": BAD_UNICODE,
+                       "params": {}}) + "\n"
+
+
+class _SafeStdin:
+    def __init__(self):
+        import io
+
+        self._file = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8",
+                                                      errors="replace"))
+
+    async def __aiter__(self):
+        async for line in self._file:
+            yield safe_line(line)
+
+
+async def _serve_stdio(server: MCPServer) -> None:
+    from mcp.server.stdio import stdio_server
+
+    low = server._lowlevel_server  # what MCPServer.run_stdio_async does, with our reader
+    async with stdio_server(stdin=_SafeStdin()) as (read_stream, write_stream):
+        await low.run(read_stream, write_stream, low.create_initialization_options())

@@ -1,10 +1,39 @@
-"""Human-readable terminal output (rich tables). Formatting only: no logic."""
+"""Human-readable terminal output (rich tables). Formatting only: no logic.
+
+Every piece of stored text (evidence, claims, notes, ids, curriculum text) goes through
+`safe` and into a `Text` (never rich markup), so control characters such as ESC
+(terminal escape sequences: clipboard writes, window titles, screen clears) are shown
+escaped, never emitted.
+"""
 
 from __future__ import annotations
+
+import re
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+# C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides
+# that can make text read differently from what it is.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def safe(text: object, newlines: bool = True) -> str:
+    """`text` with control characters written as escapes (`\\x1b`), never emitted raw.
+    With `newlines=False`, newlines and tabs are escaped too (one table cell, one line)."""
+    return (_CONTROL if newlines else _CONTROL_ALL).sub(_escape, str(text))
+
+
+def T(text: object) -> Text:
+    """Stored text for a table cell or a line: escaped, one line, no markup."""
+    return Text(safe(text, newlines=False))
 
 
 def _bar(m: float, width: int = 10) -> str:
@@ -15,12 +44,12 @@ def _bar(m: float, width: int = 10) -> str:
 def state(con: Console, d: dict) -> None:
     o = d["overall"]
     con.print(Text.assemble(
-        ("Learner: ", "bold"), d["learner"]["name"], "   ",
+        ("Learner: ", "bold"), safe(d["learner"]["name"], False), "   ",
         ("Events: ", "bold"), str(d["events"]), "   ",
         ("Overall mastery: ", "bold"), f"{o['mastery']:.2f} over all {o['total']} concepts", "   ",
         ("Mastered: ", "bold"), f"{o['mastered']}/{o['total']}", "   ",
         ("Exit items passed: ", "bold"), f"{o['exit_passed']}/{o['exit_total']}", "   ",
-        ("Current module: ", "bold"), str(d["current_module"]),
+        ("Current module: ", "bold"), safe(d["current_module"], False),
     ))
     if not o["touched"]:
         con.print("No concept probed yet: start a session with your tutor (see AGENTS.md), "
@@ -46,9 +75,9 @@ def _concepts_and_exits(con: Console, d: dict) -> None:
         if c["open_misconceptions"]:
             status.append(f"{len(c['open_misconceptions'])} open misconception(s)")
         if c["prereq_gaps"]:
-            status.append("gap: " + ", ".join(c["prereq_gaps"]))
-        t.add_row(c["id"], f"{c['mastery']:.3f}", _bar(c["mastery"]), str(c["observations"]),
-                  str(c["days"]), Text("; ".join(status)))
+            status.append("gap: " + ", ".join(map(str, c["prereq_gaps"])))
+        t.add_row(T(c["id"]), f"{c['mastery']:.3f}", _bar(c["mastery"]), str(c["observations"]),
+                  str(c["days"]), T("; ".join(status)))
     con.print(t)
     e = Table(title="Exit items")
     for col in ("item", "kind", "ready", "passed", "requires"):
@@ -56,9 +85,9 @@ def _concepts_and_exits(con: Console, d: dict) -> None:
     for item in d["exit_items"].values():
         done = sum(r["mastered"] for r in item["requires"])
         missing = [r["concept"] for r in item["requires"] if not r["mastered"]]
-        e.add_row(item["id"], item["kind"], "READY" if item["ready"] else "-",
+        e.add_row(T(item["id"]), T(item["kind"]), "READY" if item["ready"] else "-",
                   "passed" if item["passed"] else "-",
-                  Text(f"{done}/{len(item['requires'])} mastered"
+                  T(f"{done}/{len(item['requires'])} mastered"
                        + (f"; missing {', '.join(missing[:3])}" if missing else "")
                        + (" …" if len(missing) > 3 else "")))
     con.print(e)
@@ -69,7 +98,7 @@ def _misconceptions_and_next(con: Console, d: dict) -> None:
     if mis["open"]:
         con.print(Text("Open misconceptions:", style="bold"))
         for m in mis["open"]:
-            con.print(Text(f"  {m['id']} [{m['concept']}] {m['claim']}"))
+            con.print(T(f"  {m['id']} [{m['concept']}] {m['claim']}"))
     if mis["resolved_count"] or mis["open"]:
         con.print(f"Resolved misconceptions: {mis['resolved_count']}")
     if "next" in d:
@@ -81,7 +110,7 @@ def next_probes(con: Console, probes: list[dict]) -> None:
     for col in ("#", "reason", "target", "why"):
         t.add_column(col)
     for i, p in enumerate(probes, 1):
-        t.add_row(str(i), p["reason"], p["target"], Text(p["why"]))
+        t.add_row(str(i), T(p["reason"]), T(p["target"]), T(p["why"]))
     con.print(t)
     if not probes:
         con.print("Nothing pending: every concept is mastered and fresh.")
@@ -93,15 +122,15 @@ def concept(con: Console, d: dict) -> None:
         concept_entry(con, c)
         con.print("Not probed yet: no evidence recorded on this concept.")
         return
-    con.print(Text(f"{c['title']} ({c['id']}, module {c['module']})", style="bold"))
-    con.print(Text(c["summary"]))
+    con.print(Text(safe(f"{c['title']} ({c['id']}, module {c['module']})", False), style="bold"))
+    con.print(Text(safe(c["summary"])))
     con.print(f"Mastery {s['mastery']:.3f} after {s['observations']} observation(s) on "
               f"{s['days']} day(s); mastered: {s['mastered']}; stale: {s['stale']}")
     if s["prereq_gaps"]:
-        con.print("Prerequisite gaps: " + ", ".join(s["prereq_gaps"]))
+        con.print(T("Prerequisite gaps: " + ", ".join(map(str, s["prereq_gaps"]))))
     for m in d["misconceptions"]:
         state_ = "resolved" if m["resolved_at"] else "OPEN"
-        con.print(Text(f"  [{state_}] {m['id']}: {m['claim']}"))
+        con.print(T(f"  [{state_}] {m['id']}: {m['claim']}"))
     page = d.get("page") or {}
     title = "Evidence"
     if page and page["shown"] < page["total"]:
@@ -113,7 +142,7 @@ def concept(con: Console, d: dict) -> None:
         detail = e["data"].get("evidence") or e["data"].get("claim") or ""
         if e.get("retracted"):
             detail = "(retracted) " + detail
-        t.add_row(e["id"], e["ts"][:16], e["type"], Text(detail[:120]))
+        t.add_row(T(e["id"]), T(str(e["ts"])[:16]), T(e["type"]), T(str(detail)[:120]))
     con.print(t)
     if page.get("older"):
         con.print(Text(f"Earlier events: llmlab concept show {c['id']} --cursor "
@@ -121,27 +150,28 @@ def concept(con: Console, d: dict) -> None:
 
 
 def concept_entry(con: Console, c: dict) -> None:
-    con.print(Text(f"{c['title']} ({c['id']}, module {c['module']})", style="bold"))
-    con.print(Text(c["summary"]))
+    con.print(Text(safe(f"{c['title']} ({c['id']}, module {c['module']})", False), style="bold"))
+    con.print(Text(safe(c["summary"])))
     if c["prerequisites"]:
-        con.print("Prerequisites: " + ", ".join(c["prerequisites"]))
+        con.print(T("Prerequisites: " + ", ".join(c["prerequisites"])))
     for b in c["behaviours"]:
-        con.print(Text(f"  behaviour: {b}"))
+        con.print(T(f"  behaviour: {b}"))
     for m in c["misconceptions"]:
-        con.print(Text(f"  misconception {m['id']}: {m['claim']}\n    correction: {m['correction']}"))
+        con.print(T(f"  misconception {m['id']}: {m['claim']}"))
+        con.print(T(f"    correction: {m['correction']}"))
     if c["experiments"]:
-        con.print("Lab: " + ", ".join(c["experiments"]))
+        con.print(T("Lab: " + ", ".join(c["experiments"])))
 
 
 def curriculum(con: Console, cur) -> None:
-    con.print(Text(f"{cur.title} ({len(cur.concepts)} concepts)", style="bold"))
+    con.print(Text(safe(f"{cur.title} ({len(cur.concepts)} concepts)", False), style="bold"))
     for m in cur.modules:
-        con.print(Text(f"{m.order}. {m.title} [{m.id}]", style="bold"))
+        con.print(Text(safe(f"{m.order}. {m.title} [{m.id}]", False), style="bold"))
         for cid in m.concepts:
-            con.print(Text(f"   {cid}: {cur.concepts[cid].title}"))
+            con.print(T(f"   {cid}: {cur.concepts[cid].title}"))
     con.print(Text("Exit items:", style="bold"))
     for e in cur.exit_items.values():
-        con.print(Text(f"   {e.id} ({e.kind}): {e.title}  requires {', '.join(e.requires)}"))
+        con.print(T(f"   {e.id} ({e.kind}): {e.title}  requires {', '.join(e.requires)}"))
 
 
 def verify(con: Console, d: dict) -> None:
@@ -151,7 +181,7 @@ def verify(con: Console, d: dict) -> None:
     con.print(f"{d['events']} complete events; chain {'intact' if d['chain_ok'] else 'BROKEN'}; "
               f"torn tail: {d['torn_tail_bytes']} bytes.")
     for p in d["problems"]:
-        con.print(Text(f"  - {p}"))
+        con.print(T(f"  - {p}"))
 
 
 def model_check(con: Console, d: dict) -> None:
@@ -198,3 +228,20 @@ def model_check(con: Console, d: dict) -> None:
                           f"{r['biased_false_mastery_rate']:.1%}",
                           "yes" if r["recognises_strong"] else "no", ", ".join(marks))
         con.print(t)
+
+
+def repair(con: Console, d: dict) -> None:
+    if not d["repaired"]:
+        con.print(f"Nothing to repair: the log ends cleanly ({d['events']} events).")
+        return
+    if d["quarantined_bytes"]:
+        where = (d["quarantine"] if "fragment" not in d else
+                 "this output (the quarantine file could not be written: "
+                 + safe(d.get("quarantine_error", ""), False) + ")")
+        con.print(T(f"Moved {d['quarantined_bytes']} bytes after event {d['events']} to "
+                    f"{where}: {d['damage']}"))
+        if "fragment" in d:
+            con.print(T(f"  fragment: {d['fragment']}"))
+    if d.get("anchor"):
+        con.print(T(f"Accepted the log as it is now: {d['anchor']}"))
+    con.print(f"{d['events']} events kept. `llmlab verify` should now report OK.")

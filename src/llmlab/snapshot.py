@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 from pathlib import Path
 
 from . import log as log_mod
 from .config import MasteryParams
 from .curriculum import Curriculum
+from .core import parse_ts
+from .errors import UserError
 from .events import line_hash
 from .files import atomic_write
 from .state import State, derive, extend
@@ -40,7 +43,29 @@ def load(path: Path, fp: str) -> tuple[State, int, int, str] | None:
         return None
 
 
+STALE_TMP_S = 600  # a temp file this old belongs to a writer that was killed
+
+
+def clean_stale_tmp(folder: Path) -> int:
+    """Remove `.NAME.*.tmp` files that killed writers left behind (a live writer's temp
+    file is seconds old). Returns how many."""
+    n = 0
+    now = time.time()
+    try:
+        for f in folder.glob(".*.tmp"):
+            try:
+                if now - f.stat().st_mtime > STALE_TMP_S:
+                    f.unlink()
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
 def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_hash: str) -> None:
+    clean_stale_tmp(path.parent)
     doc = {"fingerprint": fp, "offset": offset, "line_start": line_start,
            "last_hash": last_hash, "state": state.to_dict()}
     try:
@@ -51,26 +76,50 @@ def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_h
 
 def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
             use_cache: bool = True) -> tuple[State, log_mod.Tip]:
-    """The state folded over every complete line of the log, using the cache when valid."""
+    """The state folded over the complete prefix of the log (see `integrity`), using the
+    cache when valid. `tip.damage`/`tip.warnings` say what follows the prefix, if anything."""
+    from .integrity import Chain, future_limit
+
     fp = fingerprint(cur, p)
     cached = load(cache_path, fp) if use_cache else None
     if cached is not None:
         st, offset, line_start, last_hash = cached
         buf = log_mod.read_bytes(log_path, line_start)
         head, rest = buf[: offset - line_start], buf[offset - line_start:]
-        if offset == 0 or (head.endswith(b"\n") and line_hash(head) == last_hash):
-            lines, _tail = log_mod.split_complete(rest)
+        fresh = st.last_ts is None or parse_ts(st.last_ts) <= future_limit()
+        if fresh and (offset == 0 and line_start == 0 or (
+                head.endswith(b"\n") and line_hash(head) == last_hash)):
+            chain = Chain(count=st.events, offset=offset, last_hash=last_hash,
+                          last_ts=st.last_ts)
+            lines = []
+            for ln in _lines(rest):
+                if not chain.feed(ln):
+                    break
+                lines.append(ln)
+            tip = chain.tip(log_path)
             if not lines:
-                return st, log_mod.Tip(offset, st.events, last_hash, st.last_id, st.last_ts)
-            st = extend(st, cur, lambda: from_scratch(log_path, cur, p)[0],
-                        log_mod.parse_lines(lines), p)
-            end = offset + sum(map(len, lines))
-            tip = log_mod.Tip(end, st.events, line_hash(lines[-1]), st.last_id, st.last_ts)
-            save(cache_path, fp, st, end, end - len(lines[-1]), tip.last_hash)
+                return st, tip
+            try:
+                st = extend(st, cur, lambda: from_scratch(log_path, cur, p)[0],
+                            log_mod.parse_lines(lines), p)
+            except _FOLD_ERRORS:
+                return from_scratch(log_path, cur, p, cache_path, fp)
+            if tip.damage is None:
+                save(cache_path, fp, st, tip.offset, tip.offset - tip.last_len, tip.last_hash)
             return st, tip
-    state, tip = from_scratch(log_path, cur, p)
-    save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
-    return state, tip
+    return from_scratch(log_path, cur, p, cache_path, fp)
+
+
+_FOLD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+
+
+def _lines(buf: bytes):
+    start = 0
+    while start < len(buf):
+        end = buf.find(b"\n", start)
+        end = len(buf) if end < 0 else end + 1
+        yield buf[start:end]
+        start = end
 
 
 def advance(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams, state: State,
@@ -82,8 +131,52 @@ def advance(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
     save(cache_path, fingerprint(cur, p), state, end, tip.offset, line_hash(line))
 
 
-def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams) -> tuple[State, log_mod.Tip]:
-    """Fold the whole log, streamed in two passes (retractions first)."""
+def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: Path | None = None,
+                 fp: str | None = None) -> tuple[State, log_mod.Tip]:
+    """Fold the complete prefix, streamed in two passes (retractions first).
+
+    An event that passes the line checks but whose payload the fold cannot use (a field
+    edited by hand) ends the prefix there: the fold is redone up to it.
+    """
+    from .integrity import Damaged, checked
+
     tip, retracted = log_mod.scan(log_path)
-    events = itertools.islice(log_mod.iter_parsed(log_path), tip.count)  # not past the scan
-    return derive(cur, events, p, retracted), tip
+    limit = tip.count
+    while True:
+        done = [0]
+
+        def counted(events):
+            for ev in events:
+                done[0] += 1
+                yield ev
+
+        events = counted(checked(itertools.islice(log_mod.iter_parsed(log_path), limit)))
+        try:
+            state = derive(cur, events, p, retracted)
+            break
+        except Damaged as e:  # found by the second pass's event checks
+            bad, why = e.n, e.problem
+        except _FOLD_ERRORS + (UnicodeDecodeError,):
+            bad = done[0]
+            why = f"line {bad} (evt_{bad:06d}) has a payload the state cannot use."
+        limit = bad - 1
+        retracted = {t: r for t, r in retracted.items() if int(r[4:]) <= limit}
+        tip = _prefix_tip(log_path, limit)
+        tip.damage = why
+        tip.warnings = [f"The evidence log is damaged: {why} Only the {limit} events before "
+                        "it count. Run `llmlab verify` and `llmlab repair`."]
+    tip.last_ts = state.last_ts
+    if cache_path is not None and tip.damage is None:
+        save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
+    return state, tip
+
+
+def _prefix_tip(log_path: Path, count: int) -> log_mod.Tip:
+    from .integrity import Chain
+
+    chain = Chain()
+    with open(log_path, "rb") as f:
+        for line in f:
+            if chain.count >= count or not chain.feed(line):
+                break
+    return chain.tip()

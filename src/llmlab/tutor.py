@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from .errors import UserError
+from .errors import UserError, read_text
 from .files import atomic_write
 from .lab import catalog
 from .workspace import Workspace
@@ -118,7 +118,7 @@ def context(ws: Workspace) -> dict:
         "build": [e for e in cur.exit_items.values() if e.kind == "build"],
         "experiments": catalog.declarations(),
         "tools": TOOLS,
-        "notes": notes.read_text(encoding="utf-8").strip() if notes.is_file() else "",
+        "notes": read_text(notes).strip() if notes.is_file() else "",
         "notes_path": NOTES.as_posix(),
     }
 

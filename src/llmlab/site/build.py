@@ -43,6 +43,7 @@ def _env() -> Environment:
     env.filters["day"] = lambda ts: (ts or "")[:10]
     env.filters["reason"] = lambda r: r.replace("_", " ")
     env.filters["reference"] = reference
+    env.globals["csp"] = CSP_META
     return env
 
 
@@ -73,11 +74,29 @@ def _num(x) -> str:
     return str(x)
 
 
+# The only raw HTML curriculum markdown may carry: bare, attribute-less tags for
+# collapsible exercise answers. Anything else (a custom curriculum's <script>, <img
+# onerror=...>, <a href="javascript:...">) is shown as text: raw HTML is disabled.
+_ALLOWED_TAG = re.compile(r"&lt;(/?)(details|summary|code|kbd|sub|sup|br)&gt;")
+
+# The pages' Content-Security-Policy, also as a <meta> for pages opened from disk
+# (frame-ancestors only works as a header; the server sends that one).
+CSP_META = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+def _html_as_text(self, tokens, idx, options, env) -> str:
+    from markdown_it.common.utils import escapeHtml
+
+    return _ALLOWED_TAG.sub(r"<\1\2>", escapeHtml(tokens[idx].content))
+
+
 @cache
 def _markdown() -> MarkdownIt:
-    # Curriculum markdown is authored course content (trusted package or author data) and
-    # uses <details> blocks for exercise answers, so HTML is enabled for it, and only it.
-    return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table")
+    md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table")
+    md.add_render_rule("html_block", _html_as_text)
+    md.add_render_rule("html_inline", _html_as_text)
+    return md
 
 
 @lru_cache(maxsize=64)
@@ -219,4 +238,5 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
     pages = 3 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
             "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
-            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3)}
+            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3),
+            "warnings": d["warnings"]}

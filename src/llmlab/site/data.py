@@ -242,7 +242,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
                "mastered_count": e["mastered_count"]}
               for i, e in enumerate((e for e in exit_items if e["kind"] == "build"), 1)]
     return {"dashboard": dashboard, "concepts": concepts, "ladder": ladder,
-            "graph": graph_nodes, "runs": runs, "now": now, "model": model_replay(events, params),
+            "graph": graph_nodes, "runs": runs, "now": now, "warnings": st["warnings"], "model": model_replay(events, params),
             "modules": [{"id": m.id, "title": m.title, "order": m.order, "summary": m.summary,
                          "has_study": has_study[m.id]} for m in cur.modules]}
 

@@ -261,6 +261,16 @@ class Handler(BaseHTTPRequestHandler):
         live: LiveSite = self.server.live
         if self.command == "HEAD":
             return self._start(HTTPStatus.OK, "text/event-stream", 0)
+        if not self.server.streams.acquire(blocking=False):  # keep slots for page loads
+            self.close_connection = True
+            return self._plain(HTTPStatus.SERVICE_UNAVAILABLE, "Too many live pages open\n",
+                               (("Retry-After", "5"),))
+        try:
+            self._stream(live)
+        finally:
+            self.server.streams.release()
+
+    def _stream(self, live: LiveSite) -> None:
         seen = parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "").get("build", [""])[0]
         self.close_connection = True
         self._start(HTTPStatus.OK, "text/event-stream; charset=utf-8",
@@ -283,6 +293,8 @@ class Handler(BaseHTTPRequestHandler):
                     shown_error = error
                     if error:
                         self.wfile.write(f"event: build-error\ndata: {error}\n\n".encode())
+                    else:  # fixed, and the same build as shown: take the banner down
+                        self.wfile.write(b"event: build-ok\ndata: \n\n")
                 else:
                     self.wfile.write(b": keep-alive\n\n")
                 self.wfile.flush()
@@ -291,16 +303,46 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class SiteHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most MAX_CONNECTIONS at once (of which at most
+    MAX_STREAMS live-reload streams): past the cap a connection gets an immediate 503 and
+    is closed, so 2,000 clients cannot make 2,000 threads. Idle connections are dropped
+    after `Handler.timeout`."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 drops SYNs when a few pages open at once
+    MAX_CONNECTIONS = 64
+    MAX_STREAMS = 48
 
     def __init__(self, addr, live: LiveSite, allowed_hosts: set[str] | None):
         self.live = live
         self.site_root = live.site_dir.resolve()
         self.cache = _Cache()
         self.allowed_hosts = allowed_hosts
+        self.slots = threading.BoundedSemaphore(self.MAX_CONNECTIONS)
+        self.streams = threading.BoundedSemaphore(self.MAX_STREAMS)
         super().__init__(addr, Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _V6Server(SiteHTTPServer):

@@ -17,4 +17,8 @@
     var b = el("banner");
     if (b) { b.textContent = "The site could not be rebuilt: " + e.data; b.hidden = false; }
   });
+  es.addEventListener("build-ok", function () {
+    var b = el("banner");
+    if (b) { b.hidden = true; b.textContent = ""; }
+  });
 })();

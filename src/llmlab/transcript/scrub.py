@@ -2,10 +2,13 @@
 
 1. Known values (names, paths, anything listed in `transcript.toml`) are replaced
    wherever they appear, case-insensitively, on word boundaries.
-2. Patterns: e-mail addresses, API keys and tokens of the common providers, private
-   keys, bearer tokens, `secret = ...` assignments, home-directory paths.
-3. A final re-scan of the rendered output with the same rules: if anything still
-   matches, the page is not written (`ScrubLeak`).
+2. Patterns: e-mail addresses (also `[at]`/`[dot]`), API keys and tokens of the common
+   providers, PEM/PGP blocks of any type, credentials in URLs for any host, Basic auth,
+   `NAME = value` assignments for secret-like names, base64 that decodes to a secret,
+   split keys, home-directory paths (also URL-encoded and JSON-escaped); see `secrets`.
+3. A maintained detector: `detect-secrets` (keyword, entropy and provider plugins).
+4. A final re-scan of the rendered output with the same rules and detector: if anything
+   still matches, the page is not written (`ScrubLeak`).
 
 Every rule has cheap literal triggers so 100 MB of text costs a few substring searches;
 the regex only runs on strings that contain a trigger. The report counts replacements
@@ -81,10 +84,7 @@ def _r(name, regex, replace, *triggers, flags=0, locate: str | None = None) -> R
 
 _KEYWORDS = ("api_key", "apikey", "api-key", "secret", "token", "password", "passwd")
 
-#: Order matters: specific provider formats before the generic ones.
-PATTERNS: tuple[Rule, ...] = (
-    _r("private-key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-       "[REDACTED:private-key]", "PRIVATE KEY-----"),
+_PROVIDER_PREFIXES: tuple[Rule, ...] = (
     # A leading \b would stop the regex engine from jumping to the literal prefix (25x
     # slower), so the word boundary is a lookbehind placed after the prefix instead.
     _r("anthropic-key", r"sk-ant-[A-Za-z0-9_\-]{16,}", "[REDACTED:anthropic-key]", "sk-ant-"),
@@ -104,18 +104,28 @@ PATTERNS: tuple[Rule, ...] = (
        "[REDACTED:jwt]", "eyJ"),
     _r("bearer-token", r"(?P<keep>(?:Bearer|bearer|BEARER)\s+)[A-Za-z0-9._~+/=-]{20,}",
        r"\g<keep>[REDACTED:bearer-token]", "earer", "EARER"),
-    # NAME_TOKEN = "value": keep the name, redact a value that looks like a credential
-    # (12+ chars, no spaces, has a digit); `token = tokenizer.decode(x)` is left alone.
-    _r("secret-assignment",
-       r"(?P<keep>(?:api[_-]?key|secret|token|password|passwd)s?[\"']?\s*[:=]\s*[\"']?)"
-       r"(?=[A-Za-z0-9_\-./+=]*\d)[A-Za-z0-9_\-./+=]{12,}(?![A-Za-z0-9_\-./+=(])",
-       r"\g<keep>[REDACTED:secret]", *_KEYWORDS, flags=re.I,
-       locate=r"(?:api[_-]?key|secret|token|password|passwd)s?[\"']?\s*[:=]"),
+)
+
+_PERSONAL_BASE: tuple[Rule, ...] = (
     EmailRule("email", re.compile(r"@"), "[EMAIL]", ("@",)),
+
     _r("home-path", r"(?:/home/|/Users/)(?!\[)[^/\s\"'<>`:;,)\]]+", "~", "/home/", "/Users/"),
     _r("windows-home-path", r"\b[A-Za-z]:(?:\\\\|\\|/)Users(?:\\\\|\\|/)(?!\[)[^\\/\s\"'<>`]+", "~",
        ":\\Users", ":/Users", ":\\\\Users"),
 )
+
+
+
+from . import secrets as _secrets  # noqa: E402  (needs Rule and _r above)
+
+#: Secret-shaped values, for the base64 layer to look for in decoded text.
+SECRETS: tuple[Rule, ...] = (_secrets.BLOCKS + _PROVIDER_PREFIXES + _secrets.PROVIDERS
+                             + (_secrets.ASSIGNMENT,))
+#: Order matters: blocks and provider formats before the generic ones; the detector and
+#: the split-key continuation last.
+PATTERNS: tuple[Rule, ...] = (SECRETS + (_secrets.Base64SecretRule(lambda: SECRETS),)
+                              + _PERSONAL_BASE + _secrets.PERSONAL
+                              + (_secrets.DETECT, _secrets.SPLIT))
 
 
 @dataclass
@@ -162,6 +172,9 @@ def unescape(s: str) -> str:
     return html.unescape(s) if re.search(r"&#?\w+;", s) else s
 
 
+_TAGS = re.compile(r"<[^>]*>")
+
+
 class ScrubLeak(UserError):
     pass
 
@@ -206,7 +219,13 @@ class Scrubber:
             return []
         text = unescape(rendered)
         low = text.lower() if self._icase else ""
-        return [rule.name for rule in self.rules if rule.hit(text, low) and rule.sub(text, low)[1]]
+        words = _TAGS.sub(" ", text)  # for detectors that would read markup as secrets
+        out = []
+        for rule in self.rules:
+            t, lo = (words, words.lower()) if getattr(rule, "markup_blind", False) else (text, low)
+            if rule.hit(t, lo) and rule.sub(t, lo)[1]:
+                out.append(rule.name)
+        return out
 
     def check(self, rendered: str, what: str) -> None:
         bad = self.leaks(rendered)
