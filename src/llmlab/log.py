@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .chain import Chain, Damaged, Tip, anchor_problem, checked, future_limit
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
 
@@ -144,7 +145,6 @@ def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
 def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
     """One cheap pass: where the complete prefix ends (see `integrity.Chain`), its
     retractions (target id -> retraction id), and the first damage after it, if any."""
-    from .integrity import Chain
 
     chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
@@ -161,7 +161,6 @@ def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
 
 def read_events(log_path: Path) -> list[dict]:
     """The events of the complete prefix (a damaged line and what follows are left out)."""
-    from .integrity import Damaged, checked
 
     tip, _ = scan(log_path)
     out: list[dict] = []
@@ -227,21 +226,6 @@ def _truncate_back(fd: int, size: int) -> None:
 
 
 @dataclass
-class Tip:
-    """Where the complete prefix of the log ends: bytes, line count, hash of the last line,
-    and, when the log goes on past it, what is wrong there."""
-
-    offset: int = 0
-    count: int = 0
-    last_hash: str = GENESIS
-    last_id: str | None = None
-    last_ts: str | None = None
-    last_len: int = 0
-    damage: str | None = None  # first problem after the complete prefix, one sentence
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
 class Report:
     events: int = 0
     ok: bool = True
@@ -259,7 +243,6 @@ def verify(log_path: Path, known_retraction_targets: Callable[[str], bool] | Non
     """Replay the log: hash chain, sequential ids, schema of every event, time order,
     future times, torn tail, and the recorded tail anchor."""
     from .core import parse_ts
-    from .integrity import anchor_problem, future_limit
 
     rep = Report()
     limit = future_limit(now)

@@ -78,7 +78,7 @@ def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
             use_cache: bool = True) -> tuple[State, log_mod.Tip]:
     """The state folded over the complete prefix of the log (see `integrity`), using the
     cache when valid. `tip.damage`/`tip.warnings` say what follows the prefix, if anything."""
-    from .integrity import Chain, future_limit
+    from .chain import Chain, future_limit
 
     fp = fingerprint(cur, p)
     cached = load(cache_path, fp) if use_cache else None
@@ -138,7 +138,7 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
     An event that passes the line checks but whose payload the fold cannot use (a field
     edited by hand) ends the prefix there: the fold is redone up to it.
     """
-    from .integrity import Damaged, checked
+    from .chain import Damaged, checked
 
     tip, retracted = log_mod.scan(log_path)
     limit = tip.count
@@ -172,7 +172,7 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
 
 
 def _prefix_tip(log_path: Path, count: int) -> log_mod.Tip:
-    from .integrity import Chain
+    from .chain import Chain
 
     chain = Chain()
     with open(log_path, "rb") as f:

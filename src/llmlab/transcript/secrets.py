@@ -19,7 +19,7 @@ import binascii
 import re
 from functools import cache, lru_cache
 
-from .scrub import Rule, _r  # scrub imports this module after defining both
+from .rules import Rule, _r
 
 # ---------------------------------------------------------------- pattern rules
 

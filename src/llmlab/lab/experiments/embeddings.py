@@ -9,7 +9,7 @@ Euclidean distance on raw and unit-normalised vectors are compared.
 
 from __future__ import annotations
 
-from ..experiment import Outcome, Param, Quantity, Spec
+from ..experiment import Outcome, Param, Quantity, Spec, common
 
 PARAPHRASE = [  # different words, same meaning
     ("How do I reset my password?", "Steps to recover access to your login"),
@@ -45,7 +45,7 @@ SPEC = Spec(
     concepts=("text_embeddings", "cosine_similarity"),
     params=(Param("model", str, "minilm-l6", "Embedding model (`llmlab lab models`)",
                   choices=("minilm-l6",)),
-            Param("seed", int, 0, "Seed of the bootstrap intervals", low=0)),
+            *common(model=False)),
     quantities=(
         Quantity("paraphrase_cosine", "cosine", "Mean cosine of paraphrase pairs (different "
                  "words, same meaning)"),
