@@ -48,7 +48,7 @@ def big_log(ws, n: int = 2_000, seed: int = 0) -> None:
                 t, d = "misconception_opened", {"concept": c, "claim": known[0].claim,
                                                 "catalog": known[0].id, "quote": "q" * 500}
             else:
-                t, d = "misconception_opened", {"concept": c, "claim": "wrong " * 4_000,
+                t, d = "misconception_opened", {"concept": c, "claim": "wrong " * 3_300,
                                                 "catalog": None, "quote": "said so " * 100}
             open_m.append(eid)
         elif r < 0.08 and len(open_m) > 3:

@@ -65,11 +65,11 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("famous_delta", "nats/token", "Mean log-prob per token of the famous originals "
-                 "minus their paraphrases"),
-        Quantity("study_delta", "nats/token", "The same on the study-page passages (unseen)"),
-        Quantity("delta_gap", "nats/token", "famous_delta - study_delta: the contamination signal"),
+                 "minus their paraphrases", concept="contamination", depends_on=('passages',)),
+        Quantity("study_delta", "nats/token", "The same on the study-page passages (unseen)", concept="contamination", depends_on=('passages',)),
+        Quantity("delta_gap", "nats/token", "famous_delta - study_delta: the contamination signal", concept="contamination", depends_on=('passages',)),
         Quantity("famous_completion_match", "share", "Share of greedy continuation tokens that "
-                 "match the famous originals verbatim"),
+                 "match the famous originals verbatim", concept="contamination", depends_on=('passages', 'completion_tokens')),
     ),
     seconds=40,
     check=lambda p, ws: load_passages(p["passages"]),

@@ -48,12 +48,12 @@ SPEC = Spec(
             *common(model=False)),
     quantities=(
         Quantity("paraphrase_cosine", "cosine", "Mean cosine of paraphrase pairs (different "
-                 "words, same meaning)"),
-        Quantity("unrelated_cosine", "cosine", "Mean cosine of unrelated pairs"),
+                 "words, same meaning)", concept="cosine_similarity"),
+        Quantity("unrelated_cosine", "cosine", "Mean cosine of unrelated pairs", concept="cosine_similarity"),
         Quantity("separation_ratio", "ratio", "Mean related cosine (paraphrase and same-topic) "
-                 "/ mean unrelated cosine"),
+                 "/ mean unrelated cosine", concept="text_embeddings"),
         Quantity("same_words_cosine", "cosine", "Mean cosine of same-words, different-meaning "
-                 "pairs (negations, swapped roles)"),
+                 "pairs (negations, swapped roles)", concept="text_embeddings"),
     ),
     model=None,
     seconds=5,

@@ -67,10 +67,10 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("json_rate_after", "fraction", "Held-out answers that are exactly "
-                 "{\"answer\": ...} after training"),
-        Quantity("heldout_loss_after", "nats/token", "Held-out response loss after training"),
-        Quantity("trainable_params", "parameters", "Trainable LoRA parameters"),
-        Quantity("ppl_change_pct", "%", "Change in perplexity on general text (forgetting)"),
+                 "{\"answer\": ...} after training", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len', 'gen_items', 'max_new')),
+        Quantity("heldout_loss_after", "nats/token", "Held-out response loss after training", concept="cross_entropy_perplexity", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len')),
+        Quantity("trainable_params", "parameters", "Trainable LoRA parameters", concept="lora", depends_on=('rank', 'targets')),
+        Quantity("ppl_change_pct", "%", "Change in perplexity on general text (forgetting)", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len')),
     ),
     seconds=150,
     check=check,

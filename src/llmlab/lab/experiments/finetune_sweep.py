@@ -56,8 +56,8 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("best_lr", "learning rate", "Learning rate with the lowest final held-out loss"),
-        Quantity("rank_loss_spread", "nats/token", "Max - min final held-out loss across ranks"),
+        Quantity("best_lr", "learning rate", "Learning rate with the lowest final held-out loss", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lrs', 'rank', 'targets', 'max_len')),
+        Quantity("rank_loss_spread", "nats/token", "Max - min final held-out loss across ranks", concept="lora", depends_on=('data', 'heldout', 'steps', 'batch', 'ranks', 'lr', 'targets', 'max_len')),
     ),
     seconds=240,
     check=check,

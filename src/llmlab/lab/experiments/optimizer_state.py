@@ -16,9 +16,9 @@ SPEC = Spec(
     params=(*data_params(default_steps=30), *common()),
     quantities=(
         Quantity("step1_update_over_lr", "ratio", "RMS of Adam's update on the B matrices at "
-                 "step 1, divided by the learning rate"),
-        Quantity("last_update_over_lr", "ratio", "The same at the last step"),
-        Quantity("loss_last", "nats/token", "Training loss at the last step (batch)"),
+                 "step 1, divided by the learning rate", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len')),
+        Quantity("last_update_over_lr", "ratio", "The same at the last step", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len')),
+        Quantity("loss_last", "nats/token", "Training loss at the last step (batch)", concept="supervised_fine_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'rank', 'alpha', 'targets', 'max_len')),
     ),
     seconds=60,
     check=check,

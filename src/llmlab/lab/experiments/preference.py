@@ -48,11 +48,11 @@ SPEC = Spec(
     ),
     quantities=(
         Quantity("reward_accuracy_after", "fraction", "Held-out preference accuracy: pairs "
-                 "with a positive DPO reward margin after training"),
-        Quantity("mean_margin_after", "reward", "Mean held-out reward margin after training"),
+                 "with a positive DPO reward margin after training", concept="preference_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'beta', 'rank', 'targets', 'max_len')),
+        Quantity("mean_margin_after", "reward", "Mean held-out reward margin after training", concept="preference_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'beta', 'rank', 'targets', 'max_len')),
         Quantity("kl_per_token_after", "nats/token", "KL(policy || reference) per response "
-                 "token on held-out pairs"),
-        Quantity("words_after", "words", "Mean words in the tuned model's answers"),
+                 "token on held-out pairs", concept="preference_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'beta', 'rank', 'targets', 'max_len')),
+        Quantity("words_after", "words", "Mean words in the tuned model's answers", concept="preference_tuning", depends_on=('data', 'heldout', 'steps', 'batch', 'lr', 'beta', 'rank', 'targets', 'max_len')),
     ),
     seconds=180,
     check=lambda p, ws: load_pairs(p),

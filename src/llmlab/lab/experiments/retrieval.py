@@ -49,12 +49,12 @@ SPEC = Spec(
         *common(),
     ),
     quantities=(
-        Quantity("hit_at_1", "share", "Share of queries whose top chunk is relevant"),
-        Quantity("hit_at_k", "share", "Share of queries with a relevant chunk in the top k"),
-        Quantity("mrr", "score", "Mean reciprocal rank of the first relevant chunk (0 past k)"),
-        Quantity("ndcg_at_k", "score", "Mean nDCG@k (binary relevance, targets counted once)"),
+        Quantity("hit_at_1", "share", "Share of queries whose top chunk is relevant", concept="retrieval_evaluation", depends_on=('corpus', 'queries', 'chunking', 'chunk_tokens', 'overlap', 'retrievers')),
+        Quantity("hit_at_k", "share", "Share of queries with a relevant chunk in the top k", concept="retrieval_evaluation", depends_on=('corpus', 'queries', 'chunking', 'chunk_tokens', 'overlap', 'retrievers', 'k')),
+        Quantity("mrr", "score", "Mean reciprocal rank of the first relevant chunk (0 past k)", concept="retrieval_evaluation", depends_on=('corpus', 'queries', 'chunking', 'chunk_tokens', 'overlap', 'retrievers')),
+        Quantity("ndcg_at_k", "score", "Mean nDCG@k (binary relevance, targets counted once)", concept="retrieval_evaluation", depends_on=('corpus', 'queries', 'chunking', 'chunk_tokens', 'overlap', 'retrievers', 'k')),
         Quantity("incomplete_share", "share", "Share of hits (with an evidence passage) whose "
-                 "top-k chunks do not hold the whole passage"),
+                 "top-k chunks do not hold the whole passage", concept="chunking", depends_on=('corpus', 'queries', 'chunking', 'chunk_tokens', 'overlap', 'retrievers', 'k')),
     ),
     model=None,
     seconds=40,
