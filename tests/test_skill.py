@@ -65,7 +65,7 @@ def test_the_interval_narrows_with_evidence_and_widens_with_time(ws):
     assert widths[0] > widths[1] > widths[2]
     # a fourth reading a month later sits on a wider belief than a fourth the same day
     api.observe(ws, "tokenization", 0.7, "x", at=D1d)
-    for t in ("2026-11-01T10:40:00Z", "2026-11-01T10:50:00Z", "2026-12-01T10:00:00Z"):
+    for t in ("2026-11-01T10:40:00Z", "2026-11-01T10:50:00Z", "2026-11-29T10:00:00Z"):
         api.observe(ws, "softmax", 0.7, "x", at=t)
     s = api.state(ws)["concepts"]
     assert (s["softmax"]["skill_high"] - s["softmax"]["skill_low"]
