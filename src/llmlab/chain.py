@@ -187,3 +187,13 @@ def anchor_problem(anchor: dict, count: int, hash_at: Callable[[int], str]) -> s
                 f"was recorded (state/{ANCHOR}): it was edited. Restore the log from a backup "
                 "or git; `llmlab repair` accepts the log as it is now.")
     return None
+
+
+def lines_of(buf: bytes):
+    """The lines of `buf`, each with its newline (the last may lack one)."""
+    start = 0
+    while start < len(buf):
+        end = buf.find(b"\n", start)
+        end = len(buf) if end < 0 else end + 1
+        yield buf[start:end]
+        start = end

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from .chain import ANCHOR, Chain, Tip, anchor_problem
+from .chain import ANCHOR, Chain, Tip, anchor_problem, lines_of
 from .errors import UserError
 from .events import line_hash
 from .log import lock_for, os_message, read_bytes, split_complete
@@ -85,7 +85,7 @@ def repair(log_path: Path, state_dir: Path) -> dict:
     with lock_for(log_path):
         buf = read_bytes(log_path)
         chain = Chain()
-        for line in _lines(buf):
+        for line in lines_of(buf):
             if not chain.feed(line):
                 break
         cut = buf[chain.offset:]
@@ -126,13 +126,6 @@ def repair(log_path: Path, state_dir: Path) -> dict:
         return res
 
 
-def _lines(buf: bytes):
-    start = 0
-    while start < len(buf):
-        end = buf.find(b"\n", start)
-        end = len(buf) if end < 0 else end + 1
-        yield buf[start:end]
-        start = end
 
 
 def _hash_of_line(buf: bytes, k: int) -> str:

@@ -20,6 +20,7 @@ from .curriculum import Curriculum
 from .core import parse_ts
 from .errors import UserError
 from .events import line_hash
+from .chain import lines_of
 from .files import atomic_write
 from .state import State, derive, extend
 
@@ -92,7 +93,7 @@ def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
             chain = Chain(count=st.events, offset=offset, last_hash=last_hash,
                           last_ts=st.last_ts)
             lines = []
-            for ln in _lines(rest):
+            for ln in lines_of(rest):
                 if not chain.feed(ln):
                     break
                 lines.append(ln)
@@ -113,13 +114,6 @@ def current(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
 _FOLD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
 
 
-def _lines(buf: bytes):
-    start = 0
-    while start < len(buf):
-        end = buf.find(b"\n", start)
-        end = len(buf) if end < 0 else end + 1
-        yield buf[start:end]
-        start = end
 
 
 def advance(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams, state: State,

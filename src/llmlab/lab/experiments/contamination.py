@@ -13,11 +13,11 @@ verbatim.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 from ...errors import UserError
+from .. import jsonl
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
 
@@ -28,17 +28,8 @@ def default_passages() -> Path:
 
 def load_passages(path: str) -> list[dict]:
     p = Path(path).expanduser() if path else default_passages()
-    if not p.is_file():
-        raise UserError(f"No passages file at {p}. Give a JSONL file with one object per line: "
-                        "id, group, original, paraphrase.")
     out = []
-    for i, raw in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError as e:
-            raise UserError(f"{p.name} line {i} is not valid JSON ({e}).") from None
+    for i, obj in jsonl.records(p, "passages", "id, group, original, paraphrase"):
         missing = [k for k in ("id", "group", "original", "paraphrase")
                    if not isinstance(obj, dict) or not str(obj.get(k) or "").strip()]
         if missing:

@@ -8,11 +8,11 @@ project's labels in the shipped set (or your own JSONL with -p items=FILE).
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 from ...errors import UserError
+from .. import jsonl
 from ..experiment import Outcome, Param, Quantity, Spec, common
 
 RUBRICS = {
@@ -30,17 +30,8 @@ def default_items() -> Path:
 
 def load_items(path: str) -> list[dict]:
     p = Path(path).expanduser() if path else default_items()
-    if not p.is_file():
-        raise UserError(f"No items file at {p}. Give a JSONL file with one object per line: "
-                        "item, dimension, question, answer, human (a number).")
     items = []
-    for i, raw in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError as e:
-            raise UserError(f"{p.name} line {i} is not valid JSON ({e}).") from None
+    for i, obj in jsonl.records(p, "items", "item, dimension, question, answer, human (a number)"):
         missing = [k for k in ("item", "question", "answer", "human")
                    if not isinstance(obj, dict) or k not in obj]
         if missing:
