@@ -3,7 +3,7 @@
 Measured as the tutor receives them: the JSON text of the tool result, through the MCP
 SDK's own client over stdio, on a 2,000-event workspace of the default course (long
 evidence, custom claims of the maximum length, open and resolved misconceptions, exit
-attempts, predictions, retractions).
+attempts, predictions, retractions, the tutor's notes).
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ def big_log(ws, n: int = 2_000, seed: int = 0) -> None:
                                    "evidence": f"explained {c} on a concrete case " * 12,
                                    "probe": "What happens when the input changes? " * 4}
             observations.append(eid)
+        if i % 50 == 25:  # a tutor's note of the longest text the schema accepts, in place
+            for kept in (observations, open_m):  # of this event (the other draws unchanged)
+                if kept and kept[-1] == eid:
+                    kept.pop()
+            t, d = "note", {"text": "reads the learner " * 55 + "n" * 10, "tags": ["reflex", "gap"],
+                            "concepts": [c, FOCUS] if c != FOCUS else [c]}
         ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(t0 + span * i // n))
         line = Event(id=eid, ts=ts, type=t, actor="tutor", prev=prev, data=d).to_line()
         lines.append(line)
@@ -118,6 +124,9 @@ def test_the_read_tools_fit_the_budget_on_2000_events(big_ws):
     assert compact["misconceptions"]["resolved_count"] == len(s["misconceptions"]["resolved"])
     assert [m["id"] for m in compact["misconceptions"]["open"]] == \
         [m["id"] for m in s["misconceptions"]["open"]][-5:]
+    assert compact["notes"]["count"] == s["notes"]["count"] > 3  # notes are in the log
+    assert [n.split()[0].split(":")[0] for n in compact["notes"]["latest"]] == \
+        [n["id"] for n in s["notes"]["latest"][:3]]  # the latest three, newest first
     assert [(p["reason"], p["target"]) for p in compact["next"]] == \
         [(p["reason"], p["target"]) for p in s["next"][:5]]
     probed = {k for k, c in s["concepts"].items() if c["observations"]}

@@ -218,10 +218,11 @@ def test_hostile_text_is_shown_as_text_on_every_page(tmp_path, page):
                            at=_at(1))
     api.exit_attempt(ws, "build_sampler", False, notes="notes " + PAYLOAD, at=_at(0.5))
     api.observe(ws, "attention", 0.5, "second " + PAYLOAD)
+    api.note(ws, "note " + PAYLOAD, ["tokenization"], ["reflex"])
     build(ws)
     pages = {  # page -> the hostile texts it must show
-        "index.html": ["Ana ", "claim ", "quote ", "second "],
-        "concepts/tokenization.html": ["Ana ", "evidence ", "probe "],
+        "index.html": ["Ana ", "claim ", "quote ", "second ", "note "],
+        "concepts/tokenization.html": ["Ana ", "evidence ", "probe ", "note "],
         "concepts/softmax.html": ["Ana ", "claim ", "quote "],
         "concepts/attention.html": ["Ana ", "second "],
         "ladder.html": ["Ana "],
@@ -240,6 +241,38 @@ def test_hostile_text_is_shown_as_text_on_every_page(tmp_path, page):
                 assert page.locator("script").count() == 1  # only static/live.js
                 assert page.locator("script").get_attribute("src").endswith("static/live.js")
     assert page.errors == []
+
+
+# ---------------------------------------------------------------- the tutor's notes
+
+def test_tutors_notes_show_on_the_overview_and_the_concept_page(ws, page, invoke):
+    for args in (["Backend engineer; thinks in request latency", "-t", "background"],
+                 ["Numbers land better than diagrams", "-c", "softmax", "-t", "preference"],
+                 ["Recorded on the wrong learner", "-c", "softmax"]):
+        assert invoke("log", "note", *args).returncode == 0
+    assert invoke("undo", "evt_000003", "--reason", "wrong learner").returncode == 0
+    assert invoke("site", "build").returncode == 0
+    page.goto((ws.site_dir / "index.html").as_uri())
+    panel = page.locator("#notes")
+    assert "Tutor's notes" in panel.locator("h2").inner_text()
+    assert "2 notes" in panel.locator("h2").inner_text()  # the retracted one is gone
+    items = panel.locator("li")
+    assert items.count() == 2
+    assert "Numbers land better than diagrams" in items.nth(0).inner_text()  # newest first
+    assert "preference" in items.nth(0).locator(".badge").inner_text()
+    assert "Backend engineer; thinks in request latency" in items.nth(1).inner_text()
+    assert "wrong learner" not in panel.inner_text()
+    items.nth(0).locator("a", has_text="Softmax").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("concepts/softmax.html")
+    notes = page.locator("#notes")
+    assert "Numbers land better than diagrams" in notes.inner_text()
+    assert "wrong learner" not in notes.inner_text()
+    assert page.locator("#evidence .t-note").count() == 2  # both, the retracted one struck
+    assert page.locator("#evidence .t-note.retracted").count() == 1
+    twin = json.loads((ws.site_dir / "index.json").read_text())
+    assert [n["text"] for n in twin["notes"]["latest"]] == [
+        "Numbers land better than diagrams", "Backend engineer; thinks in request latency"]
 
 
 # ---------------------------------------------------------------- empty workspace

@@ -214,7 +214,7 @@ def _check_semantics(ws: Workspace, s: State, tip: log_mod.Tip, type_: str, d: d
         if d["quantity"] not in qs:
             raise unknown("quantity", d["quantity"], qs,
                           f"Predictable quantities of {d['experiment']}: {', '.join(qs)}.")
-    elif type_ == "experiment_run":
+    elif type_ in ("experiment_run", "note"):
         for c in d.get("concepts", []):
             _check_concept(cur, c)
     elif type_ == "retraction":
@@ -365,6 +365,14 @@ def resolve_misconception(ws: Workspace, target: str, evidence: str = "", actor:
 def exit_attempt(ws: Workspace, item: str, passed: bool, notes: str = "", actor: str = "tutor",
                  at=None) -> Event:
     return record(ws, "exit_attempt", {"item": item, "passed": passed, "notes": notes}, actor, at)
+
+
+def note(ws: Workspace, text: str, concepts: list[str] | None = None,
+         tags: list[str] | None = None, actor: str = "tutor", at=None) -> Event:
+    """The tutor's note about the learner (background, a reflex seen, what lands): kept in
+    the state and shown to the tutor and on the dashboard, never counted as evidence."""
+    return record(ws, "note", {"text": text, "concepts": list(concepts or []),
+                               "tags": list(tags or [])}, actor, at)
 
 
 def _lab_spec(experiment: str):

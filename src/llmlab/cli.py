@@ -233,6 +233,24 @@ def log_exit(
     _recorded(api.exit_attempt(Workspace.find(), item, passed, notes, actor, at), as_json)
 
 
+@log_app.command("note")
+def log_note(
+    text: str = typer.Argument(..., help="The note: one short text (at most 1,000 characters) "
+                               "about the learner, e.g. a reflex seen or what lands."),
+    concept: list[str] = typer.Option([], "--concept", "-c", help="A concept id the note is "
+                                      "about (repeat for several, at most 10)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="What kind of note (repeatable): "
+                                  "background, reflex, strength, gap or preference."),
+    actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Record the tutor's note about the learner (background, a reflex seen, what lands).
+    Notes are shown to the tutor and on the dashboard; they never change mastery."""
+    from . import api
+    from .workspace import Workspace
+
+    _recorded(api.note(Workspace.find(), text, concept, tag, actor, at), as_json)
+
+
 @app.command()
 def predict(
     experiment: str = typer.Argument(..., help="Lab experiment name (see `llmlab lab list`)."),

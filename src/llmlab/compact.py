@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-CLAIM_CHARS = 160  # a misconception's claim, as shown in a compact answer
-TEXT_CHARS = 200  # any other free text (why, evidence summaries)
+CLAIM_CHARS = 120  # a misconception's claim, as shown in a compact answer
+TEXT_CHARS = 160  # any other free text (why, evidence summaries)
 OPEN_SHOWN = 5  # open misconceptions listed in the compact state (all are counted)
 NEXT_SHOWN = 5
+NOTES_SHOWN = 3  # the tutor's latest notes in the compact state (all are counted)
+NOTE_CHARS = 100
+QUOTE_CHARS = 60  # the learner's words under a misconception, in get_concept
 EVENTS_SHOWN = 8  # a concept's latest events, per page
 MAX_EVENTS_PAGE = 10
 MAX_NEXT = 10
@@ -48,9 +51,21 @@ def concept_line(c: dict) -> str:
     return ", ".join(parts)
 
 
-def misconception(m: dict) -> dict:
-    return {"id": m["id"], "concept": m["concept"], "catalog": m.get("catalog"),
-            "claim": clip(m["claim"], CLAIM_CHARS), "quote": clip(m.get("quote", ""), 60)}
+def misconception(m: dict, quote: bool = True) -> dict:
+    """An open misconception, its claim clipped; with the learner's words (clipped) unless
+    `quote` is False (the compact state leaves them to get_concept)."""
+    row = {"id": m["id"], "concept": m["concept"], "catalog": m.get("catalog"),
+           "claim": clip(m["claim"], CLAIM_CHARS)}
+    if quote:
+        row["quote"] = clip(m.get("quote", ""), QUOTE_CHARS)
+    return row
+
+
+def note(n: dict) -> str:
+    """One tutor's note on one line: id, tags, the text clipped (its concepts are listed by
+    get_concept, which shows a concept's notes)."""
+    tags = f" [{','.join(n['tags'])}]" if n.get("tags") else ""
+    return f"{n['id']}{tags}: {clip(n['text'], NOTE_CHARS)}"
 
 
 def probes(items: list[dict], limit: int = NEXT_SHOWN) -> list[dict]:
@@ -74,10 +89,13 @@ def state(full: dict) -> dict:
         "current_module": full["current_module"],
         "modules": {m["id"]: f"{m['mastered']}/{m['total']} mastered, mastery "
                              f"{m['mastery']:.2f}" for m in full["modules"]},
-        "misconceptions": {"open": [misconception(m) for m in open_m[-OPEN_SHOWN:]],
+        "misconceptions": {"open": [misconception(m, quote=False)
+                                    for m in open_m[-OPEN_SHOWN:]],
                            "open_count": len(open_m),
                            "resolved_count": full["misconceptions"]["resolved_count"]},
         "next": probes(full["next"]),
+        "notes": {"latest": [note(n) for n in full["notes"]["latest"][:NOTES_SHOWN]],
+                  "count": full["notes"]["count"]},
         "concepts": {cid: concept_line(c) for cid, c in concepts.items() if c["observations"]},
         "not_probed": [cid for cid, c in concepts.items() if not c["observations"]],
         "exit_items": {"passed": [e["id"] for e in exits if e["passed"]],
@@ -85,15 +103,16 @@ def state(full: dict) -> dict:
         "predictions": {"compared": preds["compared"], "within": preds["within"],
                         "hit_rate": preds["hit_rate"], "pending": len(preds["pending"]),
                         "disagreements": preds["disagreements"][:5]},
-        "detail": "Compact. get_state with detail='full' (or `llmlab state --json`) has every "
-                  "field; get_concept has one concept's evidence.",
+        "detail": "Compact. detail='full' (`llmlab state --json`): every field; get_concept: "
+                  "a concept's evidence and notes.",
     }
 
 
 def event(e: dict) -> dict:
     """One evidence row, its free text clipped (the actor shown when not the tutor)."""
     d = e["data"]
-    text = d.get("evidence") or d.get("claim") or d.get("notes") or d.get("reason") or ""
+    text = (d.get("evidence") or d.get("claim") or d.get("notes") or d.get("reason")
+            or d.get("text") or "")
     row = {"id": e["id"], "ts": e["ts"][:19], "type": e["type"]}
     if e["actor"] != "tutor":
         row["actor"] = e["actor"]
@@ -112,6 +131,7 @@ def concept(full: dict) -> dict:
     """The compact answer for one concept from `api.concept` (already paged)."""
     st = {k: v for k, v in full["state"].items() if k != "history"}
     st["open_misconceptions"] = len(st["open_misconceptions"])  # listed under misconceptions
+    st["notes"] = [note(n) for n in st.get("notes", [])[:NOTES_SHOWN]]
     mis = full["misconceptions"]
     return {
         "concept": full["concept"],

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -137,6 +137,34 @@ class Retraction(_Payload):
     _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
 
 
+# What a tutor's note is about (a small fixed vocabulary, so notes can be filtered):
+NoteTag = Literal["background", "reflex", "strength", "gap", "preference"]
+NOTE_TAGS: tuple[str, ...] = get_args(NoteTag)
+NOTE_CHARS = 1000  # a note is a short running observation, not a transcript
+NOTE_CONCEPTS = 10
+
+
+class Note(_Payload):
+    """The tutor's running picture of the learner: background, reflexes seen, what lands.
+    Never evidence of mastery: the fold keeps it out of every progress number."""
+    text: str = _text_field(1, NOTE_CHARS)
+    concepts: list[str] = Field(default_factory=list, max_length=NOTE_CONCEPTS)
+    tags: list[NoteTag] = Field(
+        default_factory=list, max_length=len(NOTE_TAGS))
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()
+
+    @field_validator("concepts", "tags")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        return list(dict.fromkeys(v))
+
+
 PAYLOADS: dict[str, type[_Payload]] = {
     "observation": Observation,
     "misconception_opened": MisconceptionOpened,
@@ -145,10 +173,11 @@ PAYLOADS: dict[str, type[_Payload]] = {
     "prediction": Prediction,
     "experiment_run": ExperimentRun,
     "retraction": Retraction,
+    "note": Note,
 }
 EventType = Literal[
     "observation", "misconception_opened", "misconception_resolved", "exit_attempt",
-    "prediction", "experiment_run", "retraction",
+    "prediction", "experiment_run", "retraction", "note",
 ]
 
 
@@ -244,7 +273,8 @@ def validate_payload(type_: str, data: dict[str, Any]) -> dict[str, Any]:
         for err in e.errors():
             loc = ".".join(str(x) for x in err["loc"]) or "payload"
             got = err.get("input")
-            got_s = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+            got_r = repr(got) if not isinstance(got, dict) and got is not None else ""
+            got_s = f" (got {got_r if len(got_r) <= 80 else got_r[:79] + '…'})" if got_r else ""
             parts.append(f"{loc}: {err['msg']}{got_s}")
         raise UserError(
             f"Invalid {type_} event: " + "; ".join(parts) + ". "
@@ -258,4 +288,7 @@ _FIX_HINTS = {
     "misconception_opened": "Give the concept id and the wrong claim in the learner's words.",
     "prediction": "Give the experiment, the quantity and a finite numeric value.",
     "retraction": "Give the id of the event to retract and a reason.",
+    "note": f"A note is one short text (at most {NOTE_CHARS} characters) about the learner, "
+            f"with optional concept ids (at most {NOTE_CONCEPTS}) and tags from: "
+            f"{', '.join(NOTE_TAGS)}.",
 }

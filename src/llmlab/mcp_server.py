@@ -276,6 +276,23 @@ def build_server() -> MCPServer:
         instead. Returns the retraction event."""
         return api.retract(_ws(), event, reason).to_dict()
 
+    @tool(annotations=WRITE)
+    @_shell
+    def log_note(
+        text: Annotated[str, Field(description="One short text (at most 1,000 characters) about "
+                                   "the learner: background, a reflex you saw, what lands.")],
+        concepts: Annotated[list[str] | None, Field(
+            description="Concept ids the note is about (at most 10), if any.")] = None,
+        tags: Annotated[list[str] | None, Field(
+            description="Any of: background, reflex, strength, gap, preference.")] = None,
+    ) -> dict[str, Any]:
+        """Keep your running picture of the learner: a note about who they are and how they
+        learn (e.g. "reaches for analogies to databases", "numbers land better than
+        diagrams"). get_state shows the latest notes at session start. A note is never
+        evidence: it changes no mastery; record answers with record_observation. Returns the
+        event."""
+        return api.note(_ws(), text, concepts, tags).to_dict()
+
     @tool(annotations=READ)
     @_shell
     def list_experiments() -> dict[str, Any]:

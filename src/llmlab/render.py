@@ -101,6 +101,13 @@ def _misconceptions_and_next(con: Console, d: dict) -> None:
             con.print(T(f"  {m['id']} [{m['concept']}] {m['claim']}"))
     if mis["resolved_count"] or mis["open"]:
         con.print(f"Resolved misconceptions: {mis['resolved_count']}")
+    notes = d.get("notes", {}).get("latest", [])[:3]
+    if notes:
+        con.print(Text(f"Tutor's notes (latest {len(notes)} of {d['notes']['count']}):",
+                       style="bold"))
+        for n in notes:
+            about = f" [{', '.join(n['tags'] + n['concepts'])}]" if n["tags"] or n["concepts"] else ""
+            con.print(T(f"  {n['id']}{about} {n['text']}"))
     if "next" in d:
         next_probes(con, d["next"])
 

@@ -24,7 +24,7 @@ from .chain import lines_of
 from .files import atomic_write
 from .state import State, derive, extend
 
-FORMAT = 2
+FORMAT = 3  # 3: the state keeps the tutor's notes
 
 
 def fingerprint(cur: Curriculum, p: MasteryParams) -> str:

@@ -28,6 +28,8 @@ from .skill import day_number, prediction_score, step, z_score
 HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
 RUNS_KEEP = 100
+NOTES_KEEP = 20  # the tutor's latest notes kept in the state
+CONCEPT_NOTES_KEEP = 5  # ...and per concept
 
 
 @dataclass
@@ -67,6 +69,10 @@ class State:
     runs: list[dict[str, Any]] = field(default_factory=list)
     recent: list[dict[str, Any]] = field(default_factory=list)  # last events that count
     retracted: dict[str, str] = field(default_factory=dict)  # target id -> retraction id
+    # the tutor's notes about the learner (never evidence: no progress number reads them)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # latest NOTES_KEEP
+    concept_notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    note_count: int = 0
     module_floor: int = 0  # index of the furthest module reached; never decreases
     events: int = 0  # lines folded (including retractions and retracted events)
     last_id: str | None = None
@@ -227,6 +233,23 @@ def _objective(s: State, ev: dict, comp: dict, pred: dict, run_concepts: list[st
     _refresh_mastered(s, cid, p)
 
 
+def _note(s: State, ev: dict, p: MasteryParams) -> None:
+    """Kept for the tutor and the dashboard; touches no mastery, skill or progress field."""
+    d = ev["data"]
+    n = {"id": ev["id"], "ts": ev["ts"], "actor": ev["actor"], "text": d["text"],
+         "concepts": list(d.get("concepts", [])), "tags": list(d.get("tags", []))}
+    s.note_count += 1
+    s.notes.append(n)
+    if len(s.notes) > NOTES_KEEP:
+        del s.notes[0]
+    for cid in n["concepts"]:
+        if cid in s.concepts:
+            kept = s.concept_notes.setdefault(cid, [])
+            kept.append(n)
+            if len(kept) > CONCEPT_NOTES_KEEP:
+                del kept[0]
+
+
 def _retraction(s: State, ev: dict, p: MasteryParams) -> None:
     """Handled before the fold (`retractions`): the target never counts."""
 
@@ -239,6 +262,7 @@ APPLY = {
     "prediction": _prediction,
     "experiment_run": _experiment_run,
     "retraction": _retraction,
+    "note": _note,
 }
 
 

@@ -69,6 +69,7 @@ def concept_view(cur: Curriculum, s: State, cid: str, p: MasteryParams, now: dat
              "catalog": s.misconceptions[mid]["catalog"]} for mid in c.open_misconceptions
         ],
         "prereq_gaps": gaps,
+        "notes": list(reversed(s.concept_notes.get(cid, []))),  # the tutor's, newest first
         "history": [_history_point(h, p) for h in c.history],
     }
 
@@ -101,6 +102,10 @@ def describe(ev: dict, s: State) -> dict:
         text = f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}"
     elif t == "experiment_run":
         text = f"lab run {d['experiment']} ({d['run_id']})"
+    elif t == "note":
+        concept = (d.get("concepts") or [None])[0]
+        tags = f"[{', '.join(d['tags'])}] " if d.get("tags") else ""
+        text = f"note: {tags}{d['text']}"
     else:
         text = f"retracted {d['target']}: {d['reason']}"
     return {"id": ev["id"], "ts": ev["ts"], "type": t, "actor": ev["actor"], "concept": concept,
@@ -198,6 +203,8 @@ def summarize(cur: Curriculum, s: State, p: MasteryParams, now: datetime) -> dic
                            "resolved_count": len(resolved)},
         "predictions": prediction_record(s, p, concepts),
         "runs": s.runs,
+        # the tutor's running picture of the learner, newest first (never a progress number)
+        "notes": {"latest": list(reversed(s.notes)), "count": s.note_count},
         "recent": [describe(ev, s) for ev in reversed(s.recent)],
     }
 

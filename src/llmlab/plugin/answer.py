@@ -28,7 +28,7 @@ OFFER = re.compile(
     r"^\W*(shall|should) (we|i)\b|\bready\b|\b(do|would) you (want|like|prefer)\b|"
     r"\bwant to (try|start|continue|do|go|look)\b|\bdoes that make sense\b|"
     r"\bany (questions|thoughts)\b|(^|,\s*)(ok|okay|alright|all good|good)\?\s*$|"
-    r"\bhappy with\b|"
+    r"\bhappy with\b|\bhow (did|does|is|are|was|were) (the|your) [^?]{0,40}\b(go|going|went)\b|"
     r"\bsound(s)? good\b|\bhow are you\b|\bhow was (your|the)\b|\bhow's (the|your|it)\b|"
     r"\bdid you have\b|\bhow much time\b|\bwelcome back\b|\bcoffee\b|\bwhen you('ve| have) "
     r"(read|finished|done)\b|\bmove on\b|\bnext thing you want\b|\bwould you like\b|"
@@ -40,29 +40,32 @@ yes yeah yep yup ya ok okay k sure ready done thanks thank you thx please go ahe
 let us do it sounds sound good great nice cool alright right fine perfect got makes make
 sense all clear no nope continue start go on absolutely definitely of course course
 that would help an example session today awesome excellent love to i am i'm a the and
+maybe why not
 """.split())
-DUNNO = re.compile(r"\b(don'?t know|no idea|not sure|no clue|pass)\b", re.IGNORECASE)
-# A request about the session rather than an answer: strong words alone, or a request
-# opener with a word about the plan.
-META_STRONG = re.compile(
-    r"\b(break|dashboard|progress|tomorrow|next time|stop here|have to go|got to go|gotta go|"
-    r"brb|back in \d+|pick this up|hold on|one sec|undo|whatever you think)\b", re.IGNORECASE)
-REQUEST = re.compile(r"^\W*(actually,? |ok,? |so,? )?(can we|could we|let'?s|please|wait|can you|"
-                     r"could you|i'?d rather|i would rather|i want to|i wanna)\b", re.IGNORECASE)
-PLAN = re.compile(r"\b(skip|instead|switch|record|module|lab|continue|move on|shorter|longer|"
-                  r"today|open|show|slower|faster|again)\b", re.IGNORECASE)
-ASKING = re.compile(
-    r"^\W*(sorry|wait|what|what's|whats|where|who|how (do|does|did|would|should|can) "
-    r"(i|you|we|people|other|one)|how (many|much) .* (should|do|would|can) (i|we)|can you|"
-    r"could you|would you|should i|do i|is this|is there|are there|are we|which one|"
-    r"why is that|why would)\b", re.IGNORECASE)
-HELP = re.compile(r"\b(give me a hint|what do you mean|what exactly|explain what|"
-                  r"the formula again|what's the difference|what is the difference)\b",
-                  re.IGNORECASE)
+DUNNO = re.compile(r"\b(don'?t (really )?know|no idea|not sure|no clue|pass)\b", re.IGNORECASE)
+# A reply about the session rather than the material is a request or an announcement, in
+# any clause: "..., can we resume after lunch?", "skip this one please", "I have to go".
+# ("let's say", "let me think" preface an answer and do not count.)
+REQUEST = re.compile(
+    r"(?:^|[.,;:!?]\s*|\b(?:and|but|so|actually|ok|okay|wait)\s+)"
+    r"(?:can we|could we|can you|could you|would you|let'?s(?! say| see| think| assume)|"
+    r"let me(?! think| see| guess| try)|please|i'?d (?:rather|like to|prefer)|i (?:need|have|want) to|"
+    r"i wanna|i'?m done|skip|stop|go back|take a break|pick (?:this|it) up|come back to)\b",
+    re.IGNORECASE)
+PLEASE = re.compile(r"\bplease\b", re.IGNORECASE)
+# Interruptions: idioms for stepping away, whatever the sentence around them.
+AWAY = re.compile(r"\b(brb|back in \d+|one sec|one minute|hold on|gotta go|got to go|have to go|"
+                  r"next time|tomorrow|whatever you think)\b", re.IGNORECASE)
+# A question back is a question that proposes nothing; a hedged answer proposes something
+# ("is it because...?", "maybe they share style?").
 HEDGE = re.compile(r"^\W*((hmm+|um+|uh+|well|ok|so),?\s+)?(is it|maybe|because|so|i think|"
-                   r"i guess|probably|perhaps|it's|it is|would it|does it|could it)\b",
-                   re.IGNORECASE)
-SENTENCE_END = re.compile(r"[.!?:](?=\s)|\n")  # not the point in "0.6"
+                   r"i guess|probably|perhaps|it's|it is|would it|does it|could it)\b|"
+                   r"\bbecause\b", re.IGNORECASE)
+HELP = re.compile(r"\b(give me a hint|what do you mean|what exactly|explain what|remind me|"
+                  r"the formula again|what's the difference|what is the difference|"
+                  r"stand for)\b", re.IGNORECASE)
+WH = re.compile(r"^\W*(?:\w+,?\s+)?(why|how|what|what's|which|where|when|who)\b", re.IGNORECASE)
+SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")  # not the point in "0.6"; a colon introduces
 WORD = re.compile(r"[a-z0-9']+", re.IGNORECASE)
 
 
@@ -77,27 +80,41 @@ def last_question(probe: str) -> str:
 
 
 def content_probe(probe: str) -> bool:
-    """The tutor asked for an answer about the material, not for permission or chat."""
+    """The tutor asked for an answer about the material, not for permission or chat.
+
+    A content question is a wh-question, or a yes/no question with substance (six words or
+    more: "Does chunk size matter for retrieval quality?"); a short yes/no question ("Would a
+    diagram help here?", "Ready?") is a check on the learner, and OFFER names the longer
+    offers and social questions."""
     q = last_question(probe)
     if q:
-        return not OFFER.search(q) and bool(ASKS.search(q) or len(WORD.findall(q)) >= 4)
+        if OFFER.search(q):
+            return False
+        if WH.search(q) or ASKS.search(q) and len(WORD.findall(q)) >= 6:
+            return True
+        return len(WORD.findall(q)) >= 6
     tail = probe.strip()[-TAIL:]
     return bool(IMPERATIVE.search(tail[-300:])) and not OFFER.search(tail[-300:])
 
 
 def kind_of_reply(reply: str) -> str:
-    """`answer`, `acknowledgement`, `meta` (about the session) or `question`."""
+    """`answer`, `acknowledgement`, `meta` (about the session) or `question`.
+
+    In order: an "I don't know" is an answer (evidence too, quality 0); a short reply with a
+    request or an interruption is about the session; a reply that asks without proposing
+    anything is a question back; a short reply of acknowledgement words is an
+    acknowledgement; anything else answers."""
     text = " ".join(reply.split())
     words = [w.lower() for w in WORD.findall(text)]
     if not words:
         return "acknowledgement"
     if DUNNO.search(text) and len(words) <= 8:
-        return "answer"  # "no idea" to a probe is evidence too (quality 0)
-    if len(words) <= 16 and (META_STRONG.search(text)
-                             or (REQUEST.search(text) and PLAN.search(text))):
+        return "answer"
+    if len(words) <= 16 and (REQUEST.search(text) or AWAY.search(text)):
         return "meta"
-    if HELP.search(text) or (text.rstrip().endswith("?") and ASKING.search(text)
-                             and not HEDGE.search(text)):
+    asks = text.rstrip().endswith("?") and not HEDGE.search(text) and not (
+        len(words) <= 3 and any(c.isdigit() for c in text))  # "0.8?" is a tentative answer
+    if HELP.search(text) or asks:
         return "question"
     if len(words) <= 8 and not any(c.isdigit() for c in text) \
             and sum(w in ACK_WORDS for w in words) >= 0.7 * len(words):

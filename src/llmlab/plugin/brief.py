@@ -1,7 +1,8 @@
 """The compact learner brief the session-start hook puts into the tutor's context.
 
 A pure function of the learner state (`api.state`'s dict): current module, next probes
-with their reason codes, due reviews, open misconceptions and exit items ready to attempt.
+with their reason codes, due reviews, open misconceptions, the tutor's latest notes and exit
+items ready to attempt.
 Written as plain statements, not commands: Claude Code wraps hook context in a system
 reminder, and imperative "system" text can trip prompt-injection defences
 (https://code.claude.com/docs/en/hooks#add-context-for-claude).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+NOTES = 3  # the tutor's latest notes shown
 MAX_CHARS = 4000  # well under Claude Code's 10,000-character cap on hook output strings
 
 
@@ -51,6 +53,13 @@ def brief(summary: dict, titles: dict[str, str], probes: int = 5,
         lines.append("- Open misconceptions: " + "; ".join(
             f"{m['id']} on {m['concept']}: \"{_clip(m['claim'], 120)}\"" for m in open_m[:6])
             + (f"; and {len(open_m) - 6} more." if len(open_m) > 6 else "."))
+    notes = summary.get("notes", {}).get("latest", [])[:NOTES]
+    if notes:
+        lines.append(f"- The tutor's notes on this learner (latest {len(notes)} of "
+                     f"{summary['notes']['count']}; not evidence):")
+        for n in notes:
+            tags = f"[{', '.join(n['tags'])}] " if n["tags"] else ""
+            lines.append(f"  - {n['id']} {tags}{_clip(n['text'], 200)}")
     ready = [e for e in summary["exit_items"].values() if e["ready"] and not e["passed"]]
     if ready:
         lines.append("- Exit items ready to attempt: " + ", ".join(

@@ -23,12 +23,13 @@ from .svg import level
 EVIDENCE_HTML_KEEP = 60  # evidence rows shown on a concept page (the JSON twin has all)
 FIGURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(png|svg|jpg|jpeg)$")
 ACTIVITY_DAYS = 56
+NOTES_SHOWN = 10  # the tutor's latest notes on the overview (the JSON twin has the same)
 
 
 def _event_text(ev: dict) -> str:
     """The words an event carries (evidence, claim, notes...), for evidence lists."""
     d = ev["data"]
-    for k in ("evidence", "claim", "notes", "reason"):
+    for k in ("evidence", "claim", "notes", "reason", "text"):
         if d.get(k):
             return str(d[k])
     if ev["type"] == "prediction":
@@ -190,6 +191,9 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
         return {**m, "concept_title": titles.get(m["concept"], m["concept"]),
                 "correction": cat.correction if cat else ""}
 
+    def note_row(n: dict) -> dict:
+        return {**n, "concepts": [{"id": c, "title": titles.get(c, c)} for c in n["concepts"]]}
+
     runs = read_runs(ws, st["runs"])
     graph_nodes = [{"id": cid, "title": titles[cid], "module_title": cards[cid]["module_title"],
                     "module_order": module_order[cards[cid]["module"]],
@@ -211,6 +215,8 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
         "misconceptions": {"open": [mis_row(m) for m in mis["open"]],
                            "resolved": [mis_row(m) for m in mis["resolved"]],
                            "resolved_count": mis["resolved_count"]},
+        "notes": {"latest": [note_row(n) for n in st["notes"]["latest"][:NOTES_SHOWN]],
+                  "count": st["notes"]["count"]},
         "predictions": st["predictions"],
         "runs": [_public_run(r) for r in runs],
         "timeline": st["recent"],
@@ -232,6 +238,7 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
             "misconceptions": [mis_row(m) for m in mis["open"] + mis["resolved"]
                                if m["concept"] == cid],
             "prediction": preds.get(cid),
+            "notes": [note_row(n) for n in cards[cid]["notes"]],
             "runs": [_public_run(r) for r in runs if cid in r.get("concepts", [])],
             "evidence": list(reversed(ev)),
             "evidence_total": len(ev),
