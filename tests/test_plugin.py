@@ -589,6 +589,45 @@ def test_lost_state_cache_on_a_big_log_answers_without_the_state_engine(ws, tmp_
     assert "unreadable" in entry["error"]
 
 
+def test_outdated_brief_on_a_big_log_is_shown_marked_and_refreshed_in_the_background(
+        ws, tmp_path, monkeypatch):
+    """On a big log the hook never computes the brief (importing the state engine alone
+    takes ~100 ms): after evidence recorded outside the session it shows the previous brief,
+    says it is outdated, and refreshes it in the background; with no brief at all it says
+    one is being computed. The refresh it starts brings the brief up to date."""
+    import io
+
+    from llmlab.plugin import hooks
+
+    seed(ws)
+    run_hook("session-start", payload("session_start.json", ws.root), tmp_path)  # the brief
+    api.observe(ws, "softmax", 0.9, "now explains the exponent")  # recorded outside
+    spawned = []
+    monkeypatch.setattr(hooks, "REBUILD_LIMIT", 0)
+    monkeypatch.setattr(hooks, "spawn", lambda args, cwd: spawned.append(args))
+    monkeypatch.setattr(hooks, "compute_brief", lambda *a: pytest.fail("state engine used"))
+
+    def start() -> str:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(payload("session_start.json", ws.root)))
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        assert hooks.main(["session-start"]) == 0
+        return json.loads(out.getvalue())["hookSpecificOutput"]["additionalContext"]
+
+    text = start()
+    assert "3 evidence events; last evt_000003" in text  # the brief before the new event
+    assert text.endswith(hooks.NEWER)
+    assert spawned[-1][-2:] == ["refresh-brief", str(ws.root)]
+    r = subprocess.run([sys.executable, "-m", "llmlab.plugin.hooks", *spawned[-1][-2:]],
+                       capture_output=True, text=True)  # what the background process does
+    assert r.returncode == 0, r.stderr
+    text = start()
+    assert "4 evidence events; last evt_000004" in text and hooks.NEWER not in text
+    (ws.state_dir / "brief.json").unlink()
+    assert start() == hooks.COMPUTING
+    assert hook_log(ws) == []
+
+
 def test_commands_name_real_mcp_tools():
     """Tool names in the command bodies exist in the MCP server (`llmlab mcp`)."""
     known = {"get_state", "next_probes", "get_concept", "get_curriculum", "list_experiments",

@@ -3,9 +3,12 @@
 A reminder that "your last answer was not recorded" is only useful after a substantive
 answer to a content question. It is noise after an acknowledgement ("Yes, let's go" to
 "Shall we start there?"), small talk, a request about the session ("can we take a
-break?") or a question of the learner's own ("what's a logit?"). The rules below are
-measured on a labelled set of tutor/learner turn pairs (tests/fixtures/hooks/
-turn_pairs.jsonl; precision and recall in BENCHMARKS.md). Standard library only: the
+break?") or a question of the learner's own ("what's a logit?"). The rules are few and
+general: the tutor asked a wh-question or a yes/no question with substance (a short one is a
+check on the learner), not an offer; the reply is not a request or an interruption (in any
+clause), not a question that proposes nothing, not a short run of acknowledgement words.
+Measured on labelled tutor/learner turn pairs (tests/fixtures/hooks/turn_pairs*.jsonl;
+precision and recall, in-sample and held out, in BENCHMARKS.md). Standard library only: the
 hook runs on every turn.
 """
 

@@ -30,6 +30,7 @@ FORMAT = 1
 HORIZON = timedelta(days=7)  # how far ahead the background refresh computes segments
 TOLERANCE = timedelta(minutes=1)  # precision of a stale flip time
 MAX_SEGMENTS = 100
+LOG_KEY = 3  # the index of the evidence log's size and time in the key
 
 
 def _stat(p: Path) -> list:
@@ -48,7 +49,7 @@ def key(root: Path, curriculum_ref: str, probes: int) -> list:
         for name in sorted(filenames):
             p = Path(dirpath) / name
             files.append([str(p.relative_to(cdir)), *_stat(p)])
-    return [FORMAT, __version__, probes, _stat(root / LOG_FILE),
+    return [FORMAT, __version__, probes, _stat(root / LOG_FILE),  # LOG_KEY: the log's stat
             _stat(root / "llmlab.toml"), str(cdir), files]
 
 
@@ -65,6 +66,24 @@ def read(root: Path, k: list, now: datetime) -> str | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return None
+
+
+def read_stale(root: Path, k: list, now: datetime) -> str | None:
+    """The cached brief for the same curriculum, settings and version but an older log (the
+    log changed since it was computed), for `now` or its last segment; None otherwise."""
+    try:
+        d = json.loads((root / "state" / FILE).read_bytes())
+        old = d["key"]
+        if not isinstance(old, list) or len(old) != len(k) or \
+                [x for i, x in enumerate(old) if i != LOG_KEY] != \
+                [x for i, x in enumerate(k) if i != LOG_KEY] or not d["segments"]:
+            return None
+        segs = d["segments"]
+        seg = next((x for x in segs if datetime.fromisoformat(x["from"]) <= now
+                    < datetime.fromisoformat(x["until"])), segs[-1])
+        return seg["text"] if isinstance(seg["text"], str) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def write(root: Path, k: list, segments: list[tuple[datetime, datetime, str]]) -> None:

@@ -39,8 +39,9 @@ from ..core import CONFIG_FILE, LOG_FILE, find_root, last_event, parse_ts_or_non
 
 HOOK_LOG = "hooks.log"
 HOOK_LOG_MAX = 512 * 1024  # rotate to hooks.log.1 beyond this
-# With an unusable state cache, a log bigger than this is not re-folded inside the hook
-# (10,000 events take ~200 ms); a background `llmlab rebuild` repairs the cache instead.
+# On a log bigger than this the hook never imports the state engine: with an unusable state
+# cache it does not re-fold the log (10,000 events take ~200 ms; a background `llmlab
+# rebuild` repairs the cache), and a missing or outdated brief is computed in the background.
 REBUILD_LIMIT = 1 << 20
 
 
@@ -104,6 +105,13 @@ REBUILDING = ("llmlab: the learner-state cache is being rebuilt in the backgroun
               "summary is available at this moment; `llmlab next` lists what to probe.")
 
 
+NEWER = ("- Newer evidence was recorded since this brief was computed (outside this session); "
+         "the brief is being refreshed in the background. `get_state` (or `llmlab state`) has "
+         "the current state.")
+COMPUTING = ("llmlab: the learner brief is being computed in the background (first session "
+             "start with this log); `get_state` (or `llmlab next`) has the state now.")
+
+
 def session_start(payload: dict, root: Path, started: float) -> dict | None:
     from . import briefcache
     from .settings import read
@@ -121,13 +129,21 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
     k = briefcache.key(root, ps.curriculum, ps.brief_probes)  # before reading the log
     text = briefcache.read(root, k, now)
     problem = cache_problem(root) if text is None else None
-    if problem and _size(root / LOG_FILE) > REBUILD_LIMIT:
+    big = _size(root / LOG_FILE) > REBUILD_LIMIT
+    if problem and big:
         # decided before importing the state engine: nothing to summarize quickly
         if problem != "missing":
             log_error(root, "session-start", f"state/snapshot.json is {problem}; rebuilding it "
                       "in the background", started)
         spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
         text = REBUILDING
+    elif text is None and big:
+        # Computing the brief imports the state engine (pydantic alone is ~100 ms): on a big
+        # log it is left to a background process, and the brief of the log before its last
+        # change (recorded outside this session) is shown, marked as such, meanwhile.
+        spawn([sys.executable, "-m", "llmlab.plugin.hooks", "refresh-brief", str(root)], root)
+        old = briefcache.read_stale(root, k, now)
+        text = f"{old}\n{NEWER}" if old else COMPUTING
     text = text or compute_brief(root, ps, k, now, started)
     return _context("SessionStart", "\n".join([text, *notes]))
 

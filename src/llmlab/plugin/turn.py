@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .answer import is_answer
@@ -56,8 +56,10 @@ class Turn:
         return not self.command and is_answer(self.probe, self.prompt)
 
 
-def records_backwards(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[dict]:
-    """Parsed JSONL records from the end of the file towards its start (newest first).
+def records_backwards(path: Path, max_bytes: int = MAX_BYTES,
+                      keep: Callable[[bytes], bool] | None = None) -> Iterator[dict]:
+    """Parsed JSONL records from the end of the file towards its start (newest first);
+    with `keep`, only the lines it accepts are parsed (a cheap test on the raw bytes).
 
     A torn or unparseable line (the log is being written) is skipped, never fatal."""
     with open(path, "rb") as f:
@@ -73,10 +75,12 @@ def records_backwards(path: Path, max_bytes: int = MAX_BYTES) -> Iterator[dict]:
             lines = buf.split(b"\n")
             carry = lines.pop(0) if pos > stop else b""
             for line in reversed(lines):
+                if keep is not None and not keep(line):
+                    continue
                 rec = _parse(line)
                 if rec is not None:
                     yield rec
-        if carry:
+        if carry and (keep is None or keep(carry)):
             rec = _parse(carry)
             if rec is not None:
                 yield rec
@@ -168,11 +172,17 @@ def last_turn(path: Path, max_bytes: int = MAX_BYTES) -> Turn:
     return turn
 
 
+def _user_or_tool_use(line: bytes) -> bool:
+    """Could this line be a typed learner message or a tool call? (Most of a session log's
+    bytes are the tutor's text and tool results, which need no parsing here.)"""
+    return b'"user"' in line or b'"tool_use"' in line
+
+
 def prompts_since_write(path: Path, max_bytes: int = MAX_BYTES) -> int:
     """How many typed learner messages the session holds after its last evidence write
     (counting back through the log's tail only)."""
     n = 0
-    for rec in records_backwards(path, max_bytes):
+    for rec in records_backwards(path, max_bytes, _user_or_tool_use):
         if rec.get("isSidechain"):
             continue
         if rec.get("type") == "assistant" and any(is_write_call(b) for b in _blocks(rec)):
