@@ -20,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _summary import row as summary_row  # noqa: E402
 
 from llmlab import api, compact, tutor  # noqa: E402
 from llmlab.create import create_workspace  # noqa: E402
@@ -47,12 +50,29 @@ def main() -> None:
                    chars(api.concept_compact(ws, FOCUS, compact.MAX_EVENTS_PAGE)),
                    chars({"next": api.next_compact(ws, compact.MAX_NEXT)})]
             print(f"| {n:,} | " + " | ".join(f"{x:,}" for x in row) + " |")
+            if n == max(args.events):
+                for what, x, limit in (("get_state (compact)", row[0], 8_000),
+                                       ("get_concept (10 events)", row[2], 8_000),
+                                       ("next_probes (10)", row[3], 4_000)):
+                    summary_row(f"{what}, {n:,} events, characters", target=f"<= {limit:,}",
+                                measured=f"{x:,}", ratio=f"{x / limit:.2f}x limit",
+                                met=x <= limit)
     with tempfile.TemporaryDirectory() as d:
         texts = tutor.render(create_workspace(Path(d) / "ws", name="Bench Learner"))
         print(f"\nAGENTS.md {len(texts[tutor.AGENTS]):,} + CLAUDE.md {len(texts[tutor.CLAUDE]):,}"
               f" = {sum(map(len, texts.values())):,} characters (default course)")
+        total = sum(map(len, texts.values()))
+        summary_row("AGENTS.md + CLAUDE.md, default course, characters", target="<= 16,000",
+                    measured=f"{total:,}", ratio=f"{total / 16_000:.2f}x limit",
+                    met=total <= 16_000)
     for name in SETS:
-        print(name, len(pairs(name)), scores(pairs(name)))
+        s = scores(pairs(name))
+        print(name, len(pairs(name)), s)
+        held = name == SETS[-1]  # the one set never used to write the rules
+        summary_row(f"Stop hook answer test, {name} ({'held out' if held else 'in-sample'}, "
+                    f"{len(pairs(name))} pairs)", target="precision >= 0.9, recall >= 0.8",
+                    measured=f"precision {s['precision']:.2f}, recall {s['recall']:.2f}",
+                    met=s["precision"] >= 0.9 and s["recall"] >= 0.8)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def test_the_compact_state_keeps_three_notes_clipped(ws):
     assert c["notes"]["count"] == 5
     assert [n.split(" ")[0] for n in c["notes"]["latest"]] == \
         ["evt_000005", "evt_000004", "evt_000003"]
-    assert all(len(n) <= 120 and n.endswith("…") for n in c["notes"]["latest"])
+    assert all(len(n) <= 100 and n.endswith("…") for n in c["notes"]["latest"])
     cc = api.concept_compact(ws, "softmax")
     assert len(cc["state"]["notes"]) == 3 and cc["state"]["notes"][0].startswith("evt_000005")
     assert cc["evidence"][-1]["type"] == "note" and cc["evidence"][-1]["text"].startswith("note 4")

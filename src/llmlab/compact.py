@@ -17,7 +17,7 @@ TEXT_CHARS = 160  # any other free text (why, evidence summaries)
 OPEN_SHOWN = 5  # open misconceptions listed in the compact state (all are counted)
 NEXT_SHOWN = 5
 NOTES_SHOWN = 3  # the tutor's latest notes in the compact state (all are counted)
-NOTE_CHARS = 100
+NOTE_CHARS = 80
 QUOTE_CHARS = 60  # the learner's words under a misconception, in get_concept
 EVENTS_SHOWN = 8  # a concept's latest events, per page
 MAX_EVENTS_PAGE = 10
@@ -52,10 +52,13 @@ def concept_line(c: dict) -> str:
 
 
 def misconception(m: dict, quote: bool = True) -> dict:
-    """An open misconception, its claim clipped; with the learner's words (clipped) unless
-    `quote` is False (the compact state leaves them to get_concept)."""
-    row = {"id": m["id"], "concept": m["concept"], "catalog": m.get("catalog"),
-           "claim": clip(m["claim"], CLAIM_CHARS)}
+    """An open misconception, its claim clipped, its catalog id when it has one; with the
+    learner's words (clipped) unless `quote` is False (the compact state leaves them to
+    get_concept)."""
+    row = {"id": m["id"], "concept": m["concept"]}
+    if m.get("catalog"):
+        row["catalog"] = m["catalog"]
+    row["claim"] = clip(m["claim"], CLAIM_CHARS)
     if quote:
         row["quote"] = clip(m.get("quote", ""), QUOTE_CHARS)
     return row
@@ -103,8 +106,7 @@ def state(full: dict) -> dict:
         "predictions": {"compared": preds["compared"], "within": preds["within"],
                         "hit_rate": preds["hit_rate"], "pending": len(preds["pending"]),
                         "disagreements": preds["disagreements"][:5]},
-        "detail": "Compact. detail='full' (`llmlab state --json`): every field; get_concept: "
-                  "a concept's evidence and notes.",
+        "detail": "Compact; detail='full' has every field, get_concept a concept's evidence.",
     }
 
 
