@@ -11,11 +11,11 @@ workspaces (default course) of 100 and 10,000 events, 20 runs each (`--runs`):
   background after every turn that changed the log; here `refresh-brief` runs once before
   the first timed run, so no timed run computes it);
 - session-start, cold, log changed: an event appended (as by the CLI) before every run, so
-  the cached brief is out of date: on a small log the hook computes the brief from the warm
-  `state/snapshot.json`; on a big one (over 1 MB, as 10,000 events) it shows the previous
-  brief, marked outdated, and refreshes it in the background;
-- session-start, cold, no brief: `state/brief.json` deleted before every run (computed in the
-  hook on a small log, in the background on a big one);
+  the cached brief is out of date: the hook shows it, marked outdated, and refreshes it in
+  the background;
+- session-start, cold, no brief: `state/brief.json` deleted before every run (the first
+  start ever): computed in the hook on a small log, in the background on a big one (over
+  1 MB, as 10,000 events);
 - session-start, cold, state/ lost: snapshot and brief deleted before every run; the
   10,000-event case answers at once and leaves the rebuild to a background process;
 - stop, reminder: the session log (about 2 MB, 2,000 earlier records) ends with an answered,
@@ -166,7 +166,6 @@ def main() -> None:
                 brief.unlink(missing_ok=True)
 
             small = ws.log_path.stat().st_size <= hooks.REBUILD_LIMIT  # computed in the hook
-            how = "computed in the hook" if small else "previous brief, refreshed in background"
             cases = [  # the stop and prompt cases first: their session log predates the log
                 ("stop", "reminder", "Stop", "stop.json", unrecorded, None),
                 ("stop", "recorded", "Stop", "stop.json", recorded, None),
@@ -174,7 +173,8 @@ def main() -> None:
                  unrecorded, None),
                 ("session-start", "warm: brief cached", "SessionStart", "session_start.json",
                  unrecorded, None),
-                ("session-start", f"cold: log changed since the brief ({how})", "SessionStart",
+                ("session-start", "cold: log changed since the brief (previous brief shown, "
+                 "refreshed in background)", "SessionStart",
                  "session_start.json", unrecorded, log_changed),
                 ("session-start", "cold: no brief (" + ("computed in the hook" if small else
                                                         "computed in background") + ")",

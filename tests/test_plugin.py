@@ -474,9 +474,18 @@ def test_brief_is_cached_until_the_log_changes(ws, tmp_path):
     mods = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
     assert "pydantic" not in mods and "llmlab.snapshot" not in mods  # served from the cache
     api.observe(ws, "softmax", 0.9, "now explains the exponent")
+    # the log changed: the previous brief, marked outdated, while a background process
+    # refreshes it (computing it here would cost the state engine's import)
     text = json.loads(run_hook("session-start", stdin, tmp_path).stdout)[
         "hookSpecificOutput"]["additionalContext"]
-    assert "4 evidence events; last evt_000004" in text
+    assert "3 evidence events; last evt_000003" in text and "Newer evidence was recorded" in text
+    deadline = time.time() + 30
+    while time.time() < deadline and "4 evidence events" not in (
+            ws.state_dir / "brief.json").read_text():
+        time.sleep(0.2)
+    text = json.loads(run_hook("session-start", stdin, tmp_path).stdout)[
+        "hookSpecificOutput"]["additionalContext"]
+    assert "4 evidence events; last evt_000004" in text and "Newer evidence" not in text
 
 
 def test_stop_refreshes_the_brief_in_the_background(ws, tmp_path):
@@ -591,10 +600,10 @@ def test_lost_state_cache_on_a_big_log_answers_without_the_state_engine(ws, tmp_
 
 def test_outdated_brief_on_a_big_log_is_shown_marked_and_refreshed_in_the_background(
         ws, tmp_path, monkeypatch):
-    """On a big log the hook never computes the brief (importing the state engine alone
-    takes ~100 ms): after evidence recorded outside the session it shows the previous brief,
-    says it is outdated, and refreshes it in the background; with no brief at all it says
-    one is being computed. The refresh it starts brings the brief up to date."""
+    """The hook does not compute an outdated brief (importing the state engine alone takes
+    ~100 ms): after evidence recorded outside the session it shows the previous brief,
+    says it is outdated, and refreshes it in the background; on a big log with no brief at
+    all it says one is being computed. The refresh it starts brings the brief up to date."""
     import io
 
     from llmlab.plugin import hooks
@@ -704,3 +713,32 @@ def test_user_prompt_submit_reminds_only_after_unrecorded_messages(ws, tmp_path)
     assert "8 learner messages" in submit(7)
     assert submit(7, write_after=5) == ""  # a record resets the count
     assert hook_log(ws) == []
+
+
+def test_prompt_count_reads_only_the_lines_it_needs(tmp_path):
+    """The prompt hook's count parses only lines that can be a typed message or a tool call,
+    and counts exactly what a full parse counts (compact or spaced JSON alike)."""
+    from llmlab.plugin import turn
+
+    for fx in ("answered_unrecorded.jsonl", "answered_recorded_mcp.jsonl",
+               "answered_recorded_bash.jsonl", "small_talk.jsonl", "slash_command.jsonl"):
+        recs = [r for r in map(turn._parse, (FIX / fx).read_bytes().splitlines()) if r]
+        for sep in ((", ", ": "), (",", ":")):
+            p = tmp_path / fx
+            p.write_text("".join(json.dumps(r, separators=sep) + "\n" for r in recs * 3))
+            parsed = []
+            real = turn._parse
+            try:
+                turn._parse = lambda line: parsed.append(line) or real(line)
+                n = turn.prompts_since_write(p)
+            finally:
+                turn._parse = real
+            full = 0
+            for rec in turn.records_backwards(p):
+                if rec.get("type") == "assistant" and any(
+                        turn.is_write_call(b) for b in turn._blocks(rec)):
+                    break
+                t = turn.typed_text(rec) if rec.get("type") == "user" else None
+                full += t is not None and not t.startswith(turn.HARNESS_PREFIXES)
+            assert n == full, (fx, sep)
+            assert len(parsed) < len(recs) * 3 or fx == "slash_command.jsonl"

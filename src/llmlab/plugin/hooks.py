@@ -137,13 +137,17 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
                       "in the background", started)
         spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
         text = REBUILDING
-    elif text is None and big:
-        # Computing the brief imports the state engine (pydantic alone is ~100 ms): on a big
-        # log it is left to a background process, and the brief of the log before its last
-        # change (recorded outside this session) is shown, marked as such, meanwhile.
-        spawn([sys.executable, "-m", "llmlab.plugin.hooks", "refresh-brief", str(root)], root)
+    elif text is None:
+        # Computing the brief imports the state engine (pydantic alone is ~100 ms, the whole
+        # ~300 ms of CPU on a loaded machine): when the log changed since the cached brief
+        # (evidence recorded outside this session), that brief is shown, marked as outdated,
+        # and a background process refreshes it; with no brief at all, a big log's is
+        # computed in the background too, a small log's here.
         old = briefcache.read_stale(root, k, now)
-        text = f"{old}\n{NEWER}" if old else COMPUTING
+        if old is not None or big:
+            spawn([sys.executable, "-m", "llmlab.plugin.hooks", "refresh-brief", str(root)],
+                  root)
+            text = f"{old}\n{NEWER}" if old else COMPUTING
     text = text or compute_brief(root, ps, k, now, started)
     return _context("SessionStart", "\n".join([text, *notes]))
 
