@@ -177,4 +177,4 @@ def test_the_instructions_tell_the_tutor_to_write_and_read_notes(ws):
     from llmlab import tutor
 
     text = tutor.render(ws)[tutor.AGENTS]
-    assert "`log_note` one short line" in text and "Read its `notes`" in text
+    assert "**Keep notes** (`log_note`)" in text and "your `notes` on the" in text

@@ -76,7 +76,7 @@ TOOLS: tuple[ToolDoc, ...] = (
     ToolDoc("retract_event", 'llmlab undo EVENT_ID --reason "REASON"',
             "You recorded something wrong: it stops counting, stays visible.", writes=True),
     ToolDoc("log_note", 'llmlab log note "TEXT" -t TAG',
-            "A short note on the learner (not evidence).",
+            "Your note on the learner (not evidence).",
             writes=True),
     ToolDoc("list_experiments", "llmlab lab list --json",
             "Experiments: questions, parameters, predictable quantities."),
