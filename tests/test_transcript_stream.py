@@ -140,3 +140,22 @@ def test_streamed_pages_match_the_golden_pages(case, tmp_path):
         golden[case] = got
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
     assert got == golden[case]
+
+
+def test_memory_does_not_grow_with_the_log(tmp_path):
+    """tracemalloc's peak over a build of a generated 6 MB log stays under half the log's
+    size. The in-memory publisher peaked at about 2.2x the log (13 MB here); the streamed
+    one keeps small indexes plus one exchange at a time (about 1.5 MB). Not timed."""
+    import tracemalloc
+
+    log = tmp_path / "big.jsonl"
+    size = gen().generate(log, 6_000_000, seed=5)["bytes"]
+    pub = Publisher(Settings(out=tmp_path / "out", opts=Options(tz="UTC"), scrub=False))
+    tracemalloc.start()
+    try:
+        report = pub.build([log])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report["sessions"][0]["exchanges"] > 150
+    assert peak < size / 2, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB log"
