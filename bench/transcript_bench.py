@@ -1,7 +1,7 @@
 """Transcript publisher benchmark (issues 6 and 19): speed against claude-code-log, and memory.
 
     pip install -e '.[bench]'                            # claude-code-log, claude-code-transcripts
-    python bench/transcript_bench.py                     # 10, 100, 200 MB vs claude-code-log; 1 GB ours only
+    python bench/transcript_bench.py                     # 10, 100 MB vs claude-code-log; 200 MB, 1 GB ours only
     python bench/transcript_bench.py --sizes 10 --big 0  # a quick run
     python bench/transcript_bench.py --with-transcripts  # also claude-code-transcripts (slow)
     python bench/transcript_bench.py --watch             # also watch-mode updates on the 100 MB log
@@ -13,7 +13,8 @@ interleaved (ours, claude-code-log, ours, ...), each as a fresh process; wall ti
 measured around it and peak memory is the child's maximum resident set size
 (getrusage RUSAGE_CHILDREN in a wrapper process, per run). Sizes up to --repeat-mb run
 --repeats times and report the median. The 1 GB log is ours only (claude-code-log needs
-about 19 MB of memory per MB of log).
+about 68 MB of memory per MB of this log, so by default it runs up to 100 MB only, under a
+12 GB address-space cap).
 """
 
 from __future__ import annotations
@@ -41,12 +42,18 @@ SID = "0b6f6f0e-1c1a-4b7e-9a51-3c2b8d9e0a11"  # the hard-case fixture session
 BIN = Path(sys.executable).parent
 XSS = "<script>window.pwned=1</script>"
 SEED = 19
+PEER_GB = 12  # address-space cap for the peer tools (claude-code-log took ~68 MB per MB of this log)
 
 
-def measure(cmd: list[str], cwd: Path, timeout: int = 1800) -> dict:
-    """Run cmd in a fresh wrapper process; wall seconds and the child's peak RSS (MB)."""
+def measure(cmd: list[str], cwd: Path, timeout: int = 1800, limit_gb: float = 0) -> dict:
+    """Run cmd in a fresh wrapper process; wall seconds and the child's peak RSS (MB).
+    `limit_gb` caps the child's address space (a peer tool that would take the machine's
+    memory fails instead)."""
+    cap = (f"resource.setrlimit(resource.RLIMIT_AS,({int(limit_gb * 2**30)},{int(limit_gb * 2**30)}))"
+           if limit_gb else "None")
     wrapper = ("import json,resource,subprocess,sys,time;t=time.perf_counter();"
-               "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
+               f"p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,"
+               f"preexec_fn=lambda:{cap});"
                "w=time.perf_counter()-t;r=resource.getrusage(resource.RUSAGE_CHILDREN);"
                "print(json.dumps({'rc':p.returncode,'wall_s':w,'peak_mb':r.ru_maxrss/1024,'cpu_s':r.ru_utime+r.ru_stime,"
                "'stderr':p.stderr.decode(errors='replace')[-600:]}))")
@@ -141,9 +148,9 @@ def ccl_cmd(log: Path, out: Path) -> list[str]:
     return [str(BIN / "claude-code-log"), str(log), "-o", str(out / "out.html"), "--no-cache"]
 
 
-def run_tool(name: str, cmd: list[str], work: Path) -> dict:
+def run_tool(name: str, cmd: list[str], work: Path, limit_gb: float = 0) -> dict:
     print(f"  {name} ...", file=sys.stderr)
-    m = measure(cmd, work, timeout=7200)
+    m = measure(cmd, work, timeout=7200, limit_gb=limit_gb)
     m["command"] = " ".join(shlex_quote(c) for c in cmd).replace(str(work), "$WORK")
     m["load"] = round(os.getloadavg()[0], 1)
     print(f"  {name}: rc={m['rc']} {m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} s CPU, peak {m['peak_mb']:.0f} MB, "
@@ -173,7 +180,7 @@ def one_size(mb: float, work: Path, tools: list[str], repeats: int) -> dict:
             out = work / "out" / re.sub(r"\W", "-", t)
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            runs[t].append(run_tool(t, cmds[t](log, out), work))
+            runs[t].append(run_tool(t, cmds[t](log, out), work, 0 if t == "llmlab transcript" else PEER_GB))
             shutil.rmtree(out, ignore_errors=True)
     return {"log": gen, "runs": runs, "median": {t: median_of(r) for t, r in runs.items()}}
 
@@ -185,7 +192,10 @@ def big(args) -> dict:
     peers = ["claude-code-log"] + (["claude-code-transcripts"] if args.with_transcripts else [])
     for mb in args.sizes:
         reps = args.repeats if mb <= args.repeat_mb else 1
-        res["sizes"][f"{mb:g}"] = one_size(mb, work, ["llmlab transcript", *peers], reps)
+        res["sizes"][f"{mb:g}"] = one_size(mb, work, ["llmlab transcript", *(peers if mb <= args.peer_mb else [])],
+                                           reps)
+        if args.json:  # as each size finishes
+            args.json.write_text(json.dumps(res, indent=2))
     if args.big:
         res["sizes"][f"{args.big:g}"] = one_size(args.big, work, ["llmlab transcript"], 1)
     if args.watch:
@@ -198,6 +208,8 @@ def big(args) -> dict:
         res["watch"] = watch_update(log, work / "watch")
     res["load_end"] = round(os.getloadavg()[0], 1)
     shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
     report(res, args)
     return res
 
@@ -315,6 +327,8 @@ def main() -> None:
     ap.add_argument("--big", type=float, default=1000, help="a last size, ours only (memory); 0 to skip")
     ap.add_argument("--repeats", type=int, default=3, help="runs per tool at sizes up to --repeat-mb")
     ap.add_argument("--repeat-mb", type=float, default=10)
+    ap.add_argument("--peer-mb", type=float, default=100,
+                    help="run the peer tools only up to this size (claude-code-log: ~68 MB of memory per MB)")
     ap.add_argument("--with-transcripts", action="store_true", help="also time claude-code-transcripts (slow)")
     ap.add_argument("--watch", action="store_true", help="also time watch-mode updates on a 100 MB log")
     ap.add_argument("--hard-case", action="store_true", help="run the hard-case fixture through every tool")
@@ -322,8 +336,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = ap.parse_args()
     res = hard_case(args) if args.hard_case else big(args)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
     if args.hard_case:
         print(json.dumps(res, indent=2))
 
