@@ -45,6 +45,8 @@ bench: setup
 	$(PY) bench/engine_bench.py
 	$(PY) bench/lab_bench.py
 	$(PY) bench/site_bench.py
+	command -v wrk >/dev/null || apt-get install -y wrk  # the load tool of server_bench (Debian)
+	$(PY) bench/server_bench.py
 	$(PY) bench/hooks_bench.py
 	$(PY) bench/transcript_bench.py
 	$(PY) bench/concept_bench.py --variants
