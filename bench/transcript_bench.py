@@ -42,7 +42,7 @@ SID = "0b6f6f0e-1c1a-4b7e-9a51-3c2b8d9e0a11"  # the hard-case fixture session
 BIN = Path(sys.executable).parent
 XSS = "<script>window.pwned=1</script>"
 SEED = 19
-PEER_GB = 12  # address-space cap for the peer tools (claude-code-log took ~68 MB per MB of this log)
+PEER_GB = 12  # address-space cap for the peer tools (claude-code-log took 58-68 MB per MB of this log)
 
 
 def measure(cmd: list[str], cwd: Path, timeout: int = 1800, limit_gb: float = 0) -> dict:
