@@ -29,8 +29,26 @@ from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 
+def _write(ws: Workspace, stamped: list[tuple[int, str]], seed: int) -> None:
+    """Write observation events at (unix time, concept), hash-chained, straight to the log."""
+    rng = random.Random(seed)
+    prev = GENESIS
+    with open(ws.log_path, "wb") as f:
+        for i, (t, c) in enumerate(stamped, 1):
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(t))
+            ev = Event(id=f"evt_{i:06d}", ts=ts, type="observation", actor="tutor", prev=prev,
+                       data={"concept": c, "quality": round(rng.random(), 3),
+                             "evidence": f"learner explained {c} with a concrete example, "
+                                         "mostly right, one slip on the details", "probe": ""})
+            line = ev.to_line()
+            f.write(line)
+            prev = line_hash(line)
+
+
 def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
-    """Write n realistic, valid, hash-chained events straight to the log (fast set-up)."""
+    """Write n valid, hash-chained observation events straight to the log (fast set-up),
+    over 300 days: about 65 events per concept per day on the default course (packed, so
+    the once-per-concept-day retention update is rare)."""
     rng = random.Random(seed)
     concepts = ws.curriculum.concept_ids
     prev = GENESIS
@@ -47,6 +65,26 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
             line = ev.to_line()
             f.write(line)
             prev = line_hash(line)
+
+
+def synth_log_realistic(ws: Workspace, n: int, seed: int = 0, per_day: int = 24) -> None:
+    """Write n observation events at a realistic density: at most one event per concept per
+    UTC day (`per_day` distinct concepts a day, in random order, 08:00-20:00), so every
+    event opens a new concept-day and folds one FSRS review. The last day is 2026-11-01;
+    the first is n / per_day days before it (about 11 years for 100k events)."""
+    rng = random.Random(seed)
+    concepts = ws.curriculum.concept_ids
+    per_day = min(per_day, len(concepts))
+    days = -(-n // per_day)
+    first = 1_793_491_200 - (days - 1) * 86400  # 2026-11-01 00:00 UTC, minus the days
+    stamped: list[tuple[int, str]] = []
+    for d in range(days):
+        picked = rng.sample(concepts, per_day)
+        step = 12 * 3600 // per_day
+        for k, c in enumerate(picked):
+            if len(stamped) < n:
+                stamped.append((first + d * 86400 + 8 * 3600 + k * step, c))
+    _write(ws, stamped, seed)
 
 
 def pct(xs: list[float], q: float) -> float:
