@@ -186,6 +186,7 @@ def test_the_library_is_the_fallback(monkeypatch):
     events = gen_events(7, 300, 1.0, 10)
     fast = state.derive(CUR, events, P).to_dict()
     monkeypatch.setattr(retention, "fast_reviews", lambda: None)
+    monkeypatch.setattr(retention, "_fast", None)
     slow = state.derive(CUR, events, P)
     assert slow.to_dict() == fast == ref.derive(CUR, events, P).to_dict()
     back = state.State.from_dict(json.loads(json.dumps(fast)))  # a snapshot from fast mode

@@ -15,7 +15,7 @@ float operations in the same order, so the results are bit-identical. The librar
 the source of truth: its parameters are read from the `Scheduler`, and the first use in a
 process checks `FastReviews` against `review_card` on a set of review sequences; if they
 differ in any bit (a new `fsrs` release changed the math), every review goes through the
-library instead. `tests/test_retention_fast.py` checks the same on generated sequences.
+library instead. `tests/test_fold_equivalence.py` checks the same on generated sequences.
 The card is turned into the library's `Card` dict only where it leaves the fold (the
 snapshot, `final_card`).
 """
@@ -74,10 +74,15 @@ class FastReviews:
         self.max_interval = s.maximum_interval
         # _next_interval: (stability / factor) * (desired_retention ** (1 / decay) - 1)
         self.interval_scale = (s.desired_retention ** (1 / s._DECAY)) - 1
-        # _next_difficulty's target, _initial_difficulty(Easy, clamp=False)
-        self.easy_difficulty = w[4] - (math.e ** (w[5] * (Rating.Easy - 1))) + 1
+        # Constant parts of the expressions, computed as the library computes them. Where the
+        # library multiplies by a rating's factor of 1 (hard_penalty, easy_bonus), x * 1 is x.
         self.e8 = math.e ** w[8]  # _next_recall_stability
+        self.bonus = (None, None, w[15], 1.0, w[16])  # hard_penalty * easy_bonus, by rating
         self.forget_short = math.e ** (w[17] * w[18])  # _next_forget_stability
+        # _next_difficulty: delta by rating; mean reversion towards _initial_difficulty(Easy)
+        self.delta = tuple(-(w[6] * (r - 3)) for r in range(5))
+        self.revert = w[7] * (w[4] - (math.e ** (w[5] * (Rating.Easy - 1))) + 1)
+        self.keep = 1 - w[7]
 
     def first(self, r: int) -> tuple[float, float]:
         """A new card's first review (`review_card`, state Learning, no learning steps)."""
@@ -88,25 +93,25 @@ class FastReviews:
 
     def review(self, stability: float, difficulty: float, elapsed: int,
                r: int) -> tuple[float, float]:
-        """A Review-state card reviewed `elapsed` >= 1 whole days after its last review."""
+        """A Review-state card reviewed `elapsed` >= 1 whole days after its last review.
+        (`x if x >= lo else lo` is `max(x, lo)`, NaN included, without the call.)"""
         w = self.w
         # get_card_retrievability
         retr = (1 + self.factor * elapsed / stability) ** self.decay
         if r == 1:  # _next_forget_stability
             long_term = (w[11] * (difficulty ** -w[12]) * (((stability + 1) ** (w[13])) - 1)
                          * (math.e ** ((1 - retr) * w[14])))
-            new_s = min(long_term, stability / self.forget_short)
+            short_term = stability / self.forget_short
+            new_s = short_term if short_term < long_term else long_term  # min()
         else:  # _next_recall_stability
-            hard = w[15] if r == 2 else 1
-            easy = w[16] if r == 4 else 1
             new_s = stability * (1 + self.e8 * (11 - difficulty) * (stability ** -w[9])
-                                 * ((math.e ** ((1 - retr) * w[10])) - 1) * hard * easy)
-        new_s = max(new_s, 0.001)  # _clamp_stability
+                                 * ((math.e ** ((1 - retr) * w[10])) - 1) * self.bonus[r])
+        new_s = 0.001 if 0.001 > new_s else new_s  # _clamp_stability: max(new_s, 0.001)
         # _next_difficulty: linear damping, then mean reversion, then the clamp
-        delta = -(w[6] * (r - 3))
-        arg_2 = difficulty + (10.0 - difficulty) * delta / 9.0
-        d = w[7] * self.easy_difficulty + (1 - w[7]) * arg_2
-        return new_s, min(max(d, 1.0), 10.0)
+        arg_2 = difficulty + (10.0 - difficulty) * self.delta[r] / 9.0
+        d = self.revert + self.keep * arg_2
+        d = 1.0 if 1.0 > d else d
+        return new_s, 10.0 if 10.0 < d else d
 
     def interval(self, stability: float) -> int:
         """_next_interval: whole days until due."""
@@ -144,8 +149,13 @@ def _agrees(fast: FastReviews) -> bool:
 @cache
 def fast_reviews() -> FastReviews | None:
     """The float stepper when it agrees with the installed `fsrs`, else None (the library)."""
+    global _fast
     fast = FastReviews(scheduler())
-    return fast if _agrees(fast) else None
+    _fast = fast if _agrees(fast) else None
+    return _fast
+
+
+_fast: FastReviews | None = None  # fast_reviews(), once it has run
 
 
 def _ordinal(day: str) -> int:
@@ -162,13 +172,13 @@ class DailyReviews:
     count: int = 0
 
     def add(self, day: str, quality: float) -> None:
-        if self.day is not None and day > self.day:
-            self.card = _review(self.card, self.day, self.total / self.count)
-            self.total, self.count = 0.0, 0
-        if self.day is None or day > self.day:
-            self.day = day
-        self.total += quality
-        self.count += 1
+        if self.day is None or day > self.day:  # a new day: the open one becomes a review
+            if self.day is not None:
+                self.card = _review(self.card, self.day, self.total / self.count)
+            self.day, self.total, self.count = day, 0.0 + quality, 1
+        else:
+            self.total += quality
+            self.count += 1
 
     def final_card(self) -> Card | None:
         if self.day is None:
@@ -208,11 +218,16 @@ def _step(fast: FastReviews, card: Review | None, today: int, r: int) -> Review:
 
 def _review(card: Review | None, day: str, quality: float) -> Review:
     """Fold the review of `day` (mean quality `quality`) into `card` (None: a new card)."""
-    r = rating(quality)
-    fast = fast_reviews()
-    if fast is not None:
-        return _step(fast, card, _ordinal(day), r)
-    c = _library_review(card, day, r)
+    fast = _fast or fast_reviews()
+    if fast is not None:  # `_step`, inlined: once per concept-day in every rebuild
+        r = rating(quality)
+        today = date.fromisoformat(day).toordinal()
+        if card is None:
+            s, d = fast.first(r)
+        else:
+            s, d = fast.review(card[0], card[1], today - card[2], r)
+        return s, d, today, None
+    c = _library_review(card, day, rating(quality))
     return c.stability, c.difficulty, _ordinal(day), _ordinal(c.due.date().isoformat())
 
 
