@@ -198,3 +198,19 @@ def test_the_self_check_catches_a_changed_formula(monkeypatch):
     wrong.e8 *= 1 + 1e-15  # one bit off in one constant
     assert retention._agrees(retention.FastReviews(retention.scheduler()))
     assert not retention._agrees(wrong)
+
+
+def test_a_library_without_what_the_stepper_reads_falls_back(monkeypatch):
+    """A future `fsrs` that renamed the scheduler's private constants: no crash, the
+    library does every review."""
+    class Renamed:
+        parameters = retention.scheduler().parameters
+
+    monkeypatch.setattr(retention, "scheduler", lambda desired_retention=0.9: Renamed())
+    retention.fast_reviews.cache_clear()
+    try:
+        assert retention.fast_reviews() is None and retention._fast is None
+    finally:
+        monkeypatch.undo()
+        retention.fast_reviews.cache_clear()
+        assert retention.fast_reviews() is not None

@@ -150,8 +150,11 @@ def _agrees(fast: FastReviews) -> bool:
 def fast_reviews() -> FastReviews | None:
     """The float stepper when it agrees with the installed `fsrs`, else None (the library)."""
     global _fast
-    fast = FastReviews(scheduler())
-    _fast = fast if _agrees(fast) else None
+    try:
+        fast = FastReviews(scheduler())
+        _fast = fast if _agrees(fast) else None
+    except Exception:  # a release that renamed what FastReviews reads: the library alone
+        _fast = None
     return _fast
 
 
