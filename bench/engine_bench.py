@@ -123,7 +123,6 @@ def bench_append(n: int, reps: int, naive_reps: int) -> dict:
 
 REBUILD_CHILD = """
 import json, resource, sys, time
-from _summary import row
 from llmlab import api
 from llmlab.workspace import Workspace
 ws = Workspace(__import__('pathlib').Path(sys.argv[1]))
