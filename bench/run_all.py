@@ -204,7 +204,7 @@ def write_summary(md: Path, outcomes: list[Outcome], info: dict, quick: bool) ->
     """Replace the table between the markers; keep rows of scripts that did not run."""
     text = md.read_text(encoding="utf-8") if md.exists() else "# Benchmarks\n"
     ran = {o.script.name for o in outcomes}
-    new = [dict(r, script=o.script.name, run=info, quick=quick or None)
+    new = [dict(r, script=o.script.name, run=info, **({"quick": True} if quick else {}))
            for o in outcomes for r in o.rows]
     order = {s.name: i for i, s in enumerate(SCRIPTS)}
     kept = [r for r in stored_rows(text) if r.get("script") not in ran]
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.list:
         for s in SCRIPTS:
-            print(f"{s.name:11s} python bench/{s.file} {' '.join(s.args)}".rstrip()
+            print(f"{s.name:16s} python bench/{s.file} {' '.join(s.args)}".rstrip()
                   + (f"   (quick: {' '.join(s.quick)})" if s.quick else "")
                   + ("   [torch]" if s.torch else ""))
         return 0
@@ -257,9 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="llmlab-bench-") as tmp:
         for s in scripts:
-            outcomes.append(run_script(s, a.bench_dir, a.quick, a.timeout, Path(tmp)))
+            outcomes.append(run_script(s, a.bench_dir.resolve(), a.quick, a.timeout, Path(tmp)))
     failed = [o.script.name for o in outcomes if o.returncode != 0]
-    print("\n" + render([dict(r, script=o.script.name, run=info, quick=a.quick or None)
+    print("\n" + render([dict(r, script=o.script.name, run=info, **({"quick": True} if a.quick
+                                                                     else {}))
                          for o in outcomes for r in o.rows]).split(DATA)[0].replace(START, ""))
     if md is not None:
         write_summary(md, outcomes, info, a.quick)
