@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timezone
 
 import torch
+from _summary import row
 
 from llmlab.lab import models
 from llmlab.lab import tuning as T
@@ -99,6 +100,10 @@ def main() -> None:
               f"{BATCH * SEQ / statistics.median(xs):.0f} | {min(xs):.3f} | {max(xs):.3f} |")
     print(f"lab / plain = {ml / mp:.3f} ({100 * (ml / mp - 1):+.1f} %); peak RSS of this "
           f"process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    row(f"LoRA training step, lab loop vs plain transformers+peft ({a.threads} threads, "
+        f"{len(lab)} steps each)", target="<= 5% slower (median s/step)",
+        measured=f"{ml:.2f} s/step vs {mp:.2f}", ratio=f"{ml / mp:.3f} (fastest steps "
+        f"{min(lab) / min(plain):.3f})", met=ml / mp <= 1.05)
     if a.default_run:
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "llmlab", "lab", "run", "finetune",
@@ -108,6 +113,12 @@ def main() -> None:
         print(f"default `llmlab lab run finetune --no-record`: exit {r.returncode}, "
               f"{wall:.0f} s wall, peak RSS {peak:.0f} MiB, load average after "
               f"{os.getloadavg()[0]:.2f}")
+        ok = r.returncode == 0
+        row("default `llmlab lab run finetune`, a fresh process", target="<= 5 min",
+            measured=f"{wall:.0f} s" + ("" if ok else f" (exit {r.returncode})"),
+            met=ok and wall <= 300)
+        row("peak memory of the default `finetune`", target="",
+            measured=f"{peak:,.0f} MiB peak RSS")
 
 
 if __name__ == "__main__":
