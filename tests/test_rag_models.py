@@ -216,3 +216,20 @@ def test_a_recorded_run_is_on_the_dashboard(default_ws):
     page = (default_ws.root / "site" / "concepts" / "text_embeddings.html").read_text()
     assert r["run_id"] in page and "similarity.png" in page
     assert "paraphrase_cosine" in page and "same_words" in page  # metrics and tables
+
+
+def test_batched_generation_gives_the_answers_one_at_a_time_would():
+    """rag_answer generates 8 prompts at a time, left-padded: the greedy answers must be the
+    ones a prompt alone gets (padding is masked and positions follow the mask)."""
+    from types import SimpleNamespace
+
+    from llmlab.lab import models
+    from llmlab.lab.experiments import rag_answer as R
+
+    ctx = SimpleNamespace(model=models.load(), track=lambda items, what: items,
+                          check_length=lambda n: None)
+    prompts = [R.CLOSED.format(question="What is a token?"),
+               R.HYDE.format(question="Why does attention scale by the square root of d?")]
+    together = R.generate(ctx, prompts, 10, "test")
+    alone = [R.generate(ctx, [p], 10, "test")[0] for p in prompts]
+    assert together == alone and all(together)
