@@ -69,3 +69,10 @@ def test_a_lazy_group_loads_when_used_and_lists_its_own_help(invoke):
     r = invoke("--help")
     for name in LAZY_GROUPS:
         assert f"  {name} " in r.stdout
+
+
+def test_a_mistyped_lazy_group_is_suggested_before_it_is_loaded(cli):
+    r = cli("trnscript")
+    assert r.returncode == 2 and "No such command 'trnscript'. Did you mean 'transcript'?" in r.stderr
+    r = cli("stat")
+    assert r.returncode == 2 and "Did you mean 'state'?" in r.stderr

@@ -3,6 +3,7 @@ and formats the result: tables for people, `--json` for programs."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -57,6 +58,17 @@ class _Llmlab(TyperGroup):
             group.name = name
             self.add_command(group, name)
         return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as e:  # click's UsageError: typer suggests among loaded commands only
+            lazy = [n for n in LAZY_GROUPS if n not in self.commands]
+            near = difflib.get_close_matches(args[0], lazy) if args and lazy else []
+            message = getattr(e, "message", None)
+            if near and isinstance(message, str) and "Did you mean" not in message:
+                e.message = f"{message.rstrip('.')}. Did you mean {near[0]!r}?"
+            raise
 
     def format_commands(self, ctx, formatter):
         self._listing = True
