@@ -55,8 +55,10 @@ def test_read_and_write_commands_import_neither_the_lab_nor_the_transcript_publi
     for name in NEVER:
         assert not loaded(mods, name), name
     assert "llmlab.cli" in mods  # the probe saw the real dispatch
-    if args[0] == "log":  # the write path still validates with the event schemas
-        assert "llmlab.events" in mods and "pydantic" in mods
+    if args[0] == "log":  # the write path still validates with the event schemas, and locks
+        assert "llmlab.events" in mods and "pydantic" in mods and "filelock" in mods
+    else:  # the reads take no lock and write no TOML
+        assert "filelock" not in mods and "tomli_w" not in mods
 
 
 def test_a_lazy_group_loads_when_used_and_lists_its_own_help(invoke):
