@@ -176,7 +176,8 @@ def render(rows: list[dict]) -> str:
              "One row per target, written by `make bench` (`python bench/run_all.py`) from what "
              "each script measured; the sections below give the detail and the conditions. "
              "Ratios are to the peer tool or the physical baseline measured in the same run. "
-             "A script that did not finish is a row of its own.", "",
+             "Load is the 1-minute load average when the row was measured. A script that did "
+             "not finish is a row of its own.", "",
              "| what | target | measured | ratio | met | load | command |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -193,8 +194,7 @@ def render(rows: list[dict]) -> str:
     lines.append("")
     for (date, machine, python, commit), scripts in runs.items():
         lines.append(f"Run {date} on {machine}, Python {python}, commit {commit}: "
-                     f"{', '.join(scripts)}. Load = 1-minute load average when the row was "
-                     "measured.")
+                     f"{', '.join(scripts)}.")
     data = json.dumps(rows, ensure_ascii=False, indent=None).replace("-->", "--\\u003e")
     lines += ["", f"{DATA}", data, "-->", END]
     return "\n".join(lines)
