@@ -130,3 +130,18 @@ def test_bad_names_are_refused_and_a_quick_run_leaves_benchmarks_md_alone(tmp_pa
     assert (ROOT / "BENCHMARKS.md").read_bytes() == before
     assert "| false mastery of the mastered verdict, default tutor" in r.stdout
     assert "`python bench/modelcheck_bench.py --quick`" in r.stdout
+
+
+def test_make_bench_runs_every_script_under_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", RUN_ALL)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["run_all"] = mod  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules["run_all"]
+    scripts = {p.name for p in (ROOT / "bench").glob("*.py")} - {"_summary.py", "run_all.py"}
+    assert scripts == {s.file for s in mod.SCRIPTS}
+    assert "bench/run_all.py" in (ROOT / "Makefile").read_text()
