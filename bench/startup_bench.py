@@ -8,6 +8,7 @@ commands are interleaved, their order shuffled every round (a fixed seed), so dr
 other processes on the machine falls on all of them alike.
 
     PYTHONPATH=src .venv/bin/python bench/startup_bench.py [--rounds 21] [--events 200]
+                                                           [--before OLD/src]
 
 Reported per command: median, p90 and spread (min-max) of the wall time; the ratio of its
 median to the baseline's median (same run); and the median over rounds of the per-round
@@ -64,6 +65,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=21, help="Interleaved rounds (>= 15).")
     ap.add_argument("--events", type=int, default=200, help="Events in the workspace's log.")
     ap.add_argument("--quick", action="store_true", help="Smoke run: 5 rounds, 20 events.")
+    ap.add_argument("--before", type=Path, default=None, metavar="SRC",
+                    help="Another source tree's src/ folder (e.g. of `git archive main`): its "
+                         "`llmlab` commands run interleaved with these, as `(before)` rows.")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.events = 5, 20
@@ -81,6 +85,10 @@ def main() -> None:
         "log observe": None,  # its evidence text changes each round (a new event each time)
         "verify": [*llmlab, "verify"],
     }
+    if a.before:
+        for name in TARGETS:
+            cmds[f"{name} (before)"] = cmds[name]
+    before_env = {"PYTHONPATH": str(a.before.resolve())} if a.before else {}
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_workspace(Path(tmp), a.events)
@@ -95,8 +103,9 @@ def main() -> None:
             for name in order:
                 argv = cmds[name] or [*llmlab, "log", "observe", "tokenization", "-q", "0.7",
                                       "-e", f"start-up bench round {r}"]
+                e = {**env, **before_env} if name.endswith("(before)") else env
                 t = time.perf_counter()
-                p = subprocess.run(argv, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                p = subprocess.run(argv, cwd=root, env=e, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
                 if r >= 0:
                     times[name].append(time.perf_counter() - t)
@@ -110,7 +119,8 @@ def main() -> None:
           f"Python {platform.python_version()} ({sys.executable}); "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
           f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end. Command: "
-          f"`python bench/startup_bench.py --rounds {a.rounds} --events {a.events}` "
+          f"`python bench/startup_bench.py --rounds {a.rounds} --events {a.events}"
+          f"{' --before ' + str(a.before) if a.before else ''}` "
           f"({a.rounds} interleaved rounds after one warm-up round, order shuffled each round; "
           f"a workspace of {a.events} events; `llmlab` = "
           f"`{' '.join(Path(x).name for x in llmlab[:1])}`; compiled bytecode cached as in an "
@@ -121,7 +131,7 @@ def main() -> None:
     for name, xs in times.items():
         m = statistics.median(xs)
         paired = statistics.median(x / y for x, y in zip(xs, base))
-        target = TARGETS.get(name)
+        target = TARGETS.get(name)  # the (before) rows are for comparison, not targets
         argv = cmds[name]
         shown = f'python -c "{argv[2]}"' if argv and argv[0] == sys.executable else f"llmlab {name}"
         print(f"| `{shown}` | {m * 1e3:.0f} | "
