@@ -3,7 +3,6 @@ and formats the result: tables for people, `--json` for programs."""
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from pathlib import Path
@@ -36,46 +35,12 @@ LAZY_GROUPS = {
 }
 
 
-class _Llmlab(TyperGroup):
+class _Llmlab(shell.LazyGroup):
     """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
     status 1, with no traceback: `main()` and the tests' in-process runner both go through here.
     The LAZY_GROUPS load on first use; listing them in `--help` loads none."""
 
-    _listing = False
-
-    def list_commands(self, ctx):
-        names = super().list_commands(ctx)
-        return names + [n for n in LAZY_GROUPS if n not in names]
-
-    def get_command(self, ctx, name):
-        if name in LAZY_GROUPS and name not in self.commands:
-            module, help_ = LAZY_GROUPS[name]
-            if self._listing:  # `llmlab --help`: the one line it shows, without the import
-                return TyperGroup(name=name, help=help_)
-            import importlib
-
-            group = typer.main.get_group(importlib.import_module(module).app)
-            group.name = name
-            self.add_command(group, name)
-        return super().get_command(ctx, name)
-
-    def resolve_command(self, ctx, args):
-        try:
-            return super().resolve_command(ctx, args)
-        except Exception as e:  # click's UsageError: typer suggests among loaded commands only
-            lazy = [n for n in LAZY_GROUPS if n not in self.commands]
-            near = difflib.get_close_matches(args[0], lazy) if args and lazy else []
-            message = getattr(e, "message", None)
-            if near and isinstance(message, str) and "Did you mean" not in message:
-                e.message = f"{message.rstrip('.')}. Did you mean {near[0]!r}?"
-            raise
-
-    def format_commands(self, ctx, formatter):
-        self._listing = True
-        try:
-            super().format_commands(ctx, formatter)
-        finally:
-            self._listing = False
+    lazy = LAZY_GROUPS
 
     def main(self, *args, **kwargs):
         try:
