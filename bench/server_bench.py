@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from _summary import row
@@ -44,7 +45,9 @@ def _ms(text: str) -> float:
 
 def parse_wrk(out: str) -> dict:
     """requests/s, latency percentiles (ms), requests and errors from `wrk --latency` output."""
-    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)}
+    pct = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M)}
+    if "99" not in pct:
+        raise RuntimeError(f"wrk reported no latency distribution (no request answered?):\n{out}")
     rps = float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M).group(1))
     n = int(re.search(r"^\s+(\d+) requests in", out, re.M).group(1))
     errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
@@ -64,6 +67,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def ready(port: int, srv: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until the server answers the dashboard (it may still be building the site)."""
+    until = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if srv.poll() is not None or time.monotonic() > until:
+            raise RuntimeError(f"llmlab serve did not answer on port {port}: {srv.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+
+
 def run(events: int, clients: int, threads: int, seconds: int) -> dict:
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -81,6 +99,7 @@ def run(events: int, clients: int, threads: int, seconds: int) -> dict:
             line = srv.stdout.readline()
             port = int(re.search(r":(\d+)/?\s*$", line).group(1))
             res["server_pid"] = srv.pid
+            ready(port, srv)
             for path in PATHS:
                 before = round(os.getloadavg()[0], 1)
                 cmd = [wrk, f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency",
