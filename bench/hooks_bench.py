@@ -121,6 +121,33 @@ PROMPT = json.dumps({"session_id": "6f1c2a7e-3b4d-4c1e-9a55-0d8e2f4b7c19",
                      "prompt": "I think it quadruples"})
 
 
+def background_done(root: Path, timeout: float = 30.0) -> None:
+    """Wait until no background job the hooks started for this workspace (refresh-brief,
+    rebuild) is running, so that a timed run never shares the cores with one (Linux /proc;
+    elsewhere a fixed 1.5 s)."""
+    time.sleep(0.2)
+    if not Path("/proc").is_dir():
+        time.sleep(1.5)
+        return
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        busy = False
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ")
+                busy = b"refresh-brief " + str(root).encode() in cmd or (
+                    b"llmlab rebuild" in cmd and os.readlink(p / "cwd") == str(root))
+            except OSError:  # the process ended meanwhile
+                continue
+            if busy:
+                break
+        if not busy:
+            return
+        time.sleep(0.1)
+
+
 def refresh_brief(ws) -> None:
     """What the stop hook leaves behind after a turn that changed the log."""
     subprocess.run([sys.executable, "-m", "llmlab.plugin.hooks", "refresh-brief", str(ws.root)],
@@ -150,7 +177,7 @@ def main() -> None:
             api.load_state(ws)  # a running workspace has its state cache
 
             def settle() -> None:  # let the last run's background job (refresh, rebuild) end
-                time.sleep(1.5)
+                background_done(ws.root)
 
             def log_changed() -> None:
                 settle()
