@@ -22,7 +22,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .chain import Chain, Damaged, Tip, anchor_problem, checked, future_limit
+from .chain import (Chain, Damaged, Tip, anchor_problem, check_event, checked,
+                    future_limit)
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
 
@@ -141,6 +142,31 @@ def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
                 raise ValueError(f"line {n + 1} is not JSON") from None
             if raw.get("v") != SCHEMA_VERSION:
                 raw = Event.from_dict(raw).to_dict()
+            yield raw
+
+
+def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Iterator[dict]:
+    """`checked(iter_parsed(log_path, limit))` in one generator (the second pass of a full
+    rebuild: one loop, not three): the parsed events of the first `limit` lines, each
+    checked by `check_event`; `Damaged` at the first bad one. `done[0]` is how many were
+    yielded (the line a fold error is reported at)."""
+    scan_once = json.JSONDecoder().scan_once
+    future = future_limit(now)
+    last_t = None
+    with open(log_path, "rb", buffering=1 << 20) as f:
+        for n, line in enumerate(f, 1):
+            if n > limit or not line.endswith(b"\n"):
+                return
+            try:
+                raw = scan_once(line.decode("utf-8"), 0)[0]
+            except StopIteration:  # the C scanner's "no JSON value here"
+                raise ValueError(f"line {n} is not JSON") from None
+            if raw.get("v") != SCHEMA_VERSION:
+                raw = Event.from_dict(raw).to_dict()
+            problem, last_t = check_event(raw, n, last_t, future)
+            if problem:
+                raise Damaged(n, problem)
+            done[0] = n
             yield raw
 
 
