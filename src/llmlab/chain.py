@@ -145,8 +145,6 @@ def _plain_observation(d: dict) -> bool:
             and type(p) is str and p.isascii() and len(p) <= _TEXT_MAX)
 
 
-
-
 def check_event(ev: dict, n: int, last_t: datetime | None,
                 limit: datetime) -> tuple[str | None, datetime | None]:
     """What is wrong with parsed event `ev` as line `n` (after the byte-level checks), and

@@ -14,6 +14,7 @@ Readers use the *complete prefix*: every line up to the first damaged one (see
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -172,18 +173,41 @@ def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Itera
 
 def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
     """One cheap pass: where the complete prefix ends (see `integrity.Chain`), its
-    retractions (target id -> retraction id), and the first damage after it, if any."""
+    retractions (target id -> retraction id), and the first damage after it, if any.
 
+    A line as llmlab writes it (the next id first, `prev` the hash of the line before) is
+    checked here, inline: the loop runs once per event of a rebuild. Any other line goes
+    through `Chain.feed`, which parses it and words what is wrong."""
     chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
+    sha256 = hashlib.sha256
+    n, offset, last, last_len = 0, 0, chain._last_hash_b, 0
     with open(log_path, "rb", buffering=1 << 20) as f:
         for line in f:
+            i = line.find(b'"prev":"', 0, 256)
+            if (i > 0 and line[i + 8:i + 72] == last and line[i + 72:i + 73] == b'"'
+                    and line.endswith(b"\n")
+                    and line.startswith(b'{"id":"evt_%06d",' % (n + 1))):
+                last = sha256(line[:-1]).hexdigest().encode()  # `line_hash`
+                n, offset, last_len = n + 1, offset + len(line), len(line)
+                if b'"retraction"' in line:
+                    ev = json.loads(line)
+                    if ev.get("type") == "retraction":
+                        retracted[ev["data"]["target"]] = ev["id"]
+                continue
+            chain.count, chain.offset, chain.last_len = n, offset, last_len
+            chain.last_hash, chain._last_hash_b = last.decode(), last
             if not chain.feed(line):
                 break
+            n, offset, last, last_len = chain.count, chain.offset, chain._last_hash_b, \
+                chain.last_len
             if b'"retraction"' in line:
                 ev = chain.last_event or json.loads(line)
                 if ev.get("type") == "retraction":
                     retracted[ev["data"]["target"]] = ev["id"]
+        else:
+            chain.count, chain.offset, chain.last_len = n, offset, last_len
+            chain.last_hash, chain._last_hash_b = last.decode(), last
     return chain.tip(log_path), retracted
 
 
