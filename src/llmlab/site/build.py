@@ -1,6 +1,7 @@
 """`llmlab site build`: render the whole site from derived state (never hand-edited).
 
-Reads the state and the log once (`data.collect`), renders with Jinja2 (autoescape on:
+Reads the state and the site's aggregates of the log (`data.collect`: both fold only the
+lines added since the last build), renders with Jinja2 (autoescape on:
 every text from a log, learner or tutor is escaped; only the curriculum's own markdown
 may contain HTML), writes each file atomically and only when its bytes changed. The
 pages work opened as files: relative links, no network, no inline script or style.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -31,10 +34,31 @@ STATIC = ("site.css", "live.js")
 WRITERS = 16
 
 
+class _BytecodeCache(FileSystemBytecodeCache):
+    """Compiled templates kept in `$LLMLAB_CACHE/templates` (default ~/.cache/llmlab): a
+    fresh `llmlab site build` then skips compiling them (~0.1 s). Jinja checks each entry
+    against the template's source; a cache that cannot be read or written is skipped."""
+
+    def load_bytecode(self, bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket) -> None:
+        try:
+            Path(self.directory).mkdir(parents=True, exist_ok=True)
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 @cache
 def _env() -> Environment:
+    cache_dir = Path(os.environ.get("LLMLAB_CACHE", Path.home() / ".cache" / "llmlab"))
     env = Environment(loader=PackageLoader("llmlab", "templates/site"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      bytecode_cache=_BytecodeCache(str(cache_dir.expanduser() / "templates")))
     env.globals.update(bar=svg.bar, sparkline=svg.sparkline, history_chart=svg.history_chart,
                        activity_svg=svg.activity, calibration_chart=svg.calibration)
     env.filters["pct"] = lambda x: f"{100 * (x or 0):.0f}%"
@@ -169,12 +193,16 @@ def _prune(site: Path, keep: dict[str, set[str]]) -> int:
     return n
 
 
-def build(ws: Workspace, now: datetime | None = None) -> dict:
-    """Render index, concept, study and ladder pages plus JSON twins into `ws.site_dir`."""
+def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> dict:
+    """Render index, concept, study and ladder pages plus JSON twins into `ws.site_dir`.
+
+    Reads only what the log gained since the last build (the state's snapshot and the
+    site's aggregates, `aggregate.current`); `force` folds the whole log again. Either
+    way the files are the same, and only those whose bytes changed are written."""
     t0 = time.perf_counter()
     site = ws.site_dir
     site.mkdir(parents=True, exist_ok=True)
-    d = data_mod.collect(ws, now)
+    d = data_mod.collect(ws, now, force)
     now = d["now"]
     dash = d["dashboard"]
     cur = ws.curriculum
@@ -208,8 +236,7 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
     page("index.html", "index.html", "", d=dash, graph=svg.graph(d["graph"]))
     out.put("index.json", _dump(dash | {"build": build_id}))
     for cid, c in d["concepts"].items():
-        shown = c["evidence"][: data_mod.EVIDENCE_HTML_KEEP]
-        page(f"concepts/{cid}.html", "concept.html", "../", c=c, evidence=shown)
+        page(f"concepts/{cid}.html", "concept.html", "../", c=c, evidence=c["evidence"])
         out.put(f"concepts/{cid}.json", _dump(c | {"build": build_id}))
     by_module = {m["id"]: m for m in dash["modules"]}
     for i, m in enumerate(cur.modules):
@@ -238,5 +265,6 @@ def build(ws: Workspace, now: datetime | None = None) -> dict:
     pages = 3 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
             "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
-            "events": dash["events"], "seconds": round(time.perf_counter() - t0, 3),
+            "events": dash["events"], "source": d["source"],
+            "seconds": round(time.perf_counter() - t0, 3),
             "warnings": d["warnings"]}
