@@ -1,17 +1,23 @@
-"""Benchmark the site (issue 4).
+"""Benchmark the site (issues 4 and 19).
 
-1. `llmlab site build` on a workspace of the default course with 10,000 events (a mix of
-   observations, misconceptions opened and resolved, exit attempts and predictions):
-   cold (empty site/ and no state cache) and warm (site/ and cache present), median of
-   several runs, in-process; plus the CLI end to end (`llmlab site build`, with Python
-   start-up).
+1. `llmlab site build` through the CLI (a fresh process each time, the command a user
+   runs) on the default course with 1k, 10k and 100k synthesised events (observations,
+   misconceptions opened and resolved, exit attempts):
+   - cold: a full build with nothing cached (no site/, no state/, an empty $LLMLAB_CACHE:
+     compiled templates and rendered study pages too);
+   - incremental: one new event appended (through `llmlab.api`), then `llmlab site build`,
+     which reads only that line; median of several;
+   - the JSON parse of the whole log (`json.loads` per line) in the same run, interleaved
+     with the incremental builds, and `llmlab --help` (the CLI's start-up floor).
+   Target (issue 19): incremental <= 0.5 s at 100k events and <= 1.5x the parse time.
 2. `llmlab serve` under 20 concurrent keep-alive clients for 30 s on loopback: requests/s
    and p50/p99 latency for the dashboard (index.html). The server runs in its own process
    (the real CLI); the load generator is a bounded pool of threads with http.client in
    another process.
 
-    .venv/bin/python bench/site_bench.py              # full run (about a minute)
-    .venv/bin/python bench/site_bench.py --quick      # 1,000 events, 5 s of load
+    .venv/bin/python bench/site_bench.py                  # full run (a few minutes)
+    .venv/bin/python bench/site_bench.py --skip-server    # the build rows only
+    .venv/bin/python bench/site_bench.py --quick          # 1k and 10k events, 5 s of load
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+from _summary import row
 from llmlab.events import GENESIS, Event, line_hash
 from llmlab.site import build
 from llmlab.create import create_workspace
@@ -72,34 +79,65 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
             prev = line_hash(line)
 
 
+def _cli(args: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llmlab", *args], env=env, check=True,
+                   capture_output=True)
+    return time.perf_counter() - t
+
+
+def _parse(log: Path) -> float:
+    t = time.perf_counter()
+    with open(log, "rb") as f:
+        events = [json.loads(line) for line in f]
+    assert events
+    return time.perf_counter() - t
+
+
 def bench_build(n: int, reps: int) -> dict:
+    """Cold full build, then `reps` rounds of (parse the log, append one event, build)."""
+    from llmlab import api
+
     with tempfile.TemporaryDirectory() as d:
         ws = create_workspace(Path(d) / "ws", name="Bench Learner")
         synth_log(ws, n)
-        cold, warm = [], []
-        for _ in range(reps):
+        load0 = os.getloadavg()[0]
+        env = {**os.environ, "LLMLAB_HOME": str(ws.root), "LLMLAB_CACHE": str(Path(d) / "cache")}
+        cold = []
+        for i in range(max(2, reps // 3)):
             shutil.rmtree(ws.site_dir, ignore_errors=True)
             shutil.rmtree(ws.state_dir, ignore_errors=True)
             ws.state_dir.mkdir()
-            t = time.perf_counter()
-            res = build(Workspace(ws.root))
-            cold.append(time.perf_counter() - t)
-        for _ in range(reps):
-            t = time.perf_counter()
-            build(Workspace(ws.root))
-            warm.append(time.perf_counter() - t)
-        env = {**os.environ, "LLMLAB_HOME": str(ws.root)}
-        cli = []
-        for _ in range(max(2, reps // 2)):
-            shutil.rmtree(ws.site_dir, ignore_errors=True)
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "llmlab", "site", "build"], env=env, check=True,
-                           capture_output=True)
-            cli.append(time.perf_counter() - t)
-        return {"events": n, "pages": res["pages"], "files": res["written"],
+            fresh = {**env, "LLMLAB_CACHE": str(Path(d) / f"cold{i}")}
+            cold.append(_cli(["site", "build"], fresh))
+        _cli(["site", "build"], env)  # warm $LLMLAB_CACHE (templates, study pages)
+        helps, parse, inc = [], [], []
+        for i in range(reps):
+            helps.append(_cli(["--help"], env))
+            parse.append(_parse(ws.log_path))
+            api.observe(Workspace(ws.root), "softmax", 0.7, f"bench event {i}")
+            inc.append(_cli(["site", "build"], env))
+        res = build(Workspace(ws.root))
+        assert res["source"] == "cached" and res["events"] == n + reps, res
+        return {"events": n, "pages": res["pages"], "reps": reps,
                 "cold_median_s": statistics.median(cold), "cold_max_s": max(cold),
-                "warm_median_s": statistics.median(warm),
-                "cli_median_s": statistics.median(cli)}
+                "incremental_median_s": statistics.median(inc),
+                "incremental_max_s": max(inc), "parse_median_s": statistics.median(parse),
+                "help_median_s": statistics.median(helps),
+                "ratio": statistics.median(inc) / statistics.median(parse),
+                "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
+
+
+def build_table(rows: list[dict]) -> str:
+    out = ["| events | cold full build, CLI (max) | incremental after one new event, CLI "
+           "median (max) | JSON parse of the log | incremental / parse | `llmlab --help` | "
+           "load at start, end |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['events']:,} | {r['cold_median_s']:.2f} s ({r['cold_max_s']:.2f} s) | "
+                   f"**{r['incremental_median_s']:.2f} s** ({r['incremental_max_s']:.2f} s) | "
+                   f"{r['parse_median_s']:.2f} s | **{r['ratio']:.2f}x** | "
+                   f"{r['help_median_s']:.2f} s | {r['load'][0]}, {r['load'][1]} |")
+    return "\n".join(out)
 
 
 def _client(port: int, path: str, until: float, lat: list[float], errors: list[int]) -> None:
@@ -173,13 +211,24 @@ def main() -> None:
         port, path, clients, seconds = a.load
         print(json.dumps(load(int(port), path, int(clients), float(seconds))))
         return
-    n = 1000 if a.quick else 10_000
+    sizes = [1000, 10_000] if a.quick else [1000, 10_000, 100_000]
     info = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
                        f"{platform.release()}", "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(json.dumps(info))
-    b = bench_build(n, 3 if a.quick else 7)
-    print(json.dumps(b))
+    rows = []
+    for n in sizes:
+        rows.append(bench_build(n, 5 if a.quick else 9))
+        print(json.dumps(rows[-1]), flush=True)
+    print(build_table(rows))
+    big = rows[-1]
+    if big["events"] == 100_000:
+        row("site build after one new event, 100k events (`llmlab site build`, fresh process)",
+            target="<= 0.5 s and <= 1.5x JSON parse of the log",
+            measured=f"{big['incremental_median_s']:.2f} s (median of {big['reps']})",
+            ratio=f"{big['ratio']:.2f}x JSON parse ({big['parse_median_s']:.2f} s)",
+            met=big["incremental_median_s"] <= 0.5 and big["ratio"] <= 1.5)
+    n = 1000 if a.quick else 10_000
     if not a.skip_server:
         for r in bench_server(n, 20, 5 if a.quick else 30):
             print(json.dumps(r))

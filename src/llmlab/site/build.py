@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..files import atomic_write
@@ -55,10 +54,9 @@ class _BytecodeCache(FileSystemBytecodeCache):
 
 @cache
 def _env() -> Environment:
-    cache_dir = Path(os.environ.get("LLMLAB_CACHE", Path.home() / ".cache" / "llmlab"))
     env = Environment(loader=PackageLoader("llmlab", "templates/site"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      bytecode_cache=_BytecodeCache(str(cache_dir.expanduser() / "templates")))
+                      bytecode_cache=_BytecodeCache(str(_cache_dir() / "templates")))
     env.globals.update(bar=svg.bar, sparkline=svg.sparkline, history_chart=svg.history_chart,
                        activity_svg=svg.activity, calibration_chart=svg.calibration)
     env.filters["pct"] = lambda x: f"{100 * (x or 0):.0f}%"
@@ -116,16 +114,47 @@ def _html_as_text(self, tokens, idx, options, env) -> str:
 
 
 @cache
-def _markdown() -> MarkdownIt:
+def _markdown():
+    from markdown_it import MarkdownIt  # imported only when a study page is not cached
+
     md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table")
     md.add_render_rule("html_block", _html_as_text)
     md.add_render_rule("html_inline", _html_as_text)
     return md
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LLMLAB_CACHE", Path.home() / ".cache" / "llmlab")).expanduser()
+
+
 @lru_cache(maxsize=64)
 def render_study(md: str) -> tuple[Markup, list[dict]]:
-    """Study page HTML with ids on h2/h3 headings, and the table of contents."""
+    """Study page HTML with ids on h2/h3 headings, and the table of contents.
+
+    Kept in `$LLMLAB_CACHE/study/`, addressed by the markdown and the markdown-it version,
+    so a fresh `llmlab site build` does not parse the same pages again."""
+    from importlib.metadata import version
+
+    key = hashlib.sha256(f"{STUDY_FORMAT}\0{version('markdown-it-py')}\0{md}".encode())
+    path = _cache_dir() / "study" / f"{key.hexdigest()[:32]}.json"
+    try:
+        html, toc = json.loads(path.read_bytes())
+        return Markup(html), toc
+    except (OSError, ValueError, TypeError):
+        pass
+    html, toc = _render_study(md)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps([str(html), toc]))
+    except OSError:
+        pass
+    return html, toc
+
+
+STUDY_FORMAT = 1
+
+
+def _render_study(md: str) -> tuple[Markup, list[dict]]:
     parser = _markdown()
     tokens = parser.parse(md)
     toc, used = [], set()
@@ -207,8 +236,8 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
     dash = d["dashboard"]
     cur = ws.curriculum
     # the build id changes whenever what the pages say changes (the live server uses it)
-    build_id = hashlib.sha256(_dump({k: v for k, v in dash.items() if k != "generated_at"})
-                              + _dump(d["ladder"]) + cur.path.encode()).hexdigest()[:16]
+    rest = _dump({k: v for k, v in dash.items() if k != "generated_at"})
+    build_id = hashlib.sha256(rest + _dump(d["ladder"]) + cur.path.encode()).hexdigest()[:16]
     out = _Writer(site)
     env = _env()
     common = {
@@ -234,7 +263,9 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
             pass
 
     page("index.html", "index.html", "", d=dash, graph=svg.graph(d["graph"]))
-    out.put("index.json", _dump(dash | {"build": build_id}))
+    # dash | {"build": build_id}, from the bytes already dumped for the build id
+    out.put("index.json", _dump({"generated_at": dash["generated_at"]})[:-2] + b"," + rest[1:-2]
+            + f',"build":"{build_id}"}}\n'.encode())
     for cid, c in d["concepts"].items():
         page(f"concepts/{cid}.html", "concept.html", "../", c=c, evidence=c["evidence"])
         out.put(f"concepts/{cid}.json", _dump(c | {"build": build_id}))
