@@ -133,9 +133,7 @@ def render_study(md: str) -> tuple[Markup, list[dict]]:
 
     Kept in `$LLMLAB_CACHE/study/`, addressed by the markdown and the markdown-it version,
     so a fresh `llmlab site build` does not parse the same pages again."""
-    from importlib.metadata import version
-
-    key = hashlib.sha256(f"{STUDY_FORMAT}\0{version('markdown-it-py')}\0{md}".encode())
+    key = hashlib.sha256(f"{STUDY_FORMAT}\0{_markdown_it_version()}\0{md}".encode())
     path = _cache_dir() / "study" / f"{key.hexdigest()[:32]}.json"
     try:
         html, toc = json.loads(path.read_bytes())
@@ -151,7 +149,14 @@ def render_study(md: str) -> tuple[Markup, list[dict]]:
     return html, toc
 
 
-STUDY_FORMAT = 1
+STUDY_FORMAT = 1  # bump when `_render_study` or its HTML rules change
+
+
+@cache
+def _markdown_it_version() -> str:
+    from importlib.metadata import version
+
+    return version("markdown-it-py")
 
 
 def _render_study(md: str) -> tuple[Markup, list[dict]]:
