@@ -23,6 +23,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from _summary import row
+
 
 def _head(args) -> str:
     import torch
@@ -50,6 +52,8 @@ def speed() -> str:
                      f" {x['retrieved_but_incomplete'] if 'retrieved_but_incomplete' in x else x['incomplete_hits']} |"
                      for x in r["tables"]["retrievers"])
     n = len({x["query"] for x in r["tables"]["queries"]})
+    row("retrieval: index the study pages, all queries, dense + BM25 + hybrid", target="<= 60 s",
+        measured=f"{s:.1f} s", met=s <= 60, cmd="llmlab lab run retrieval")
     return (f"### Retrieval, default run\n\n`llmlab lab run retrieval` (defaults: {n} queries, "
             f"chunks of 128 tokens, overlap 32, k = 5): **{s:.1f} s** end to end in-process "
             f"(embedding model load included; {r['conditions']['duration_s']:.1f} s in the "
@@ -86,6 +90,12 @@ def parity(reps: int) -> str:
     top_a = np.argsort(-(a_q @ a_c.T), axis=1, kind="stable")[:, :k]
     top_b = np.argsort(-(b_q @ b_c.T), axis=1, kind="stable")[:, :k]
     same = int((top_a == top_b).all(axis=1).sum())
+    ours, theirs = statistics.median(ours_t), statistics.median(st_t)
+    row("dense retrieval vs sentence-transformers (same MiniLM files)",
+        target="cosine >= 0.999, identical top-k, no slower",
+        measured=f"min cosine {cos.min():.6f}, top-{k} same for {same}/{len(qs)}, {ours:.2f} s",
+        ratio=f"{ours / theirs:.2f}x sentence-transformers",
+        met=bool(cos.min() >= 0.999 and same == len(qs) and ours <= theirs * 1.05))
     return (f"### Dense retrieval vs sentence-transformers\n\nsentence-transformers "
             f"{__import__('sentence_transformers').__version__} installed offline from the "
             f"package index without changing torch, loading the same MiniLM folder from the "
@@ -99,13 +109,19 @@ def parity(reps: int) -> str:
 
 
 def slow() -> str:
-    s1, r1 = run("retrieval", chunking="headings", retrievers="dense,rerank", rerank_depth=10)
+    s1, r1 = run("retrieval", chunking="headings", retrievers="dense,rerank")
     s2, r2 = run("rag_answer")
+    depth = r1["params"]["rerank_depth"]
+    row(f"retrieval with SmolLM2 reranking the dense top {depth}", target="<= 5 min",
+        measured=f"{s1:.0f} s", met=s1 <= 300,
+        cmd="llmlab lab run retrieval -p chunking=headings -p retrievers=dense,rerank")
+    row("rag_answer (grounded, closed-book, refusals, HyDE), defaults", target="<= 5 min",
+        measured=f"{s2:.0f} s", met=s2 <= 300, cmd="llmlab lab run rag_answer")
     t = {(x["chunking"], x["retriever"]): x for x in r1["tables"]["retrievers"]}
     d, rr = t[("headings", "dense")], t[("headings", "rerank")]
     m = r2["metrics"]
     return (f"### Reranking and RAG answers\n\n`llmlab lab run retrieval -p chunking=headings "
-            f"-p retrievers=dense,rerank` (SmolLM2 reranks the dense top 10): **{s1:.0f} s**; "
+            f"-p retrievers=dense,rerank` (SmolLM2 reranks the dense top {depth}): **{s1:.0f} s**; "
             f"MRR dense {d['mrr']:.3f} [{d['mrr_lo']:.3f}, {d['mrr_hi']:.3f}] vs rerank "
             f"{rr['mrr']:.3f} [{rr['mrr_lo']:.3f}, {rr['mrr_hi']:.3f}].\n\n"
             f"`llmlab lab run rag_answer` (defaults): **{s2:.0f} s**; grounded accuracy "

@@ -6,11 +6,13 @@ same number of steps of a plain loop (get_peft_model + AdamW + loss.backward, no
 else). Both at LoRA r=8 on q_proj and v_proj, batch 4 x 128 tokens, the same threads.
 Medians per step over all blocks; the first step of each block (warm-up) is dropped.
 
-`--default-run` also runs `llmlab lab run finetune --no-record` (the default config) in a
-child process and reports its wall time and peak RSS (resource.getrusage of children).
+`--default-run` also runs each tuning experiment's default configuration (`llmlab lab run
+NAME --no-record`) in a child process under /usr/bin/time, after the step comparison, and
+reports its wall time and peak RSS (target: <= 5 min each). `--only-default-runs` skips the
+step comparison.
 
     .venv/bin/python bench/tuning_bench.py                  # ~2 min on an idle 2-core CPU
-    .venv/bin/python bench/tuning_bench.py --default-run    # + the default finetune run
+    .venv/bin/python bench/tuning_bench.py --default-run    # + the four default runs (~10 min)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import torch
 from llmlab.lab import models
 from llmlab.lab import tuning as T
 from llmlab.lab.tuning_data import GENERAL_TEXT
+
+from _summary import row
 
 SEQ, BATCH, RANK = 128, 4, 8
 
@@ -75,8 +79,12 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--default-run", action="store_true")
+    ap.add_argument("--only-default-runs", action="store_true")
+    ap.add_argument("--experiments", default="finetune,finetune_sweep,optimizer_state,preference")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.only_default_runs:
+        return default_runs(a.experiments.split(","))
     load0 = os.getloadavg()
     loaded = models.load()
     base, tok = loaded.model, loaded.tokenizer
@@ -99,16 +107,32 @@ def main() -> None:
               f"{BATCH * SEQ / statistics.median(xs):.0f} | {min(xs):.3f} | {max(xs):.3f} |")
     print(f"lab / plain = {ml / mp:.3f} ({100 * (ml / mp - 1):+.1f} %); peak RSS of this "
           f"process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    row("LoRA step, lab vs plain transformers+peft (r=8, batch 4 x 128)", target="lab adds <= 5 %",
+        measured=f"{ml:.2f} s/step, {BATCH * SEQ / ml:.0f} tokens/s",
+        ratio=f"{ml / mp:.3f}x plain", met=ml / mp <= 1.05)
     if a.default_run:
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "llmlab", "lab", "run", "finetune",
-                            "--no-record"], capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"default `llmlab lab run finetune --no-record`: exit {r.returncode}, "
-              f"{wall:.0f} s wall, peak RSS {peak:.0f} MiB, load average after "
-              f"{os.getloadavg()[0]:.2f}")
+        default_runs(a.experiments.split(","))
 
+
+def default_runs(names: list[str]) -> None:
+    """Each experiment's default run in a child process. /usr/bin/time measures the child
+    alone: getrusage(RUSAGE_CHILDREN) would report this process's own peak, which a forked
+    child inherits until it execs."""
+    print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
+          f"{os.getloadavg()[0]:.2f}; each run `llmlab lab run NAME --no-record` (defaults: "
+          "torch threads = free cores)\n\n| experiment | exit | wall (s) | peak RSS (MiB) | "
+          "load after |\n|---|---|---|---|---|")
+    for name in names:
+        t0 = time.perf_counter()
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "llmlab", "lab",
+                            "run", name, "--no-record"], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        peak = int(r.stderr.strip().splitlines()[-1]) / 1024
+        print(f"| {name} | {r.returncode} | {wall:.0f} | {peak:.0f} | {os.getloadavg()[0]:.2f} |",
+              flush=True)
+        row(f"default `{name}` run, end to end", target="<= 5 min",
+            measured=f"{wall:.0f} s, peak RSS {peak:.0f} MiB", met=r.returncode == 0 and wall <= 300,
+            cmd=f"llmlab lab run {name} --no-record")
 
 if __name__ == "__main__":
     main()

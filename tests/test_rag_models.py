@@ -216,3 +216,37 @@ def test_a_recorded_run_is_on_the_dashboard(default_ws):
     page = (default_ws.root / "site" / "concepts" / "text_embeddings.html").read_text()
     assert r["run_id"] in page and "similarity.png" in page
     assert "paraphrase_cosine" in page and "same_words" in page  # metrics and tables
+
+
+def test_batched_generation_gives_the_answers_one_at_a_time_would():
+    """rag_answer generates 8 prompts at a time, left-padded: the greedy answers must be the
+    ones a prompt alone gets (padding is masked and positions follow the mask)."""
+    from types import SimpleNamespace
+
+    from llmlab.lab import models
+    from llmlab.lab.experiments import rag_answer as R
+
+    ctx = SimpleNamespace(model=models.load(), track=lambda items, what: items,
+                          check_length=lambda n: None)
+    prompts = [R.CLOSED.format(question="What is a token?"),
+               R.HYDE.format(question="Why does attention scale by the square root of d?")]
+    together = R.generate(ctx, prompts, 10, "test")
+    alone = [R.generate(ctx, [p], 10, "test")[0] for p in prompts]
+    assert together == alone and all(together)
+
+
+def test_reranker_batches_by_length_without_changing_scores():
+    """The reranker scores (question, passage) pairs sorted by length, 16 at a time: each
+    pair's yes/no log-odds must be what it gets alone, and rerank sorts by them."""
+    from llmlab.lab import models
+    from llmlab.lab.rag.retrievers import Reranker
+
+    rr = Reranker(models.load())
+    passages = ["Cats sleep about sixteen hours a day.", "The E-4012 error means the disk is "
+                "full; free some space and retry the upload before the deadline passes.", "Hi."]
+    pairs = [("How long do cats sleep?", p) for p in passages]
+    together = rr.scores(pairs, batch=16)
+    alone = [rr.scores([x], batch=1)[0] for x in pairs]
+    assert together == pytest.approx(alone, abs=1e-3)
+    order = rr.rerank(["How long do cats sleep?"], [[0, 1, 2]], passages)[0]
+    assert order == sorted([0, 1, 2], key=lambda i: -together[i])

@@ -73,17 +73,29 @@ SPEC = Spec(
 )
 
 
-def generate(ctx, prompt: str, n: int) -> str:
+BATCH = 8  # prompts generated together (left-padded): ~6x faster than one at a time on a CPU
+
+
+def generate(ctx, prompts: list[str], n: int, what: str) -> list[str]:
+    """Greedy answers to chat prompts, BATCH at a time, with progress per batch."""
     import torch
 
     tok, model = ctx.model.tokenizer, ctx.model.model
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                   add_generation_prompt=True)
-    enc = ctx.encode(text)
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=n, do_sample=False,
-                             pad_token_id=tok.eos_token_id)
-    return tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip()
+    tok.padding_side = "left"  # every row's next token is at the last position
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                     add_generation_prompt=True) for p in prompts]
+    batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
+    out = []
+    for b in ctx.track(batches, f"{what} ({len(texts)} prompts, {BATCH} at a time)"):
+        enc = tok(b, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        ctx.check_length(enc.input_ids.shape[1])
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=n, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+        out += tok.batch_decode(ids[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+    return [o.strip() for o in out]
 
 
 def correct(answer: str, keys: str) -> bool:
@@ -99,7 +111,7 @@ def run(ctx, p: dict) -> Outcome:
 
     docs, queries = sources.check(p)
     emb = embedder.load(p["embedder"])
-    ctx.conditions.update(embedder.conditions(emb))
+    ctx.conditions.update(embedder.conditions(emb), generation_batch=BATCH)
     index = E.build(ctx, emb, docs, "headings", 128, 32)
     k = p["k"]
     labelled = [q for q in queries if q.answer][: p["questions"]]
@@ -107,13 +119,15 @@ def run(ctx, p: dict) -> Outcome:
                         UNANSWERABLE[: p["unanswerable"]]]
     qv = emb.encode([q.query for q in asked])
     tops = E.dense_rank(qv, index.vectors, k) if len(asked) else []
+    contexts = ["\n\n".join(f"[{i + 1}] {index.chunks[c].text.strip()}" for i, c in enumerate(top))
+                for top in tops]
+    grounded_all = generate(ctx, [GROUNDED.format(passages=c, question=q.query)
+                                  for q, c in zip(asked, contexts)], p["max_new_tokens"],
+                            "answering from the passages")
+    closed_all = generate(ctx, [CLOSED.format(question=q.query) for q in asked],
+                          p["max_new_tokens"], "answering closed-book")
     rows = []
-    for q, top in zip(asked, ctx.track(tops, "answering")):
-        passages = "\n\n".join(f"[{i + 1}] {index.chunks[c].text.strip()}"
-                               for i, c in enumerate(top))
-        grounded = generate(ctx, GROUNDED.format(passages=passages, question=q.query),
-                            p["max_new_tokens"])
-        closed = generate(ctx, CLOSED.format(question=q.query), p["max_new_tokens"])
+    for q, top, grounded, closed in zip(asked, tops, grounded_all, closed_all):
         cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", grounded)})
         relevant = {C.norm_target(t) for t in q.relevant}
         good = [n for n in cited if 1 <= n <= len(top) and index.covers[top[n - 1]] & relevant]
@@ -173,8 +187,8 @@ def _hyde(ctx, emb, index, queries, k, p) -> tuple[dict, list[dict]]:
 
     if not queries:
         return {"hyde_mrr_gain": 0.0}, []
-    hypos = [generate(ctx, HYDE.format(question=q.query), p["max_new_tokens"])
-             for q in ctx.track(queries, "HyDE: writing hypothetical answers")]
+    hypos = generate(ctx, [HYDE.format(question=q.query) for q in queries], p["max_new_tokens"],
+                     "HyDE: writing hypothetical answers")
     plain = E.score(index, queries, E.dense_rank(emb.encode([q.query for q in queries]),
                                                  index.vectors, k), k)
     hyde = E.score(index, queries, E.dense_rank(emb.encode(hypos), index.vectors, k), k)

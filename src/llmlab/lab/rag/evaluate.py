@@ -56,12 +56,11 @@ def rankings(index: Index, queries, qvecs, retrievers: list[str], depth: int,
         elif r == "hybrid":
             out[r] = hybrid_rank(dense, lexical, depth)
         elif r == "rerank":
-            chunk_texts = [c.text for c in index.chunks]
-            ranked = []
-            for q, d in zip(queries, ctx.track(dense, f"reranking ({index.strategy})")):
-                top = reranker.rerank(q.query, d[:rerank_depth], chunk_texts)
-                ranked.append((top + [x for x in d if x not in top])[:depth])
-            out[r] = ranked
+            tops = reranker.rerank(
+                texts, [d[:rerank_depth] for d in dense], [c.text for c in index.chunks],
+                lambda b: ctx.track(b, f"reranking {len(queries)} x {rerank_depth} "
+                                       f"({index.strategy}; batches)"))
+            out[r] = [(top + [x for x in d if x not in top])[:depth] for top, d in zip(tops, dense)]
     return out
 
 

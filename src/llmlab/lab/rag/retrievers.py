@@ -73,23 +73,39 @@ class Reranker:
         return self.tok.apply_chat_template([{"role": "user", "content": msg}], tokenize=False,
                                             add_generation_prompt=True)
 
-    def scores(self, question: str, passages: list[str]) -> list[float]:
+    def scores(self, pairs: list[tuple[str, str]], track=None, batch: int = 16) -> list[float]:
+        """log P(yes) - log P(no) for each (question, passage) pair. The prompts are run
+        sorted by length, `batch` at a time, so little of each batch is padding."""
         import torch
 
         tok = self.tok
         tok.padding_side = "left"  # the last position is every prompt's next-token slot
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        enc = tok([self._prompt(question, p) for p in passages], return_tensors="pt",
-                  padding=True, add_special_tokens=False).to(self.model.device)
-        with torch.no_grad():
-            logits = self.model(**enc).logits[:, -1].float()  # (passages, vocab)
-        logp = torch.log_softmax(logits, dim=-1)
-        yes = torch.logsumexp(logp[:, self.yes], dim=-1)
-        no = torch.logsumexp(logp[:, self.no], dim=-1)
-        return (yes - no).tolist()
+        prompts = [self._prompt(q, p) for q, p in pairs]
+        lengths = [len(x) for x in tok(prompts, add_special_tokens=False).input_ids]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+        out = [0.0] * len(prompts)
+        for b in (track(batches) if track else batches):
+            enc = tok([prompts[i] for i in b], return_tensors="pt", padding=True,
+                      add_special_tokens=False).to(self.model.device)
+            with torch.no_grad():
+                logits = self.model(**enc).logits[:, -1].float()  # (batch, vocab)
+            logp = torch.log_softmax(logits, dim=-1)
+            yes = torch.logsumexp(logp[:, self.yes], dim=-1)
+            no = torch.logsumexp(logp[:, self.no], dim=-1)
+            for i, v in zip(b, (yes - no).tolist()):
+                out[i] = v
+        return out
 
-    def rerank(self, question: str, candidates: list[int], texts: list[str]) -> list[int]:
-        s = self.scores(question, [texts[c] for c in candidates])
-        order = sorted(range(len(candidates)), key=lambda i: (-s[i], i))
-        return [candidates[i] for i in order]
+    def rerank(self, questions: list[str], candidates: list[list[int]], texts: list[str],
+               track=None) -> list[list[int]]:
+        """Each question's candidates re-ordered by score (ties keep the incoming order)."""
+        pairs = [(q, texts[c]) for q, cs in zip(questions, candidates) for c in cs]
+        flat = iter(self.scores(pairs, track))
+        out = []
+        for cs in candidates:
+            s = [next(flat) for _ in cs]
+            out.append([cs[i] for i in sorted(range(len(cs)), key=lambda i: (-s[i], i))])
+        return out
