@@ -237,6 +237,13 @@ def main() -> None:
                        f"{platform.release()}", "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(json.dumps(info))
+    # What `pip install` leaves: compiled modules. Without them (PYTHONDONTWRITEBYTECODE, a
+    # source checkout) every fresh `llmlab` process compiles llmlab's sources first.
+    import compileall
+
+    import llmlab
+
+    compileall.compile_dir(Path(llmlab.__file__).parent, quiet=1)
     rows = []
     for n in sizes:
         rows.append(bench_build(n, 5 if a.quick else 7))

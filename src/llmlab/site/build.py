@@ -250,7 +250,8 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
         "generated_at": dash["generated_at"], "last_event": dash["last_event"],
         "events": dash["events"], "modules_nav": d["modules"],
         "transcripts": (site / "transcripts" / "index.html").is_file(),
-        "ago": lambda ts: data_mod.days_ago(ts, now), "bar_threshold": dash["params"]["bar"],
+        "ago": lru_cache(maxsize=None)(lambda ts: data_mod.days_ago(ts, now)),
+        "bar_threshold": dash["params"]["bar"],
         "params": dash["params"],
     }
 

@@ -173,6 +173,9 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
                    "interval": params.interval,
                    "min_days": params.min_days},
     }
+    mis_by_concept: dict[str, list[dict]] = {}
+    for m in mis["open"] + mis["resolved"]:
+        mis_by_concept.setdefault(m["concept"], []).append(m)
     concepts = {}
     for cid, c in cur.concepts.items():
         ev = agg.rows[cid]
@@ -183,8 +186,7 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
             "exit_items": [{"id": e["id"], "title": e["title"], "kind": e["kind"],
                             "ready": e["ready"], "passed": e["passed"]}
                            for e in exit_items if any(r["id"] == cid for r in e["requires"])],
-            "misconceptions": [mis_row(m) for m in mis["open"] + mis["resolved"]
-                               if m["concept"] == cid],
+            "misconceptions": [mis_row(m) for m in mis_by_concept.get(cid, ())],
             "prediction": preds.get(cid),
             "runs": [_public_run(r) for r in runs if cid in r.get("concepts", [])],
             "evidence": list(reversed(ev)),
