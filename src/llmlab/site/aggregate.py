@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import log as log_mod
 from ..chain import Chain, lines_of
 from ..config import MasteryParams
+from ..errors import UserError
 from ..events import GENESIS, line_hash
 from ..files import atomic_write
 from ..modelcheck import Replay
@@ -155,6 +156,8 @@ def _tail(log_path: Path, agg: Aggregates, count: int) -> list[dict] | None:
         lines.append(ln)
     if len(lines) != count - agg.events:
         return None
+    if not lines:
+        return []
     events = log_mod.parse_lines(lines)
     if any(ev["type"] == "retraction" for ev in events):
         return None
@@ -200,7 +203,7 @@ def current(ws: Workspace, count: int, force: bool = False) -> tuple[Aggregates,
     if agg is not None and agg.events <= count:
         try:
             new = _tail(ws.log_path, agg, count)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, UserError):
             new = None
         if new is not None:
             if not new:
