@@ -228,7 +228,7 @@ def test_cached_aggregates_equal_a_fold_of_the_whole_log_on_random_logs(ws, seed
                                                      claim=f"wrong {i}", at=at(1)).id)
             elif r < 0.25 and opened:
                 api.resolve_misconception(ws, opened.pop(0), f"fixed {i}", at=at(1))
-            elif r < 0.3:
+            elif r < 0.3 and api.state(ws)["events"]:
                 n = api.state(ws)["events"]
                 api.retract(ws, f"evt_{rng.randint(1, n):06d}", f"mistake {i}", at=at(1))
             else:
