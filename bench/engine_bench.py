@@ -1,12 +1,16 @@
-"""Benchmark the tutor state engine (issue 2).
+"""Benchmark the tutor state engine (issues 2 and 19).
 
 1. One append (validate, lock, append, fsync, incremental derive; no rendering) with
    1k, 10k and 100k events already in the log: p50/p99, and a naive full re-derive per
    append for comparison, as a ratio measured in the same run.
 2. Full rebuild of 1,000,000 events: events/s and peak memory (in a child process).
+3. Full rebuild at a realistic density (at most one event per concept per UTC day, so
+   every event folds one FSRS review) of 1k, 10k and 100k events, against parsing the
+   same file as JSON in the same child process, the two interleaved (issue 19).
 
-    .venv/bin/python bench/engine_bench.py            # full run
-    .venv/bin/python bench/engine_bench.py --quick    # smaller sizes, for a smoke test
+    .venv/bin/python bench/engine_bench.py                    # full run
+    .venv/bin/python bench/engine_bench.py --quick            # smaller sizes, a smoke test
+    .venv/bin/python bench/engine_bench.py --only realistic   # section 3 alone
 """
 
 from __future__ import annotations
@@ -23,14 +27,33 @@ import tempfile
 import time
 from pathlib import Path
 
+from _summary import row
 from llmlab import api
 from llmlab.events import GENESIS, Event, line_hash
 from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
 
 
+def _write(ws: Workspace, stamped: list[tuple[int, str]], seed: int) -> None:
+    """Write observation events at (unix time, concept), hash-chained, straight to the log."""
+    rng = random.Random(seed)
+    prev = GENESIS
+    with open(ws.log_path, "wb") as f:
+        for i, (t, c) in enumerate(stamped, 1):
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(t))
+            ev = Event(id=f"evt_{i:06d}", ts=ts, type="observation", actor="tutor", prev=prev,
+                       data={"concept": c, "quality": round(rng.random(), 3),
+                             "evidence": f"learner explained {c} with a concrete example, "
+                                         "mostly right, one slip on the details", "probe": ""})
+            line = ev.to_line()
+            f.write(line)
+            prev = line_hash(line)
+
+
 def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
-    """Write n realistic, valid, hash-chained events straight to the log (fast set-up)."""
+    """Write n valid, hash-chained observation events straight to the log (fast set-up),
+    over 300 days: about 65 events per concept per day on the default course (packed, so
+    the once-per-concept-day retention update is rare)."""
     rng = random.Random(seed)
     concepts = ws.curriculum.concept_ids
     prev = GENESIS
@@ -47,6 +70,26 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
             line = ev.to_line()
             f.write(line)
             prev = line_hash(line)
+
+
+def synth_log_realistic(ws: Workspace, n: int, seed: int = 0, per_day: int = 24) -> None:
+    """Write n observation events at a realistic density: at most one event per concept per
+    UTC day (`per_day` distinct concepts a day, in random order, 08:00-20:00), so every
+    event opens a new concept-day and folds one FSRS review. The last day is 2026-11-01;
+    the first is n / per_day days before it (about 11 years for 100k events)."""
+    rng = random.Random(seed)
+    concepts = ws.curriculum.concept_ids
+    per_day = min(per_day, len(concepts))
+    days = -(-n // per_day)
+    first = 1_793_491_200 - (days - 1) * 86400  # 2026-11-01 00:00 UTC, minus the days
+    stamped: list[tuple[int, str]] = []
+    for d in range(days):
+        picked = rng.sample(concepts, per_day)
+        step = 12 * 3600 // per_day
+        for k, c in enumerate(picked):
+            if len(stamped) < n:
+                stamped.append((first + d * 86400 + 8 * 3600 + k * step, c))
+    _write(ws, stamped, seed)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -104,13 +147,119 @@ def bench_rebuild(n: int) -> dict:
         return r
 
 
+DENSITY_CHILD = """
+import json, os, statistics, sys, time
+from llmlab import api
+from llmlab.workspace import Workspace
+ws = Workspace(__import__('pathlib').Path(sys.argv[1]))
+rounds = int(sys.argv[2])
+scan_once = json.JSONDecoder().scan_once
+
+def parse():  # reading the log as JSON: every line through json.loads, streamed as the rebuild is
+    n = 0
+    with open(ws.log_path, 'rb') as f:
+        for line in f:
+            json.loads(line)
+            n += 1
+    return n
+
+def parse_list():  # the same, every event kept in a list (allocation and GC grow with the log)
+    with open(ws.log_path, 'rb') as f:
+        return len([json.loads(line) for line in f])
+
+def scan():  # the floor of a stdlib read: the C scanner on each line, nothing kept
+    n = 0
+    with open(ws.log_path, 'rb', buffering=1 << 20) as f:
+        for line in f:
+            scan_once(line.decode('utf-8'), 0)
+            n += 1
+    return n
+
+def rebuild():  # what `llmlab rebuild` does: both passes, the checks, the fold, the snapshot
+    s, tip = api.load_state(ws, use_cache=False)
+    assert tip.damage is None
+    return s.events
+
+fns = {'parse': parse, 'parse_list': parse_list, 'scan': scan, 'rebuild': rebuild}
+out = {k: [] for k in fns}
+cpu = {k: [] for k in fns}
+for r in range(rounds):  # interleaved, the order rotated each round
+    order = list(fns)[r % 4:] + list(fns)[:r % 4]
+    for k in order:
+        c, t = time.process_time(), time.perf_counter()
+        n = fns[k]()
+        out[k].append(time.perf_counter() - t)
+        cpu[k].append(time.process_time() - c)
+print(json.dumps({"events": n, "wall": out, "cpu": cpu}))
+"""
+
+
+def bench_realistic(n: int, rounds: int) -> dict:
+    """Rebuild vs JSON parse of the same realistic-density log, in a fresh interpreter."""
+    with tempfile.TemporaryDirectory() as d:
+        ws = create_workspace(Path(d) / "ws", curriculum=CURRICULUM)
+        synth_log_realistic(ws, n)
+        size = ws.log_path.stat().st_size
+        load0 = os.getloadavg()[0]
+        out = subprocess.run([sys.executable, "-c", DENSITY_CHILD, str(ws.root), str(rounds)],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out)
+        med = {k: statistics.median(v) for k, v in r["wall"].items()}
+        # paired: the rebuild over the parse of the same round, so a busy moment cancels
+        def paired(times: dict, base: str) -> float:
+            return statistics.median(b / p for b, p in zip(times["rebuild"], times[base]))
+
+        cpu = statistics.median(r["cpu"]["rebuild"])
+        return {"events": r["events"], "log_mb": size / 1e6, "rounds": rounds, **med,
+                "events_per_s": r["events"] / med["rebuild"], "ratio": paired(r["wall"], "parse"),
+                "cpu_ratio": paired(r["cpu"], "parse"), "cpu_ratio_scan": paired(r["cpu"], "scan"),
+                "cpu_ratio_list": paired(r["cpu"], "parse_list"),
+                "cpu_rebuild": cpu, "cpu_events_per_s": r["events"] / cpu,
+                "load": (load0, os.getloadavg()[0])}
+
+
+def realistic_section(sizes: list[int]) -> None:
+    print("\n## Rebuild at a realistic density (<= 1 event per concept per day)\n")
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; one thread (pure Python); "
+          "each size in a fresh process, 5 rounds, the four readings interleaved (order "
+          "rotated); times are medians, ratios medians of the per-round ratios. JSON parse = "
+          "json.loads on every line, streamed; CPU = process time (leaves out the waiting on "
+          "a busy machine)")
+    print("\n| events | log (MB) | JSON parse (s) | rebuild (s) | events/s | rebuild / parse | "
+          "CPU: events/s | CPU: rebuild / parse | CPU: rebuild / parse into a list | "
+          "CPU: rebuild / C-scanner read | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in sizes:
+        r = bench_realistic(n, rounds=5)
+        print(f"| {n:,} | {r['log_mb']:.1f} | {r['parse']:.3f} | {r['rebuild']:.3f} | "
+              f"{r['events_per_s']:,.0f} | {r['ratio']:.2f}x | {r['cpu_events_per_s']:,.0f} | "
+              f"{r['cpu_ratio']:.2f}x | {r['cpu_ratio_list']:.2f}x | {r['cpu_ratio_scan']:.2f}x | "
+              f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |", flush=True)
+        if n == 100_000:
+            met = r["events_per_s"] >= 100_000 and r["ratio"] <= 2.5
+            row("rebuild, 100k events, realistic density (<= 1 event per concept-day)",
+                target=">= 100,000 events/s and <= 2.5x the JSON parse of the same file",
+                measured=f"{r['events_per_s']:,.0f} events/s ({r['rebuild']:.2f} s wall; "
+                         f"{r['cpu_events_per_s']:,.0f} events/s in CPU time)",
+                ratio=f"{r['ratio']:.2f}x JSON parse ({r['parse']:.2f} s), same run "
+                      f"({r['cpu_ratio']:.2f}x in CPU time)",
+                met=met)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--curriculum", default=None, help="curriculum folder (default course if unset)")
+    ap.add_argument("--only", choices=["realistic"], default=None,
+                    help="run one section alone (realistic: the issue-19 rebuild rows)")
     a = ap.parse_args()
     global CURRICULUM
     CURRICULUM = a.curriculum
+    if a.only == "realistic":
+        print(f"# machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} "
+              f"python {platform.python_version()}")
+        realistic_section([1_000, 10_000] if a.quick else [1_000, 10_000, 100_000])
+        return
     sizes = [1_000, 10_000] if a.quick else [1_000, 10_000, 100_000]
     print(f"# machine: {platform.node()} {platform.machine()} cpus={os.cpu_count()} "
           f"python {platform.python_version()}; date {time.strftime('%Y-%m-%d')}")
@@ -124,6 +273,7 @@ def main() -> None:
     r = bench_rebuild(n)
     print(f"\nrebuild: {r['events']:,} events ({r['log_mb']:.0f} MB) in {r['seconds']:.2f} s = "
           f"{r['events_per_s']:,.0f} events/s; peak RSS {r['peak_rss_mb']:.0f} MB")
+    realistic_section([1_000, 10_000] if a.quick else [1_000, 10_000, 100_000])
 
 
 if __name__ == "__main__":

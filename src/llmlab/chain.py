@@ -55,9 +55,9 @@ class Chain:
         self.fast = fast
         self.limit = future_limit(now)
         self.count, self.offset, self.last_hash = count, offset, last_hash
+        self._last_hash_b = last_hash.encode()  # what the next line's prev must be
         self.last_ts = last_ts
         self._last_t = parse_ts(last_ts) if last_ts else None
-        self.last_id: str | None = f"evt_{count:06d}" if count else None
         self.last_len = 0
         self.damage: str | None = None
         self.last_event: dict | None = None
@@ -75,7 +75,13 @@ class Chain:
             self.hashes[n] = h
         self.count, self.offset, self.last_hash, self.last_len = n, self.offset + len(line), h, \
             len(line)
+        self._last_hash_b = h.encode()
         return True
+
+    @property
+    def last_id(self) -> str | None:
+        """The id of the last line of the complete prefix (ids are sequential)."""
+        return f"evt_{self.count:06d}" if self.count else None
 
     def _problem(self, line: bytes, n: int) -> str | None:
         if not line.endswith(b"\n"):
@@ -85,8 +91,7 @@ class Chain:
             want = b'{"id":"evt_%06d",' % n  # how llmlab writes a line
             i = line.find(b'"prev":"', 0, 256)
             if (line.startswith(want) and i > 0
-                    and line[i + 8:i + 72] == self.last_hash.encode() and line[i + 72:i + 73] == b'"'):
-                self.last_id = f"evt_{n:06d}"
+                    and line[i + 8:i + 72] == self._last_hash_b and line[i + 72:i + 73] == b'"'):
                 return None
         try:
             ev = json.loads(line.decode("utf-8"))  # str: a BOM or invalid UTF-8 is damage too
@@ -108,7 +113,7 @@ class Chain:
         problem, t = check_event(ev, n, self._last_t, self.limit)
         if problem:
             return problem
-        self._last_t, self.last_ts, self.last_id, self.last_event = t, ev["ts"], want, ev
+        self._last_t, self.last_ts, self.last_event = t, ev["ts"], ev
         return None
 
     def tip(self, log_path: Path | None = None) -> Tip:
@@ -121,36 +126,39 @@ class Chain:
         return tip
 
 
+_VALIDATORS = {t: m.__pydantic_validator__ for t, m in PAYLOADS.items()}
+
+
 def check_event(ev: dict, n: int, last_t: datetime | None,
                 limit: datetime) -> tuple[str | None, datetime | None]:
     """What is wrong with parsed event `ev` as line `n` (after the byte-level checks), and
-    its time."""
-    want = f"evt_{n:06d}"
+    its time. (Runs on every event of a rebuild: the id is spelled only for a message.)"""
     if not isinstance(ev, dict):
         return f"line {n} is a JSON {type(ev).__name__}, not an event object.", None
     if ev.get("v") != SCHEMA_VERSION:
-        return f"line {n} ({want}) has schema version {ev.get('v')!r}.", None
-    if ev.get("type") not in PAYLOADS or ev.get("actor") not in ACTORS:
-        return f"line {n} ({want}) has an unknown type or actor.", None
+        return f"line {n} (evt_{n:06d}) has schema version {ev.get('v')!r}.", None
+    validator = _VALIDATORS.get(ev.get("type"))
+    if validator is None or ev.get("actor") not in ACTORS:
+        return f"line {n} (evt_{n:06d}) has an unknown type or actor.", None
     data = ev.get("data")
     if not isinstance(data, dict):
-        return f"line {n} ({want}) has no data object.", None
+        return f"line {n} (evt_{n:06d}) has no data object.", None
     try:
-        PAYLOADS[ev["type"]].__pydantic_validator__.validate_python(data)
+        validator.validate_python(data)
     except ValidationError as e:
-        return (f"line {n} ({want}) has an invalid {ev['type']} payload "
+        return (f"line {n} (evt_{n:06d}) has an invalid {ev['type']} payload "
                 f"({e.errors()[0]['msg']})."), None
     if "target" in data and not (is_event_id(data["target"]) and int(data["target"][4:]) < n):
-        return f"line {n} ({want}) refers to {data['target']!r}, not an earlier event.", None
+        return f"line {n} (evt_{n:06d}) refers to {data['target']!r}, not an earlier event.", None
     try:
         t = parse_ts(ev.get("ts"))
     except UserError:
-        return f"line {n} ({want}) has an invalid time {ev.get('ts')!r}.", None
+        return f"line {n} (evt_{n:06d}) has an invalid time {ev.get('ts')!r}.", None
     if t > limit:
-        return (f"line {n} ({want}) is dated {ev['ts']}, in the future (it and every later "
-                "event stop counting until repaired)."), None
+        return (f"line {n} (evt_{n:06d}) is dated {ev['ts']}, in the future (it and every "
+                "later event stop counting until repaired)."), None
     if last_t is not None and t < last_t:
-        return f"line {n} ({want}) is dated {ev['ts']}, before the event before it.", None
+        return f"line {n} (evt_{n:06d}) is dated {ev['ts']}, before the event before it.", None
     return None, t
 
 

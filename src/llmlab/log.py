@@ -128,18 +128,20 @@ def iter_lines(log_path: Path) -> Iterator[bytes]:
 
 def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
     """Parsed events, streamed; constant memory however long the log is. With `limit`
-    (the complete prefix `scan` found), stops there."""
+    (the complete prefix `scan` found), stops there. A torn, unterminated tail is not
+    parsed (it can only be the last line)."""
     scan_once = json.JSONDecoder().scan_once  # the C scanner: we write lines without padding
-    for n, line in enumerate(iter_lines(log_path)):
-        if limit is not None and n >= limit:
-            return
-        try:
-            raw = scan_once(line.decode("utf-8"), 0)[0]
-        except StopIteration:  # the C scanner's "no JSON value here"
-            raise ValueError(f"line {n + 1} is not JSON") from None
-        if raw.get("v") != SCHEMA_VERSION:
-            raw = Event.from_dict(raw).to_dict()
-        yield raw
+    with open(log_path, "rb", buffering=1 << 20) as f:
+        for n, line in enumerate(f):
+            if limit is not None and n >= limit or not line.endswith(b"\n"):
+                return
+            try:
+                raw = scan_once(line.decode("utf-8"), 0)[0]
+            except StopIteration:  # the C scanner's "no JSON value here"
+                raise ValueError(f"line {n + 1} is not JSON") from None
+            if raw.get("v") != SCHEMA_VERSION:
+                raw = Event.from_dict(raw).to_dict()
+            yield raw
 
 
 def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:

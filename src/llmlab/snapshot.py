@@ -9,7 +9,6 @@ an append does not re-read the whole log.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from pathlib import Path
@@ -144,7 +143,7 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
                 done[0] += 1
                 yield ev
 
-        events = counted(checked(itertools.islice(log_mod.iter_parsed(log_path), limit)))
+        events = counted(checked(log_mod.iter_parsed(log_path, limit)))
         try:
             state = derive(cur, events, p, retracted)
             break

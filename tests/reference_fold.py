@@ -1,0 +1,408 @@
+"""A frozen copy of the fold as it was before issue 19 (commit fb905ab): the oracle for
+`test_fold_equivalence.py`. `llmlab.retention`, `llmlab.skill` and `llmlab.state` at that
+commit, concatenated, unchanged but for the imports. Do not edit: it is what "the old
+results" means. Events are folded exactly as `llmlab.state.derive` folded them then.
+"""
+
+from __future__ import annotations
+
+from llmlab.config import MasteryParams
+from llmlab.curriculum import Curriculum
+
+# ---- llmlab/retention.py @ fb905ab ----
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+
+from fsrs import Card, Rating, Scheduler
+
+
+@cache
+def scheduler(desired_retention: float = 0.9) -> Scheduler:
+    return Scheduler(desired_retention=desired_retention, learning_steps=(),
+                     relearning_steps=(), enable_fuzzing=False)
+
+
+def rating(quality: float) -> Rating:
+    """Map an exchange quality in [0, 1] to an FSRS rating."""
+    if quality < 0.4:
+        return Rating.Again
+    if quality < 0.6:
+        return Rating.Hard
+    if quality < 0.85:
+        return Rating.Good
+    return Rating.Easy
+
+
+def _noon(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+
+
+@dataclass
+class DailyReviews:
+    """An FSRS card plus the still-open day's qualities (folded incrementally)."""
+
+    card: dict | None = None
+    day: str | None = None
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, day: str, quality: float) -> None:
+        if self.day is not None and day > self.day:
+            self.card = _review(self.card, self.day, self.total / self.count)
+            self.total, self.count = 0.0, 0
+        if self.day is None or day > self.day:
+            self.day = day
+        self.total += quality
+        self.count += 1
+
+    def final_card(self) -> Card | None:
+        if self.day is None:
+            return None
+        return Card.from_dict(_review(self.card, self.day, self.total / self.count))
+
+    def recall(self, now: datetime, desired_retention: float = 0.9) -> float | None:
+        card = self.final_card()
+        if card is None:
+            return None
+        return float(scheduler(desired_retention).get_card_retrievability(card, now))
+
+    def due(self, desired_retention: float = 0.9) -> datetime | None:
+        card = self.final_card()
+        return card.due if card else None
+
+    def to_dict(self) -> dict:
+        return {"card": self.card, "day": self.day, "total": self.total, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DailyReviews:
+        return cls(**d)
+
+
+def _review(card: dict | None, day: str, quality: float) -> dict:
+    c = Card.from_dict(card) if card else Card(card_id=0)
+    c, _ = scheduler().review_card(c, rating(quality), _noon(day))
+    return c.to_dict()
+
+
+# ---- llmlab/skill.py @ fb905ab ----
+import math
+from datetime import datetime
+from functools import lru_cache
+from statistics import NormalDist
+
+
+
+@lru_cache(maxsize=64)
+def z_score(interval: float) -> float:
+    """The half-width of the central `interval` of a standard normal, in sds."""
+    return NormalDist().inv_cdf(0.5 + interval / 2)
+
+
+def day_number(ts: str) -> float:
+    """Event time in days (fractional) since the epoch: drift grows with it."""
+    return datetime.fromisoformat(ts).timestamp() / 86400
+
+
+def step(mean: float | None, var: float, last_day: float | None, day: float, z: float,
+         noise_sd: float, p: MasteryParams) -> tuple[float, float]:
+    """Fold one measurement z (0..1) taken at `day` into the belief (mean, var).
+
+    `mean` None: no evidence yet, start from the prior.
+    """
+    if mean is None:
+        mean, var = p.prior, p.skill_prior_sd ** 2
+    elif last_day is not None and day > last_day:
+        var += p.drift_sd ** 2 * (day - last_day)
+    r = noise_sd ** 2
+    k = var / (var + r)
+    return mean + k * (z - mean), (1 - k) * var
+
+
+def bounds(mean: float, var: float, p: MasteryParams) -> tuple[float, float]:
+    half = z_score(p.interval) * math.sqrt(var)
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
+def prediction_score(comp: dict) -> float:
+    """A scored prediction as a measurement of skill, 0..1: 1 within tolerance, else
+    tolerance / relative error (twice the tolerance off scores 0.5)."""
+    if comp["within"]:
+        return 1.0
+    rel, tol = comp["rel_error"], comp["tolerance"]
+    return 0.0 if rel <= 0 else max(0.0, min(1.0, tol / rel))
+
+
+# ---- llmlab/state.py @ fb905ab ----
+import copy
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+HISTORY_KEEP = 40  # mastery points kept per concept for charts
+RECENT_KEEP = 30  # events kept for the timeline
+RUNS_KEEP = 100
+
+
+@dataclass
+class ConceptState:
+    mastery: float | None = None  # EWMA of qualities; None until first observation
+    observations: int = 0
+    days: int = 0  # distinct UTC days with an observation (the log is in time order)
+    last_day: str | None = None
+    first_seen: str | None = None
+    last_seen: str | None = None
+    # [ts, quality, mastery, event id, skill, skill variance] (the interval is drawn in `view`)
+    history: list[list] = field(default_factory=list)
+    open_misconceptions: list[str] = field(default_factory=list)  # event ids
+    relapses: int = 0  # misconceptions reopened after being resolved
+    mastered: bool = False
+    # the skill estimate (`llmlab.skill`): mean and variance, None until the first evidence
+    skill: float | None = None
+    skill_var: float = 0.0
+    skill_day: float | None = None  # event time (days) of the last evidence
+    objective: int = 0  # scored predictions folded into the estimate
+    info_objective: float = 0.0  # information (sum of 1/noise variance) by source
+    info_tutor: float = 0.0
+    reviews: DailyReviews = field(default_factory=DailyReviews)
+
+
+_CONCEPT_FIELDS = [f for f in fields(ConceptState) if f.name != "reviews"]
+
+
+@dataclass
+class State:
+    concepts: dict[str, ConceptState]
+    module_ids: list[str]
+    module_concepts: dict[str, list[str]]
+    misconceptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exit_attempts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)  # last events that count
+    retracted: dict[str, str] = field(default_factory=dict)  # target id -> retraction id
+    module_floor: int = 0  # index of the furthest module reached; never decreases
+    events: int = 0  # lines folded (including retractions and retracted events)
+    last_id: str | None = None
+    last_ts: str | None = None
+
+    def copy(self) -> State:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view (shares lists with the state: serialize it, don't mutate it)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "concepts"}
+        d["concepts"] = {cid: {**{f.name: getattr(c, f.name) for f in _CONCEPT_FIELDS},
+                               "reviews": c.reviews.to_dict()}
+                         for cid, c in self.concepts.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> State:
+        d = dict(d)
+        concepts = {}
+        for cid, c in d.pop("concepts").items():
+            c = dict(c)
+            c["reviews"] = DailyReviews.from_dict(c["reviews"])
+            concepts[cid] = ConceptState(**c)
+        return cls(concepts=concepts, **d)
+
+
+def initial(cur: Curriculum) -> State:
+    return State(
+        concepts={cid: ConceptState() for cid in cur.concepts},
+        module_ids=[m.id for m in cur.modules],
+        module_concepts={m.id: list(m.concepts) for m in cur.modules},
+    )
+
+
+def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
+    """The lower end of the skill's credible interval clears the bar, and the gates hold."""
+    return (c.skill is not None and c.observations >= p.min_observations
+            and c.days >= p.min_days and not c.open_misconceptions
+            and max(0.0, c.skill - z_score(p.interval) * math.sqrt(c.skill_var)) >= p.bar)
+
+
+def _measure(c: ConceptState, ts: str, z: float, noise_sd: float, p: MasteryParams) -> None:
+    day = day_number(ts)
+    c.skill, c.skill_var = step(c.skill, c.skill_var, c.skill_day, day, z, noise_sd, p)
+    c.skill_day = day
+
+
+def first_unmastered_module(s: State) -> int:
+    for i, mid in enumerate(s.module_ids):
+        if any(not s.concepts[c].mastered for c in s.module_concepts[mid]):
+            return i
+    return len(s.module_ids)
+
+
+def _refresh_mastered(s: State, cid: str, p: MasteryParams) -> None:
+    c = s.concepts[cid]
+    was, c.mastered = c.mastered, is_mastered(c, p)
+    if c.mastered and not was:
+        s.module_floor = max(s.module_floor, first_unmastered_module(s))
+
+
+def _observation(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    cid, q, ts = d["concept"], d["quality"], ev["ts"]
+    c = s.concepts.get(cid)
+    if c is None:  # concept removed from the curriculum since: the event no longer counts
+        return
+    prev = p.prior if c.mastery is None else c.mastery
+    c.mastery = p.alpha * q + (1 - p.alpha) * prev
+    c.observations += 1
+    day = ts[:10]
+    if day != c.last_day:
+        c.days += 1
+        c.last_day = day
+    c.first_seen = c.first_seen or ts
+    c.last_seen = ts
+    _measure(c, ts, q, p.tutor_sd, p)
+    c.info_tutor += 1 / p.tutor_sd ** 2
+    c.history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
+    if len(c.history) > HISTORY_KEEP:
+        del c.history[0]
+    c.reviews.add(day, q)
+    _refresh_mastered(s, cid, p)
+
+
+def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    cid = d["concept"]
+    reopens = d.get("reopens")
+    s.misconceptions[ev["id"]] = {
+        "id": ev["id"], "concept": cid, "catalog": d.get("catalog"), "claim": d["claim"],
+        "quote": d.get("quote", ""), "opened_at": ev["ts"], "resolved_at": None,
+        "resolved_by": None, "reopens": reopens, "reopened_by": None,
+    }
+    if reopens in s.misconceptions:
+        s.misconceptions[reopens]["reopened_by"] = ev["id"]
+    if cid in s.concepts:
+        s.concepts[cid].open_misconceptions.append(ev["id"])
+        s.concepts[cid].relapses += reopens is not None
+        _refresh_mastered(s, cid, p)
+
+
+def _misconception_resolved(s: State, ev: dict, p: MasteryParams) -> None:
+    target = ev["data"]["target"]
+    m = s.misconceptions.get(target)
+    if m is None or m["resolved_at"] is not None:
+        return
+    m["resolved_at"], m["resolved_by"] = ev["ts"], ev["id"]
+    c = s.concepts.get(m["concept"])
+    if c is not None and target in c.open_misconceptions:
+        c.open_misconceptions.remove(target)
+        _refresh_mastered(s, m["concept"], p)
+
+
+def _exit_attempt(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    a = s.exit_attempts.setdefault(d["item"], {"attempts": 0, "passed": False, "passed_at": None,
+                                               "last": None})
+    a["attempts"] += 1
+    a["last"] = {"id": ev["id"], "ts": ev["ts"], "passed": d["passed"], "notes": d.get("notes", "")}
+    if d["passed"] and not a["passed"]:
+        a["passed"], a["passed_at"] = True, ev["ts"]
+
+
+def _prediction(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    s.predictions[ev["id"]] = {"id": ev["id"], "ts": ev["ts"], **d, "status": "pending",
+                               "comparison": None, "run_id": None}
+
+
+def _experiment_run(s: State, ev: dict, p: MasteryParams) -> None:
+    d = ev["data"]
+    for comp in d.get("comparisons", []):
+        pred = s.predictions.get(comp["prediction"])
+        if pred is not None and pred["status"] == "pending":
+            pred["status"], pred["comparison"], pred["run_id"] = "compared", comp, d["run_id"]
+            _objective(s, ev, comp, pred, d.get("concepts", []), p)
+    s.runs.append({"id": ev["id"], "ts": ev["ts"], "experiment": d["experiment"],
+                   "run_id": d["run_id"], "metrics": d.get("metrics", {}),
+                   "concepts": d.get("concepts", []), "comparisons": d.get("comparisons", [])})
+    if len(s.runs) > RUNS_KEEP:
+        del s.runs[0]
+
+
+def _objective(s: State, ev: dict, comp: dict, pred: dict, run_concepts: list[str],
+               p: MasteryParams) -> None:
+    """A scored prediction is objective evidence on the concept the quantity measures: the
+    comparison's concept, else the prediction's, else the run's when it names just one."""
+    cid = comp.get("concept") or pred.get("concept") or (
+        run_concepts[0] if len(run_concepts) == 1 else None)
+    c = s.concepts.get(cid) if cid else None
+    if c is None:
+        return
+    _measure(c, ev["ts"], prediction_score(comp), p.objective_sd, p)
+    c.objective += 1
+    c.info_objective += 1 / p.objective_sd ** 2
+    _refresh_mastered(s, cid, p)
+
+
+def _retraction(s: State, ev: dict, p: MasteryParams) -> None:
+    """Handled before the fold (`retractions`): the target never counts."""
+
+
+APPLY = {
+    "observation": _observation,
+    "misconception_opened": _misconception_opened,
+    "misconception_resolved": _misconception_resolved,
+    "exit_attempt": _exit_attempt,
+    "prediction": _prediction,
+    "experiment_run": _experiment_run,
+    "retraction": _retraction,
+}
+
+
+def apply(s: State, ev: dict, p: MasteryParams) -> None:
+    """Fold one counted event into `s` (in place; `derive` owns the state it folds)."""
+    s.events += 1
+    s.last_id, s.last_ts = ev["id"], ev["ts"]
+    if ev["id"] in s.retracted:
+        return
+    APPLY[ev["type"]](s, ev, p)
+    s.recent.append(ev)  # the raw events; `view` words them
+    if len(s.recent) > RECENT_KEEP:
+        del s.recent[0]
+
+
+def retractions(events: Iterable[dict]) -> dict[str, str]:
+    """target id -> retraction id, for every retraction in `events`."""
+    return {ev["data"]["target"]: ev["id"] for ev in events if ev["type"] == "retraction"}
+
+
+def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
+    for ev in events:
+        apply(s, ev, p)
+    return s
+
+
+def derive(cur: Curriculum, events: Iterable[dict], p: MasteryParams,
+           retracted: dict[str, str] | None = None) -> State:
+    """The learner state from scratch: pure, no IO, no clock.
+
+    `retracted` (target -> retraction id) may be given when the caller has it from a
+    cheap first pass; then `events` is consumed once, as a stream.
+    """
+    s = initial(cur)
+    if retracted is None:
+        events = list(events)
+        retracted = retractions(events)
+    s.retracted = dict(retracted)
+    return fold(s, events, p)
+
+
+def extend(s: State, cur: Curriculum, rederive, new_events: list[dict],
+           p: MasteryParams) -> State:
+    """Incremental fold of `new_events` onto `s` (the caller hands over ownership of `s`).
+
+    A new retraction changes the past, so it falls back to `derive` over the whole log
+    (`rederive()`); everything else folds forward.
+    """
+    if any(ev["type"] == "retraction" for ev in new_events):
+        return rederive()
+    return fold(s, new_events, p)
