@@ -143,6 +143,35 @@ def bench_build(n: int, reps: int) -> dict:
         return r
 
 
+def bench_baseline(n: int, reps: int, src: str) -> dict:
+    """The same incremental CLI build with an earlier llmlab (`src`: its source folder) on a
+    copy of the same workspace, interleaved, each copy written only by its own version."""
+    with tempfile.TemporaryDirectory() as d:
+        ws = create_workspace(Path(d) / "new", name="Bench Learner")
+        synth_log(ws, n)
+        shutil.copytree(ws.root, Path(d) / "old")
+        ours = str(Path(__file__).resolve().parents[1] / "src")
+        sides = {"baseline": (src, Path(d) / "old"), "this": (ours, ws.root)}
+        times: dict[str, list] = {k: [] for k in sides}
+        load0 = os.getloadavg()[0]
+        for i in range(reps + 1):
+            for name, (path, root) in sides.items():
+                env = {**os.environ, "PYTHONPATH": path, "LLMLAB_HOME": str(root),
+                       "LLMLAB_CACHE": str(Path(d) / f"cache-{name}")}
+                if i:  # round 0 only builds once, so that each side has its caches
+                    subprocess.run([sys.executable, "-c", "from llmlab import api; from "
+                                    "llmlab.workspace import Workspace; api.observe("
+                                    f"Workspace.find(), 'softmax', 0.7, 'bench {i}')"],
+                                   env=env, check=True)
+                t = _cli(["site", "build"], env)
+                if i:
+                    times[name].append(t)
+        return {"events": n, "reps": reps, "baseline_src": src,
+                **{f"{k}_median_s": _med(v, 0) for k, v in times.items()},
+                **{f"{k}_cpu_s": _med(v, 1) for k, v in times.items()},
+                "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
+
+
 def build_table(rows: list[dict]) -> str:
     out = ["| events | cold full build | incremental after one new event: median (max) | "
            "JSON parse of the log | incremental / parse | `llmlab --help` | load at start, "
@@ -225,6 +254,9 @@ def main() -> None:
     ap.add_argument("--load", nargs=4)
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--sizes", help="comma-separated log sizes (default 1000,10000,100000)")
+    ap.add_argument("--baseline", metavar="SRC", help="also time an earlier llmlab's "
+                    "incremental build at the largest size (SRC: its src/ folder, e.g. from "
+                    "`git archive COMMIT src | tar -x -C /tmp/old`)")
     a = ap.parse_args()
     if a.load:
         port, path, clients, seconds = a.load
@@ -258,6 +290,14 @@ def main() -> None:
             ratio=f"{big['ratio']:.2f}x JSON parse ({big['parse_median_s']:.2f} s; CPU "
                   f"{big['ratio_cpu']:.2f}x)",
             met=big["incremental_median_s"] <= 0.5 and big["ratio"] <= 1.5)
+    if a.baseline:
+        b = bench_baseline(sizes[-1], 5, a.baseline)
+        print(json.dumps(b))
+        print(f"| {b['events']:,} events | baseline {b['baseline_median_s']:.2f} s (CPU "
+              f"{b['baseline_cpu_s']:.2f} s) | this {b['this_median_s']:.2f} s (CPU "
+              f"{b['this_cpu_s']:.2f} s) | CPU baseline / this "
+              f"{b['baseline_cpu_s'] / b['this_cpu_s']:.1f}x | load {b['load'][0]}, "
+              f"{b['load'][1]} |")
     n = 1000 if a.quick else 10_000
     if not a.skip_server:
         for r in bench_server(n, 20, 5 if a.quick else 30):
