@@ -18,6 +18,8 @@
     .venv/bin/python bench/site_bench.py                  # full run (a few minutes)
     .venv/bin/python bench/site_bench.py --skip-server    # the build rows only
     .venv/bin/python bench/site_bench.py --quick          # 1k and 10k events, 5 s of load
+    git archive fb905ab src | tar -x -C /tmp/old    # llmlab before the incremental build
+    .venv/bin/python bench/site_bench.py --skip-server --sizes 100000 --baseline /tmp/old/src
 """
 
 from __future__ import annotations
