@@ -38,17 +38,13 @@ serve: setup
 test: setup browser claude
 	LLMLAB_CLAUDE_BIN=$(abspath $(CLAUDE)) $(PY) -m pytest -q -p no:cacheprovider
 
-# Every benchmark behind BENCHMARKS.md (tens of minutes on a 2-core machine).
+# Every benchmark behind BENCHMARKS.md (hours on a 2-core machine), then the summary table at
+# its top. `make bench ONLY=startup,engine` runs some; `make bench QUICK=1` is a smoke run.
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2  # pins an older transformers
-	$(PY) bench/engine_bench.py
-	$(PY) bench/lab_bench.py
-	$(PY) bench/site_bench.py
-	$(PY) bench/hooks_bench.py
-	$(PY) bench/transcript_bench.py
-	$(PY) bench/concept_bench.py --variants
-	$(PY) bench/tuning_bench.py --default-run
+	command -v wrk >/dev/null || apt-get install -y wrk  # the load tool of server_bench (Debian)
+	$(PY) bench/run_all.py $(if $(ONLY),--only $(ONLY)) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf demo-workspace .pytest_cache .tools

@@ -10,10 +10,12 @@
    --variants, last-token pooling and no chat template): wall time, forwards saved by
    de-duplication, held-out AUC per concept and per aggregator.
 3. Without the chat template, the first position (the attention sink) in mean pooling.
+4. Steering: `concept_steering` toward "sad" with its defaults, on the vectors of a default
+   `concept_vectors` run: the readout score, rank and fluency per multiplier.
 
     .venv/bin/pip install --no-deps steering-vectors==0.12.2   # (it pins an older transformers)
-    .venv/bin/python bench/concept_bench.py [--concepts 8] [--only agreement,corpus,sink]
-                                             [--variants]
+    .venv/bin/python bench/concept_bench.py [--concepts 8] [--variants] [--threads N]
+                                             [--only agreement,corpus,sink,steering]
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _summary import row
 
 
 def agreement(n_concepts: int) -> list[str]:
@@ -77,6 +81,15 @@ def agreement(n_concepts: int) -> list[str]:
     cos = {name: [torch.nn.functional.cosine_similarity(a1[key][name], b[key][name], dim=0).item()
                   for key in a1] for name in ("mean", "pca")}
     same = all(torch.equal(a1[key][n], a2[key][n]) for key in a1 for n in ("mean", "pca"))
+    worst = min(min(v) for v in cos.values())
+    speed = t_theirs / statistics.mean([t_ours1, t_ours2])
+    row(f"concept vectors vs steering-vectors 0.12.2, {len(concepts)} concepts x "
+        f"{len(layers)} layers, mean and PCA", target="cosine >= 0.999",
+        measured=f"min cosine {worst:.6f}", met=worst >= 0.999)
+    row("concept-vector training (extract + aggregate) vs steering-vectors",
+        target="no slower", measured=f"{statistics.mean([t_ours1, t_ours2]):.1f} s",
+        ratio=f"{speed:.1f}x faster ({t_theirs:.1f} s; {f_theirs} vs {f_ours} forward passes)",
+        met=speed >= 1)
     lines = [
         f"Same pairs: {len(concepts)} concepts, {sum(len(p) for p in pairs.values())} contrastive "
         f"pairs, layers {', '.join(map(str, layers))}, last token, no chat template.",
@@ -184,10 +197,43 @@ def sink() -> list[str]:
     return lines
 
 
+def steering(threads: int) -> list[str]:
+    """`concept_steering` with its defaults (multipliers relative to the residual norm) on the
+    vectors of a default `concept_vectors` run, both recorded in a scratch workspace."""
+    from llmlab.create import create_workspace
+    from llmlab.lab.runner import run_experiment
+
+    common = {"threads": str(threads)} if threads else {}
+    with tempfile.TemporaryDirectory() as d:
+        ws = create_workspace(Path(d) / "ws", name="Bench Learner")
+        t0 = time.perf_counter()
+        run_experiment(ws, "concept_vectors", dict(common), show_progress=False)
+        t1 = time.perf_counter()
+        r = run_experiment(ws, "concept_steering", {"concept": "sad", **common},
+                           show_progress=False)
+        t2 = time.perf_counter()
+    m, rows = r["metrics"], r["tables"]["sweep"]
+    lines = [f"`llmlab lab run concept_vectors` then `llmlab lab run concept_steering -p "
+             f"concept=sad`" + (f" (both `-p threads={threads}`)" if threads else "")
+             + f": {t1 - t0:.0f} s and {t2 - t1:.0f} s. Steered at layer {int(m['layer'])}, "
+             f"median residual norm over the prompt {m['resid_norm']:.0f}.", "",
+             "| multiplier | added norm | \"sad\" score (sd) | mean rank of \"sad\" | "
+             "log-prob / token |", "|---|---|---|---|---|"]
+    for x in rows:
+        lines.append(f"| {x['multiplier']:g} | {x['added_norm']:.0f} | {x['score']:+.2f} | "
+                     f"{x['rank']:.2f} | {x['logprob']:.2f} |")
+    best = next(s_["text"] for s_ in r["tables"]["samples"]
+                if s_["multiplier"] == max(rows, key=lambda x: x["score"])["multiplier"])
+    lines += ["", f"A generation at the highest-scoring multiplier: {best[:160]!r}"]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--concepts", type=int, default=8, help="concepts in the agreement part")
-    ap.add_argument("--only", default="agreement,corpus,sink")
+    ap.add_argument("--only", default="agreement,corpus,sink,steering")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads of the steering "
+                    "part's runs (0: the experiments' default)")
     ap.add_argument("--variants", action="store_true", help="also run last-token pooling and "
                     "no chat template on the full corpus")
     a = ap.parse_args()
@@ -208,6 +254,9 @@ def main() -> None:
     if "sink" in parts:
         print("### The first position and mean pooling\n")
         print("\n".join(sink()) + "\n")
+    if "steering" in parts:
+        print("### Steering\n")
+        print("\n".join(steering(a.threads)) + "\n")
 
 
 if __name__ == "__main__":

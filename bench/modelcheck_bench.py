@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _summary import row
 from llmlab import api, simulate
 from llmlab.config import MasteryParams
-from llmlab.workspace import Workspace
+from llmlab.create import create_workspace
 
 
 def fmt(r: dict) -> str:
@@ -44,7 +45,7 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace.init(Path(tmp) / "ws", name="Bench")
+        ws = create_workspace(Path(tmp) / "ws", name="Bench")
         times = []
         for _ in range(a.repeat):
             t = time.perf_counter()
@@ -52,6 +53,15 @@ def main() -> None:
             times.append(time.perf_counter() - t)
     print(f"\nmodel-check at {a.learners} learners: best {min(times):.2f} s, "
           f"median {statistics.median(times):.2f} s over {a.repeat} runs (target <= 10 s)")
+    row(f"`llmlab model-check`, {a.learners} learners", target="<= 10 s",
+        measured=f"{statistics.median(times):.2f} s median of {a.repeat}",
+        met=statistics.median(times) <= 10)
+    for case, limit in (("default", 0.10), ("optimistic", 0.20)):
+        fm = d["simulation"][case]["rules"]["skill_interval"]["false_mastery_rate"]
+        ewma = d["simulation"][case]["rules"]["ewma_gate"]["false_mastery_rate"]
+        row(f"false mastery of the mastered verdict, {case} tutor ({a.learners} simulated "
+            "learners, seed 0)", target=f"<= {limit:.0%}", measured=f"{fm:.1%}",
+            ratio=f"EWMA gate (the old verdict) {ewma:.1%}", met=fm <= limit)
     for case in ("default", "optimistic"):
         print(f"\n{case} world (seed 0): rule | false mastery | miss | median obs. to "
               "declaration | true skill at declaration p10/50/90 | declared")

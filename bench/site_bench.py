@@ -10,22 +10,17 @@
    - the JSON parse of the whole log (`json.loads` per line) in the same run, interleaved
      with the incremental builds, and `llmlab --help` (the CLI's start-up floor).
    Target (issue 19): incremental <= 0.5 s at 100k events and <= 1.5x the parse time.
-2. `llmlab serve` under 20 concurrent keep-alive clients for 30 s on loopback: requests/s
-   and p50/p99 latency for the dashboard (index.html). The server runs in its own process
-   (the real CLI); the load generator is a bounded pool of threads with http.client in
-   another process.
+2. The server under load is `bench/server_bench.py` (wrk in its own process).
 
     .venv/bin/python bench/site_bench.py                  # full run (a few minutes)
-    .venv/bin/python bench/site_bench.py --skip-server    # the build rows only
-    .venv/bin/python bench/site_bench.py --quick          # 1k and 10k events, 5 s of load
+    .venv/bin/python bench/site_bench.py --quick          # 1k and 10k events
     git archive fb905ab src | tar -x -C /tmp/old    # llmlab before the incremental build
-    .venv/bin/python bench/site_bench.py --skip-server --sizes 100000 --baseline /tmp/old/src
+    .venv/bin/python bench/site_bench.py --sizes 100000 --baseline /tmp/old/src
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -36,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -189,81 +183,15 @@ def build_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _client(port: int, path: str, until: float, lat: list[float], errors: list[int]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    while time.perf_counter() < until:
-        t = time.perf_counter()
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                errors.append(resp.status)
-        except (OSError, http.client.HTTPException):
-            errors.append(0)
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            continue
-        lat.append(time.perf_counter() - t)
-    conn.close()
-
-
-def load(port: int, path: str, clients: int, seconds: float) -> dict:
-    """Run in a child process (so the client threads do not share the server's GIL)."""
-    lats: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[int] = []
-    until = time.perf_counter() + seconds
-    ts = [threading.Thread(target=_client, args=(port, path, until, lats[i], errors))
-          for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    wall = time.perf_counter() - t0
-    xs = sorted(x for lat in lats for x in lat)
-    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))] * 1000  # noqa: E731
-    return {"path": path, "clients": clients, "seconds": round(wall, 2), "requests": len(xs),
-            "errors": len(errors), "rps": round(len(xs) / wall, 1), "p50_ms": round(q(.5), 2),
-            "p90_ms": round(q(.9), 2), "p99_ms": round(q(.99), 2), "max_ms": round(xs[-1] * 1000, 2)}
-
-
-def bench_server(n: int, clients: int, seconds: float) -> list[dict]:
-    with tempfile.TemporaryDirectory() as d:
-        ws = create_workspace(Path(d) / "ws", name="Bench Learner")
-        synth_log(ws, n)
-        env = {**os.environ, "LLMLAB_HOME": str(ws.root)}
-        srv = subprocess.Popen([sys.executable, "-m", "llmlab", "serve", "--port", "0"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            line = srv.stdout.readline()
-            port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
-            out = []
-            for path in ("/index.html", "/concepts/softmax.html", "/index.json"):
-                r = subprocess.run([sys.executable, __file__, "--load", str(port), path,
-                                    str(clients), str(seconds)], capture_output=True, text=True,
-                                   check=True)
-                out.append(json.loads(r.stdout))
-            return out
-        finally:
-            srv.terminate()
-            srv.wait(10)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--load", nargs=4)
-    ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--skip-server", action="store_true", help=argparse.SUPPRESS)  # no server here
     ap.add_argument("--sizes", help="comma-separated log sizes (default 1000,10000,100000)")
     ap.add_argument("--baseline", metavar="SRC", help="also time an earlier llmlab's "
                     "incremental build at the largest size (SRC: its src/ folder, e.g. from "
                     "`git archive COMMIT src | tar -x -C /tmp/old`)")
     a = ap.parse_args()
-    if a.load:
-        port, path, clients, seconds = a.load
-        print(json.dumps(load(int(port), path, int(clients), float(seconds))))
-        return
     sizes = [1000, 10_000] if a.quick else [1000, 10_000, 100_000]
     if a.sizes:
         sizes = [int(x) for x in a.sizes.split(",")]
@@ -300,10 +228,6 @@ def main() -> None:
               f"{b['this_cpu_s']:.2f} s) | CPU baseline / this "
               f"{b['baseline_cpu_s'] / b['this_cpu_s']:.1f}x | load {b['load'][0]}, "
               f"{b['load'][1]} |")
-    n = 1000 if a.quick else 10_000
-    if not a.skip_server:
-        for r in bench_server(n, 20, 5 if a.quick else 30):
-            print(json.dumps(r))
 
 
 if __name__ == "__main__":

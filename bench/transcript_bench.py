@@ -1,16 +1,20 @@
-"""Transcript publisher benchmark (issue 6).
+"""Transcript publisher benchmark (issues 6 and 19): speed against claude-code-log, and memory.
 
-    .venv/bin/pip install -e '.[bench]'      # claude-code-log, claude-code-transcripts
-    .venv/bin/python bench/transcript_bench.py            # 100 MB log: ours vs claude-code-log
-    .venv/bin/python bench/transcript_bench.py --with-transcripts   # also claude-code-transcripts (slow)
-    .venv/bin/python bench/transcript_bench.py --hard-case          # fixture through every tool
+    pip install -e '.[bench]'                            # claude-code-log, claude-code-transcripts
+    python bench/transcript_bench.py                     # 10, 100 MB vs claude-code-log; 200 MB, 1 GB ours only
+    python bench/transcript_bench.py --sizes 10 --big 0  # a quick run
+    python bench/transcript_bench.py --with-transcripts  # also claude-code-transcripts (slow)
+    python bench/transcript_bench.py --watch             # also watch-mode updates on the 100 MB log
+    python bench/transcript_bench.py --hard-case         # the hard-case fixture through every tool
 
-The 100 MB log is generated from the hard-case fixture session
-(tests/fixtures/transcript/): its records are repeated with fresh uuids, chained by
-parentUuid, one cycle every 30 minutes, and its Read results carry a realistic file body
-(numbered source lines, as Claude Code's Read tool returns them). Each tool runs as a
-fresh process; wall time is measured around it and peak memory is the child's maximum
-resident set size (getrusage RUSAGE_CHILDREN in a wrapper process, per tool).
+The logs come from `bench/transcript_gen.py` (seeded, committed; nothing from the
+repository, so the input is the same on every commit). At each size the tools run
+interleaved (ours, claude-code-log, ours, ...), each as a fresh process; wall time is
+measured around it and peak memory is the child's maximum resident set size
+(getrusage RUSAGE_CHILDREN in a wrapper process, per run). Sizes up to --repeat-mb run
+--repeats times and report the median. The 1 GB log is ours only (claude-code-log needs
+about 68 MB of memory per MB of this log, so by default it runs up to 100 MB only, under a
+12 GB address-space cap).
 """
 
 from __future__ import annotations
@@ -21,78 +25,35 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
+
+from _summary import row
+from transcript_gen import SESSION, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures" / "transcript" / "claude" / "-home-alice-llm-course"
-SID = "0b6f6f0e-1c1a-4b7e-9a51-3c2b8d9e0a11"
+SID = "0b6f6f0e-1c1a-4b7e-9a51-3c2b8d9e0a11"  # the hard-case fixture session
 BIN = Path(sys.executable).parent
 XSS = "<script>window.pwned=1</script>"
+SEED = 19
+PEER_GB = 12  # address-space cap for the peer tools (claude-code-log took 58-68 MB per MB of this log)
 
 
-def file_body(n_lines: int, seed: int) -> str:
-    """A Read result: numbered lines of real Python source (this repository's own)."""
-    src = [ln for p in sorted((ROOT / "src" / "llmlab").rglob("*.py")) for ln in p.read_text().splitlines()]
-    start = (seed * 97) % max(1, len(src) - n_lines)
-    return "\n".join(f"{i + 1:>6}\t{src[start + i]}" for i in range(n_lines))
-
-
-def generate(path: Path, target_bytes: int) -> dict:
-    base = [json.loads(ln) for ln in (FIX / f"{SID}.jsonl").read_text().splitlines()
-            if ln.strip() and ln.startswith("{") and ln.endswith("}")]
-    base = [r for r in base if r.get("type") != "summary"]
-    t0 = datetime(2025, 6, 1, 9, 0, tzinfo=timezone.utc)
-    size = records = cycles = 0
-    prev_last = None
-    with open(path, "w", encoding="utf-8") as f:
-        while size < target_bytes:
-            k = cycles
-            remap = {}
-            last = None
-            for r in base:
-                r = json.loads(json.dumps(r))
-                for key in ("uuid", "parentUuid", "logicalParentUuid"):
-                    if isinstance(r.get(key), str):
-                        r[key] = f"{r[key]}-{k}"
-                if r.get("uuid") and r.get("parentUuid") is None and r.get("type") == "user" and prev_last:
-                    r["parentUuid"] = prev_last  # chain the cycles together
-                if isinstance(r.get("timestamp"), str):
-                    ts = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
-                    r["timestamp"] = (t0 + timedelta(minutes=30 * k) + (ts - datetime(2025, 6, 1, 9, 0, tzinfo=timezone.utc))
-                                      % timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-                msg = r.get("message")
-                if isinstance(msg, dict):
-                    if "id" in msg:
-                        msg["id"] = f"{msg['id']}_{k}"
-                    for b in msg.get("content") if isinstance(msg.get("content"), list) else []:
-                        if b.get("type") == "tool_use":
-                            b["id"] = f"{b['id']}_{k}"
-                        if b.get("type") == "tool_result":
-                            b["tool_use_id"] = f"{b['tool_use_id']}_{k}"
-                            if "File does not exist" in str(b.get("content")):
-                                b["content"] = file_body(600, k)
-                                b["is_error"] = False
-                line = json.dumps(r, ensure_ascii=False) + "\n"
-                f.write(line)
-                size += len(line.encode())
-                records += 1
-                if r.get("uuid"):
-                    last = r["uuid"]
-                remap[r.get("uuid")] = True
-            prev_last = last
-            cycles += 1
-    return {"bytes": size, "records": records, "cycles": cycles, "last_uuid": prev_last}
-
-
-def measure(cmd: list[str], cwd: Path, timeout: int = 1800) -> dict:
-    """Run cmd in a fresh wrapper process; wall seconds and the child's peak RSS (MB)."""
+def measure(cmd: list[str], cwd: Path, timeout: int = 1800, limit_gb: float = 0) -> dict:
+    """Run cmd in a fresh wrapper process; wall seconds and the child's peak RSS (MB).
+    `limit_gb` caps the child's address space (a peer tool that would take the machine's
+    memory fails instead)."""
+    cap = (f"resource.setrlimit(resource.RLIMIT_AS,({int(limit_gb * 2**30)},{int(limit_gb * 2**30)}))"
+           if limit_gb else "None")
     wrapper = ("import json,resource,subprocess,sys,time;t=time.perf_counter();"
-               "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
+               f"p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,"
+               f"preexec_fn=lambda:{cap});"
                "w=time.perf_counter()-t;r=resource.getrusage(resource.RUSAGE_CHILDREN);"
                "print(json.dumps({'rc':p.returncode,'wall_s':w,'peak_mb':r.ru_maxrss/1024,'cpu_s':r.ru_utime+r.ru_stime,"
                "'stderr':p.stderr.decode(errors='replace')[-600:]}))")
@@ -136,7 +97,7 @@ def watch_update(log: Path, out: Path, n: int = 10) -> dict:
                 msg = ({"role": "user", "content": f"BENCH_APPEND_{trial}_{i}"} if typ == "user" else
                        {"id": f"msg_bench_{trial}_{i}", "role": "assistant",
                         "content": [{"type": "text", "text": f"reply {trial} {i}"}]})
-                lines.append(json.dumps({"type": typ, "uuid": uid, "parentUuid": parent, "sessionId": SID,
+                lines.append(json.dumps({"type": typ, "uuid": uid, "parentUuid": parent, "sessionId": SESSION,
                                          "timestamp": f"2026-01-01T00:{trial:02d}:{i:02d}Z", "message": msg}))
                 parent = uid
             last = parent
@@ -178,40 +139,112 @@ def versions() -> dict:
     return out
 
 
+def ours_cmd(log: Path, out: Path) -> list[str]:
+    return [str(BIN / "python"), "-m", "llmlab", "transcript", "build", str(log), "--out", str(out), "--tz", "UTC",
+            "--force"]
+
+
+def ccl_cmd(log: Path, out: Path) -> list[str]:
+    return [str(BIN / "claude-code-log"), str(log), "-o", str(out / "out.html"), "--no-cache"]
+
+
+def run_tool(name: str, cmd: list[str], work: Path, limit_gb: float = 0) -> dict:
+    print(f"  {name} ...", file=sys.stderr)
+    m = measure(cmd, work, timeout=7200, limit_gb=limit_gb)
+    m["command"] = " ".join(shlex_quote(c) for c in cmd).replace(str(work), "$WORK")
+    m["load"] = round(os.getloadavg()[0], 1)
+    print(f"  {name}: rc={m['rc']} {m['wall_s']:.1f} s wall, {m['cpu_s']:.1f} s CPU, peak {m['peak_mb']:.0f} MB, "
+          f"load {m['load']}", file=sys.stderr)
+    if m["rc"] != 0:
+        print(m["stderr"], file=sys.stderr)
+    return m
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in runs) for k in ("wall_s", "cpu_s", "peak_mb")}
+
+
+def one_size(mb: float, work: Path, tools: list[str], repeats: int) -> dict:
+    proj = work / "projects" / "-bench-project"
+    shutil.rmtree(work / "projects", ignore_errors=True)
+    proj.mkdir(parents=True)
+    log = proj / f"{SESSION}.jsonl"
+    gen = generate(log, int(mb * 1_000_000), seed=SEED)
+    print(f"{mb:g} MB: generated {gen['bytes'] / 1e6:.1f} MB, {gen['records']:,} records", file=sys.stderr)
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    cmds = {"llmlab transcript": ours_cmd, "claude-code-log": ccl_cmd,
+            "claude-code-transcripts": lambda lg, o: [str(BIN / "claude-code-transcripts"), "json", str(lg), "-o",
+                                                      str(o)]}
+    for _ in range(repeats):
+        for t in tools:  # interleaved, so load drifts hit every tool alike
+            out = work / "out" / re.sub(r"\W", "-", t)
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            runs[t].append(run_tool(t, cmds[t](log, out), work, 0 if t == "llmlab transcript" else PEER_GB))
+            shutil.rmtree(out, ignore_errors=True)
+    return {"log": gen, "runs": runs, "median": {t: median_of(r) for t, r in runs.items()}}
+
+
 def big(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="transcript-bench-"))
-    proj = work / "projects" / "-bench-project"
-    proj.mkdir(parents=True)
-    log = proj / f"{SID}.jsonl"
-    gen = generate(log, int(args.mb * 1_000_000))
-    print(f"generated {gen['bytes'] / 1e6:.1f} MB, {gen['records']:,} records -> {log}", file=sys.stderr)
     res = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "log": gen, "versions": versions(), "runs": {}}
-    ours = [str(BIN / "python"), "-m", "llmlab", "transcript", "build", str(log), "--out", str(work / "ours"),
-            "--tz", "UTC", "--force"]
-    ccl = [str(BIN / "claude-code-log"), str(log), "-o", str(work / "ccl" / "out.html"), "--no-cache"]
-    runs = [("llmlab transcript", ours), ("claude-code-log", ccl)]
-    if args.with_transcripts:
-        runs.append(("claude-code-transcripts", [str(BIN / "claude-code-transcripts"), "json", str(log), "-o",
-                                                 str(work / "cct")]))
-    for name, cmd in runs:
-        (work / "ccl").mkdir(exist_ok=True)
-        print(f"running {name} ...", file=sys.stderr)
-        m = measure(cmd, work)
-        m["command"] = " ".join(shlex_quote(c) for c in cmd).replace(str(work), "$WORK")
-        res["runs"][name] = m
-        print(f"  {name}: rc={m['rc']} {m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, peak {m['peak_mb']:.0f} MB",
-              file=sys.stderr)
-    ours_s, ccl_s = res["runs"]["llmlab transcript"]["wall_s"], res["runs"]["claude-code-log"]["wall_s"]
-    res["speedup_vs_claude_code_log"] = round(ccl_s / ours_s, 2)
-    res["cpu_ratio_vs_claude_code_log"] = round(res["runs"]["claude-code-log"]["cpu_s"]
-                                                / res["runs"]["llmlab transcript"]["cpu_s"], 2)
-    print("watch-mode update ...", file=sys.stderr)
-    res["watch"] = watch_update(log, work / "watch")
-    res["work"] = str(work)
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
+           "versions": versions(), "seed": SEED, "threads": "1 (CPython, single-threaded)", "sizes": {}}
+    peers = ["claude-code-log"] + (["claude-code-transcripts"] if args.with_transcripts else [])
+    for mb in args.sizes:
+        reps = args.repeats if mb <= args.repeat_mb else 1
+        res["sizes"][f"{mb:g}"] = one_size(mb, work, ["llmlab transcript", *(peers if mb <= args.peer_mb else [])],
+                                           reps)
+        if args.json:  # as each size finishes
+            args.json.write_text(json.dumps(res, indent=2))
+    if args.big:
+        res["sizes"][f"{args.big:g}"] = one_size(args.big, work, ["llmlab transcript"], 1)
+    if args.watch:
+        proj = work / "projects" / "-bench-project"
+        shutil.rmtree(work / "projects", ignore_errors=True)
+        proj.mkdir(parents=True)
+        log = proj / f"{SESSION}.jsonl"
+        generate(log, 100_000_000, seed=SEED)
+        print("watch-mode update ...", file=sys.stderr)
+        res["watch"] = watch_update(log, work / "watch")
+    res["load_end"] = round(os.getloadavg()[0], 1)
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    report(res, args)
     return res
+
+
+def report(res: dict, args) -> None:
+    """The markdown for BENCHMARKS.md and one summary row per target."""
+    print(f"\nMachine: {res['machine']}. Date: {res['date']}. Seed {res['seed']}. Load at the end "
+          f"{res['load_end']}.\n")
+    print("| log | records | tool | runs | wall (median) | CPU (median) | peak RSS (median) | load at each run |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, r in res["sizes"].items():
+        for t, runs in r["runs"].items():
+            m = r["median"][t]
+            print(f"| {size} MB | {r['log']['records']:,} | {t} | {len(runs)} | {m['wall_s']:.1f} s | "
+                  f"{m['cpu_s']:.1f} s | {m['peak_mb']:.0f} MB | {', '.join(str(x['load']) for x in runs)} |")
+    for size, r in res["sizes"].items():
+        med = r["median"]
+        if "claude-code-log" in med:
+            o, c = med["llmlab transcript"], med["claude-code-log"]
+            print(f"\n{size} MB: {c['wall_s'] / o['wall_s']:.2f}x faster wall, {c['cpu_s'] / o['cpu_s']:.2f}x CPU, "
+                  f"{c['peak_mb'] / o['peak_mb']:.1f}x less memory than claude-code-log")
+    sizes = res["sizes"]
+    if "100" in sizes and "claude-code-log" in sizes["100"]["median"]:
+        o, c = sizes["100"]["median"]["llmlab transcript"], sizes["100"]["median"]["claude-code-log"]
+        ratio = c["wall_s"] / o["wall_s"]
+        row("transcripts, 100 MB log: speed vs claude-code-log", target=">= 2x claude-code-log (3.0x before issue 19)",
+            measured=f"{o['wall_s']:.1f} s vs {c['wall_s']:.1f} s wall",
+            ratio=f"{ratio:.2f}x wall, {c['cpu_s'] / o['cpu_s']:.2f}x CPU", met=ratio >= 2)
+    for size in ("200", f"{args.big:g}"):
+        if size in sizes and size != "0":
+            o = sizes[size]["median"]["llmlab transcript"]
+            c = sizes[size]["median"].get("claude-code-log")
+            row(f"transcripts, {size} MB log: peak memory", target="<= 300 MB peak RSS",
+                measured=f"{o['peak_mb']:.0f} MB ({o['wall_s']:.0f} s wall)",
+                ratio=f"claude-code-log {c['peak_mb']:.0f} MB" if c else "ours only", met=o["peak_mb"] <= 300)
 
 
 def shlex_quote(s: str) -> str:
@@ -289,13 +322,22 @@ def browser_pwned(paths: list[Path]):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mb", type=float, default=100, help="size of the generated log in MB (10^6 bytes)")
+    ap.add_argument("--sizes", type=lambda v: [float(x) for x in v.split(",")], default=[10, 100, 200],
+                    help="log sizes in MB (10^6 bytes), comma-separated, timed against claude-code-log")
+    ap.add_argument("--big", type=float, default=1000, help="a last size, ours only (memory); 0 to skip")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per tool at sizes up to --repeat-mb")
+    ap.add_argument("--repeat-mb", type=float, default=10)
+    ap.add_argument("--peer-mb", type=float, default=100,
+                    help="run the peer tools only up to this size (claude-code-log: ~68 MB of memory per MB)")
     ap.add_argument("--with-transcripts", action="store_true", help="also time claude-code-transcripts (slow)")
+    ap.add_argument("--watch", action="store_true", help="also time watch-mode updates on a 100 MB log")
     ap.add_argument("--hard-case", action="store_true", help="run the hard-case fixture through every tool")
-    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--keep", action="store_true", help="keep the hard-case work folder")
+    ap.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = ap.parse_args()
     res = hard_case(args) if args.hard_case else big(args)
-    print(json.dumps(res, indent=2))
+    if args.hard_case:
+        print(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

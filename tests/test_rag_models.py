@@ -226,8 +226,7 @@ def test_batched_generation_gives_the_answers_one_at_a_time_would():
     from llmlab.lab import models
     from llmlab.lab.experiments import rag_answer as R
 
-    ctx = SimpleNamespace(model=models.load(), track=lambda items, what: items,
-                          check_length=lambda n: None)
+    ctx = SimpleNamespace(model=models.load(), track=lambda items, what: items)
     prompts = [R.CLOSED.format(question="What is a token?"),
                R.HYDE.format(question="Why does attention scale by the square root of d?")]
     together = R.generate(ctx, prompts, 10, "test")

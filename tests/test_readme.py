@@ -158,9 +158,7 @@ def test_the_python_api_page_has_blocks():
 
 
 def test_every_command_is_documented():
-    import typer.main
-
-    from llmlab.cli import app
+    from llmlab.cli import command_tree
 
     text = "\n".join(p.read_text(encoding="utf-8") for p in doc_files())
     missing = []
@@ -171,7 +169,7 @@ def test_every_command_is_documented():
                 missing.append(f"{prefix} {name}")
             if hasattr(cmd, "commands"):
                 walk(cmd, f"{prefix} {name}")
-    walk(typer.main.get_command(app), "llmlab")
+    walk(command_tree(), "llmlab")
     assert not missing, f"not in README.md or docs/*.md: {missing}"
 
 

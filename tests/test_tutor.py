@@ -81,11 +81,9 @@ def test_instructions_fit_the_context_budget(default_ws):
 
 def test_the_cli_twins_in_agents_md_are_real_commands():
     """Every CLI equivalent the instructions name is a real command with those options."""
-    import typer.main
+    from llmlab.cli import command_tree
 
-    from llmlab.cli import app
-
-    root = typer.main.get_command(app)
+    root = command_tree()
     for t in tutor.TOOLS:
         words = t.cli.split()[1:]
         cmd = root

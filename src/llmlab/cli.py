@@ -15,19 +15,32 @@ from typer.core import TyperGroup
 
 from . import shell
 from .errors import UserError
-from .lab.cli import app as lab_app
-from .lab.eval_cli import app as eval_app
-from .lab.notes_cli import app as notes_app
 from .shell import JsonOpt, print_json
-from .transcript.cli import app as transcript_app
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-class _Llmlab(TyperGroup):
+# Command groups whose modules are imported only when one of their commands runs, so that
+# `llmlab state` or `llmlab --help` never imports the lab or the transcript publisher. Their
+# help here is what `llmlab --help` lists; tests/test_startup.py checks it is the group's own.
+LAZY_GROUPS = {
+    "lab": ("llmlab.lab.cli", "Experiments on a real language model: predict, run, compare."),
+    "eval": ("llmlab.lab.eval_cli",
+             "Evaluate evaluations: calibrate an LLM judge against human scores."),
+    "notes": ("llmlab.lab.notes_cli", "Your own notes, read with the lab's retrieval machinery."),
+    "transcript": ("llmlab.transcript.cli",
+                   "Publish agent session logs (Claude Code JSONL, ChatGPT export) as "
+                   "verbatim, day-grouped, scrubbed HTML and markdown pages."),
+}
+
+
+class _Llmlab(shell.LazyGroup):
     """The root command. A UserError, from any command, becomes one paragraph on stderr and exit
-    status 1, with no traceback: `main()` and the tests' in-process runner both go through here."""
+    status 1, with no traceback: `main()` and the tests' in-process runner both go through here.
+    The LAZY_GROUPS load on first use; listing them in `--help` loads none."""
+
+    lazy = LAZY_GROUPS
 
     def main(self, *args, **kwargs):
         try:
@@ -47,31 +60,24 @@ class _Llmlab(TyperGroup):
             sys.exit(1)
 
 
-app = typer.Typer(
+app = shell.group(
     cls=_Llmlab,
     help="LLM Learning Lab: learn how LLMs work with an honest tutor, a real-model lab and a "
          "dashboard. Start with `llmlab init DIR` or `llmlab demo`.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    add_completion=False, pretty_exceptions_enable=False,
 )
-log_app = typer.Typer(help="Record evidence: observations, misconceptions, exit attempts.",
-                      no_args_is_help=True)
-curriculum_app = typer.Typer(help="Inspect and validate curricula.", no_args_is_help=True)
-concept_app = typer.Typer(help="Look at one concept.", no_args_is_help=True)
+log_app = shell.group(help="Record evidence: observations, misconceptions, exit attempts.")
+curriculum_app = shell.group(help="Inspect and validate curricula.")
+concept_app = shell.group(help="Look at one concept.")
 app.add_typer(log_app, name="log")
 app.add_typer(curriculum_app, name="curriculum")
 app.add_typer(concept_app, name="concept")
-app.add_typer(lab_app, name="lab")
-app.add_typer(eval_app, name="eval")
-app.add_typer(notes_app, name="notes")
-app.add_typer(transcript_app, name="transcript")
-site_app = typer.Typer(help="The dashboard and pages, rendered from derived state.",
-                       no_args_is_help=True)
+site_app = shell.group(help="The dashboard and pages, rendered from derived state.")
 app.add_typer(site_app, name="site")
-tutor_app = typer.Typer(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
-                        "client set-up.", no_args_is_help=True)
+tutor_app = shell.group(help="The tutor: generated instructions (AGENTS.md, CLAUDE.md) and MCP "
+                        "client set-up.")
 app.add_typer(tutor_app, name="tutor")
-profile_app = typer.Typer(help="The learner profile (name, goal, background, scope, depth).",
-                          no_args_is_help=True)
+profile_app = shell.group(help="The learner profile (name, goal, background, scope, depth).")
 app.add_typer(profile_app, name="profile")
 
 BackgroundOpt = typer.Option(None, "--background", help="Languages, domains and what the "
@@ -488,8 +494,7 @@ def serve(
     serve_site(ws, host, ws.config.settings.port if port is None else port, echo=console.print)
 
 
-flashcards_app = typer.Typer(help="Flashcards for spaced review in Anki (and markdown).",
-                              no_args_is_help=True)
+flashcards_app = shell.group(help="Flashcards for spaced review in Anki (and markdown).")
 app.add_typer(flashcards_app, name="flashcards")
 
 
@@ -597,6 +602,14 @@ def tutor_setup(
         f"{'' if d['written'] else ' (nothing to write)'}.\nNext: {d['next']}"
         + (f"\nClaude Code plugin: {d['plugin']['change']} {d['plugin'].get('path', '')}. "
            f"{d['plugin'].get('error') or d['plugin']['next']}" if "plugin" in d else "")))
+
+
+def command_tree() -> TyperGroup:
+    """The root command with every lazy group loaded: for the tests and docs that walk it."""
+    root = typer.main.get_command(app)
+    for name in LAZY_GROUPS:
+        root.get_command(None, name)
+    return root
 
 
 def main() -> None:

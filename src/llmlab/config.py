@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError, read_text
@@ -76,6 +75,8 @@ class Config(_Model):
     plugin: Plugin = Plugin()
 
     def to_toml(self) -> str:
+        import tomli_w  # only writes need it
+
         return tomli_w.dumps(self.model_dump())
 
 

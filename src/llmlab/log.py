@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from .chain import Chain, Damaged, Tip, anchor_problem, checked, future_limit
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
@@ -58,11 +56,15 @@ class _Lock:
     """The writers' lock with its failures turned into user errors."""
 
     def __init__(self, log_path: Path, timeout: float):
+        from filelock import FileLock  # here: the read commands never lock (start-up time)
+
         self.path = str(log_path) + ".lock"
         self.lock = FileLock(self.path, timeout=timeout)
         self.timeout = timeout
 
     def __enter__(self):
+        from filelock import Timeout
+
         try:
             self.lock.acquire()
         except Timeout:

@@ -12,11 +12,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UserError
-from ..shell import JsonOpt, print_json
+from ..shell import JsonOpt, group, print_json
 from .experiment import parse_params as _parse_params
 
-app = typer.Typer(help="Experiments on a real language model: predict, run, compare.",
-                  no_args_is_help=True)
+app = group(help="Experiments on a real language model: predict, run, compare.")
 console = Console()
 
 

@@ -61,40 +61,47 @@ def dpo_loss(pol_c, pol_r, ref_c, ref_r, beta: float):
 
 
 def step_loss(model, pairs_rows, pad_id, beta: float):
-    """DPO loss on a batch of encoded pairs (chosen and rejected in one forward pass)."""
-    rows = [c for c, _ in pairs_rows] + [r for _, r in pairs_rows]
-    pol, ref, _ = policy_and_ref(model, rows, pad_id)
-    b = len(pairs_rows)
-    return dpo_loss(pol[:b], pol[b:], ref[:b], ref[b:], beta)
+    """DPO loss on a batch of encoded pairs. The chosen and the rejected responses run as two
+    forward passes, each padded to its own longest row: a concise answer padded to a rambling
+    one's length would be mostly padding."""
+    pol_c, ref_c, _ = policy_and_ref(model, [c for c, _ in pairs_rows], pad_id)
+    pol_r, ref_r, _ = policy_and_ref(model, [r for _, r in pairs_rows], pad_id)
+    return dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)
 
 
-def evaluate(model, pairs_rows, pad_id, beta: float, batch: int = 8) -> dict:
-    """Held-out pairs: reward margins, accuracies and KL(policy || reference) per token."""
+def _pol_ref_kl(model, rows, pad_id):
+    """Under the policy and the reference: (sequence log-prob of each row's response,
+    response token count, summed per-token KL(policy || reference) over response tokens)."""
     import torch
 
+    with torch.no_grad():
+        logits, labels = _logits(model, rows, pad_id)
+        with model.disable_adapter():
+            ref_logits, _ = _logits(model, rows, pad_id)
+    keep = labels != -100  # (rows, seq-1)
+    lp_pol = torch.log_softmax(logits.float(), -1)  # (rows, seq-1, vocab)
+    lp_ref = torch.log_softmax(ref_logits.float(), -1)
+    kl = (lp_pol.exp() * (lp_pol - lp_ref)).sum(-1)  # (rows, seq-1)
+    idx = labels.clamp(min=0)[..., None]
+    pol = (lp_pol.gather(-1, idx)[..., 0] * keep).sum(-1)
+    ref = (lp_ref.gather(-1, idx)[..., 0] * keep).sum(-1)
+    return pol, ref, keep.sum(-1), (kl * keep).sum().item()
+
+
+def evaluate(model, pairs_rows, pad_id, beta: float, batch: int = 4) -> dict:
+    """Held-out pairs: reward margins, accuracies and KL(policy || reference) per token.
+    Chosen and rejected run as separate passes (see step_loss), `batch` pairs at a time:
+    each pass holds two (rows, seq, vocab) float tensors of log-probs."""
     margins, tok_pref, seq_pref, kls, kl_tokens = [], [], [], 0.0, 0
     for i in range(0, len(pairs_rows), batch):
         chunk = pairs_rows[i:i + batch]
-        rows = [c for c, _ in chunk] + [r for _, r in chunk]
-        b = len(chunk)
-        with torch.no_grad():
-            logits, labels = _logits(model, rows, pad_id)
-            with model.disable_adapter():
-                ref_logits, _ = _logits(model, rows, pad_id)
-        keep = labels != -100  # (2b, seq-1)
-        lp_pol = torch.log_softmax(logits.float(), -1)  # (2b, seq-1, vocab)
-        lp_ref = torch.log_softmax(ref_logits.float(), -1)
-        kl = (lp_pol.exp() * (lp_pol - lp_ref)).sum(-1)  # (2b, seq-1)
-        kls += (kl * keep).sum().item()
-        kl_tokens += keep.sum().item()
-        idx = labels.clamp(min=0)[..., None]
-        pol = (lp_pol.gather(-1, idx)[..., 0] * keep).sum(-1)
-        ref = (lp_ref.gather(-1, idx)[..., 0] * keep).sum(-1)
-        n = keep.sum(-1)
-        margin = beta * ((pol[:b] - ref[:b]) - (pol[b:] - ref[b:]))
-        margins += margin.tolist()
-        tok_pref += ((pol[:b] / n[:b]) > (pol[b:] / n[b:])).tolist()
-        seq_pref += (pol[:b] > pol[b:]).tolist()
+        pol_c, ref_c, n_c, kl_c = _pol_ref_kl(model, [c for c, _ in chunk], pad_id)
+        pol_r, ref_r, n_r, kl_r = _pol_ref_kl(model, [r for _, r in chunk], pad_id)
+        kls += kl_c + kl_r
+        kl_tokens += int(n_c.sum() + n_r.sum())
+        margins += (beta * ((pol_c - ref_c) - (pol_r - ref_r))).tolist()
+        tok_pref += ((pol_c / n_c) > (pol_r / n_r)).tolist()
+        seq_pref += (pol_c > pol_r).tolist()
     k = len(margins)
     return {"mean_margin": sum(margins) / k,
             "reward_accuracy": sum(x > 0 for x in margins) / k,

@@ -10,8 +10,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Evaluate evaluations: calibrate an LLM judge against human scores.",
-                  no_args_is_help=True)
+from ..shell import group
+
+app = group(help="Evaluate evaluations: calibrate an LLM judge against human scores.")
 console = Console()
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from ..shell import group
 from rich.table import Table
 
-app = typer.Typer(help="Your own notes, read with the lab's retrieval machinery.",
-                  no_args_is_help=True)
+app = group(help="Your own notes, read with the lab's retrieval machinery.")
 console = Console()
 
 

@@ -17,10 +17,9 @@ from .. import shell
 console = Console()
 err = Console(stderr=True)
 
-app = typer.Typer(help="Publish agent session logs (Claude Code JSONL, ChatGPT export) as verbatim, "
-                       "day-grouped, scrubbed HTML and markdown pages.", no_args_is_help=True)
-hook_app = typer.Typer(help="A Claude Code hook that refreshes the transcript after each turn.",
-                       no_args_is_help=True)
+app = shell.group(help="Publish agent session logs (Claude Code JSONL, ChatGPT export) as verbatim, "
+                       "day-grouped, scrubbed HTML and markdown pages.")
+hook_app = shell.group(help="A Claude Code hook that refreshes the transcript after each turn.")
 app.add_typer(hook_app, name="hook")
 
 

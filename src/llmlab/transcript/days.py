@@ -62,6 +62,17 @@ class Day:
         return f"day-{self.day.isoformat()}" if self.day else "day-undated"
 
 
+@dataclass
+class DayMark:
+    """A day of a streamed page: its date, its exchange count, and where its exchanges
+    start in each spool file (by format)."""
+    day: date | None
+    count: int = 0
+    at: dict[str, int] = field(default_factory=dict)
+
+    anchor = Day.anchor
+
+
 def exchanges(session: Session) -> list[Exchange]:
     out: list[Exchange] = []
     for m in session.messages:

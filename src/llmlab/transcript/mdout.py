@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import tzinfo
 
-from .days import Options, days
+from .days import Day, DayMark, Exchange, Options, days
 from .model import Image, Message, Session, Text, Thinking, ToolCall
 
 
@@ -81,20 +81,37 @@ def _message(m: Message, opts: Options, tz: tzinfo, depth: int = 0, me: str = "L
             yield "_" + " · ".join(f"{k} ×{v}" for k, v in names.items()) + "_\n\n"
 
 
-def render(s: Session, opts: Options, tz: tzinfo, afterthought: str = "") -> Iterator[str]:
-    them = "Claude" if s.source == "claude-code" else "ChatGPT"
-    yield f"# {_esc(s.title)}\n\n"
+def head(s: Session, opts: Options, tz: tzinfo) -> str:
     src = "Claude Code" if s.source == "claude-code" else "ChatGPT"
     start = f" · {s.started.astimezone(tz):%Y-%m-%d %H:%M} ({opts.tz})" if s.started else ""
     cwd = f" · in `{s.cwd}`" if s.cwd else ""
-    yield f"_{src} session{start} · {s.exchanges()} exchanges{cwd}. Verbatim; harness noise removed._\n\n"
+    return (f"# {_esc(s.title)}\n\n"
+            f"_{src} session{start} · {s.exchanges()} exchanges{cwd}. Verbatim; harness noise removed._\n\n")
+
+
+def day(d: Day | DayMark) -> str:
+    title = d.day.strftime("%A %-d %B %Y") if d.day else "Undated"
+    return f"## {title} ({d.count} exchange{'s' if d.count != 1 else ''})\n\n"
+
+
+def exchange(ex: Exchange, opts: Options, tz: tzinfo, them: str = "Claude") -> Iterator[str]:
+    for m in ex.messages:
+        yield from _message(m, opts, tz, them=them)
+    yield "---\n\n"
+
+
+def tail(afterthought: str) -> str:
+    if not afterthought.strip():
+        return ""
+    return ("## Afterthought\n\n_Written afterwards by the learner, not part of the session._\n\n"
+            + _esc(afterthought.strip()) + "\n")
+
+
+def render(s: Session, opts: Options, tz: tzinfo, afterthought: str = "") -> Iterator[str]:
+    them = "Claude" if s.source == "claude-code" else "ChatGPT"
+    yield head(s, opts, tz)
     for d in days(s, tz):
-        title = d.day.strftime("%A %-d %B %Y") if d.day else "Undated"
-        yield f"## {title} ({d.count} exchange{'s' if d.count != 1 else ''})\n\n"
+        yield day(d)
         for ex in d.exchanges:
-            for m in ex.messages:
-                yield from _message(m, opts, tz, them=them)
-            yield "---\n\n"
-    if afterthought.strip():
-        yield "## Afterthought\n\n_Written afterwards by the learner, not part of the session._\n\n"
-        yield _esc(afterthought.strip()) + "\n"
+            yield from exchange(ex, opts, tz, them)
+    yield tail(afterthought)

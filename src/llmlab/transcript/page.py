@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
@@ -20,7 +21,7 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from .days import Day, Exchange, Options, days, resolve_tz
+from .days import Day, DayMark, Exchange, Options, days, resolve_tz
 from .model import Image, Session, Text, Thinking, ToolCall
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -115,19 +116,25 @@ class PageRenderer:
             self.cache[key] = data
         return data
 
+    def head(self, s: Session, grouped, afterthought: str = "", scrub_total: int = 0,
+             thinking_signed: int = 0) -> tuple[list[str], str]:
+        """The page around its exchanges: [before the first day, each day's opening], footer."""
+        head, foot = self._page.render(
+            s=s, days=grouped, opts=self.opts, time=self.time, afterthought=markdown(afterthought)
+            if afterthought.strip() else "", scrub_total=scrub_total, tzname=self.tz_label(),
+            thinking_signed=thinking_signed,
+        ).split("<!--EXCHANGES-->")
+        self.check(head, f"the page for {s.id}")
+        self.check(foot, f"the page for {s.id}")
+        return head.split("<!--DAY-->"), foot
+
     def session(self, s: Session, afterthought: str = "", scrub_total: int = 0,
                 grouped: list[Day] | None = None) -> Iterator[str | bytes]:
         """The page in pieces (header, one per exchange, footer) for streaming to disk."""
         grouped = days(s, self.tz) if grouped is None else grouped
-        head, foot = self._page.render(
-            s=s, days=grouped, opts=self.opts, time=self.time, afterthought=markdown(afterthought)
-            if afterthought.strip() else "", scrub_total=scrub_total, tzname=self.tz_label(),
-            thinking_signed=sum(1 for m in s.messages for b in m.blocks
-                                if isinstance(b, Thinking) and not b.text and b.signed),
-        ).split("<!--EXCHANGES-->")
-        days_html = head.split("<!--DAY-->")
-        self.check(head, f"the page for {s.id}")
-        self.check(foot, f"the page for {s.id}")
+        days_html, foot = self.head(s, grouped, afterthought, scrub_total,
+                                    sum(1 for m in s.messages for b in m.blocks
+                                        if isinstance(b, Thinking) and not b.text and b.signed))
         yield days_html[0]
         for i, day in enumerate(grouped):
             yield days_html[i + 1]
@@ -135,6 +142,29 @@ class PageRenderer:
                 yield self.exchange(ex, f"the page for {s.id}", "Claude" if s.source == "claude-code" else "ChatGPT")
             yield "</div></details>\n"
         yield foot
+
+    def spooled(self, s: Session, marks: list[DayMark], spool: BinaryIO, afterthought: str = "",
+                scrub_total: int = 0, thinking_signed: int = 0) -> Iterator[str | bytes]:
+        """The same page, its exchanges copied from `spool` (written day by day, see DayMark)."""
+        days_html, foot = self.head(s, marks, afterthought, scrub_total, thinking_signed)
+        yield days_html[0]
+        for i, d in enumerate(marks):
+            yield days_html[i + 1]
+            yield from copy_range(spool, d.at["html"], marks[i + 1].at["html"] if i + 1 < len(marks) else None)
+            yield "</div></details>\n"
+        yield foot
+
+
+def copy_range(f: BinaryIO, start: int, end: int | None, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Bytes start..end (None: to the end) of an open file, a chunk at a time."""
+    f.seek(start)
+    left = -1 if end is None else end - start
+    while left:
+        b = f.read(chunk if left < 0 else min(chunk, left))
+        if not b:
+            return
+        left -= len(b) if left > 0 else 0
+        yield b
 
 
 def index(entries: list[dict], title: str, check: Callable[[str, str], None]) -> str:

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from ..errors import UserError
 from ..files import atomic_write
 from . import chatgpt, mdout
 from .claude import LogReader, build_session
-from .days import Options, days, resolve_tz
+from .days import DayMark, Exchange, Options, days, resolve_tz
 from .discover import Source, find
 from .model import Session
-from .page import PageRenderer, index
+from .page import PageRenderer, copy_range, index
 from .scrub import Known, Scrubber
+from .stream import Summary, stream
 
 MANIFEST = ".transcripts.json"
 SCRUB_FILE = "transcript.toml"
@@ -151,19 +153,67 @@ class Publisher:
         self.scrubbed[src.path] = self.scrubbed.get(src.path, 0) + self.scrubber.total() - before
         return build_session(main, agents)
 
-    def _write(self, session: Session, scrubbed: int) -> dict:
+    def _streamed(self, src: Source) -> list[dict]:
+        """A one-shot build of a Claude Code session in bounded memory (see `stream`): each
+        exchange is rendered to a spool file as soon as it is final, then the page is the
+        header (known only at the end) followed by the spool, copied day by day."""
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        spools = {f: tempfile.TemporaryFile(dir=self.s.out, prefix=".spool-")
+                  for f in ("html", "md") if f in self.s.formats}
+        marks: list[DayMark] = []
+        sid = [""]
+
+        def emit(ex: Exchange) -> None:
+            start = ex.start
+            d = start.astimezone(self.tz).date() if start else (marks[-1].day if marks else None)
+            if not marks or marks[-1].day != d:
+                marks.append(DayMark(d, 0, {f: sp.tell() for f, sp in spools.items()}))
+            marks[-1].count += ex.has_prompt()
+            if "html" in spools:
+                spools["html"].write(self.renderer.exchange(ex, f"the page for {sid[0]}"))
+            if "md" in spools:
+                text = "".join(mdout.exchange(ex, self.s.opts, self.tz))
+                self.scrubber.check(text, f"the markdown for {sid[0]}")
+                spools["md"].write(text.encode())
+
+        try:
+            before = self.scrubber.total()
+            summary = stream(src.path, src.agents, self.scrubber, emit, lambda s: sid.__setitem__(0, s))
+            if not summary.any_message:  # a file of only summaries/snapshots is not a session to show
+                return []
+            return [self._write(summary, self.scrubber.total() - before, marks, spools)]
+        finally:
+            for sp in spools.values():
+                sp.close()
+
+    def _md_spooled(self, s: Summary, marks: list[DayMark], spool, after: str) -> Iterator[str | bytes]:
+        head, heads, tail = mdout.head(s, self.s.opts, self.tz), [mdout.day(d) for d in marks], mdout.tail(after)
+        self.scrubber.check(head + "".join(heads) + tail, f"the markdown for {s.id}")
+        yield head
+        for i, d in enumerate(marks):
+            yield heads[i]
+            yield from copy_range(spool, d.at["md"], marks[i + 1].at["md"] if i + 1 < len(marks) else None)
+        yield tail
+
+    def _write(self, session: Session, scrubbed: int, marks: list[DayMark] | None = None,
+               spools: dict | None = None) -> dict:
         name = _safe_name(session.id)
         after = self._afterthought(session.id)
-        ds = days(session, self.tz)
+        ds = days(session, self.tz) if marks is None else marks
         written = []
         if "html" in self.s.formats:
             atomic_write(self.s.out / f"{name}.html",
-                         self.renderer.session(session, after, scrubbed, ds))
+                         self.renderer.session(session, after, scrubbed, ds) if spools is None else
+                         self.renderer.spooled(session, marks, spools["html"], after, scrubbed,
+                                               session.thinking_signed))
             written.append(f"{name}.html")
         if "md" in self.s.formats:
-            text = "".join(mdout.render(session, self.s.opts, self.tz, after))
-            self.scrubber.check(text, f"the markdown for {session.id}")
-            atomic_write(self.s.out / f"{name}.md", [text])
+            if spools is None:
+                text = "".join(mdout.render(session, self.s.opts, self.tz, after))
+                self.scrubber.check(text, f"the markdown for {session.id}")
+                atomic_write(self.s.out / f"{name}.md", [text])
+            else:
+                atomic_write(self.s.out / f"{name}.md", self._md_spooled(session, marks, spools["md"], after))
             written.append(f"{name}.md")
         return {"id": session.id, "title": session.title, "source": session.source,
                 "file": written[0], "files": written, "exchanges": session.exchanges(),
@@ -191,11 +241,12 @@ class Publisher:
                 if session.messages:
                     entries.append(self._write(session, self.scrubber.total() - before))
         else:
-            if not self.keep:
-                self.scrubbed.pop(src.path, None)
-            session = self._claude(src)
-            if session.messages:  # a file of only summaries/snapshots is not a session to show
-                entries.append(self._write(session, self.scrubbed.get(src.path, 0)))
+            if not self.keep:  # one-shot: streamed, in bounded memory
+                entries.extend(self._streamed(src))
+            else:
+                session = self._claude(src)
+                if session.messages:  # a file of only summaries/snapshots is not a session to show
+                    entries.append(self._write(session, self.scrubbed.get(src.path, 0)))
         self.manifest["sources"][key] = {"sig": sig, "opts": self._opts_key, "sessions": entries}
         return entries, True
 

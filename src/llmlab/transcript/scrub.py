@@ -17,6 +17,7 @@ by rule and never echoes what was replaced.
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 from collections import Counter
@@ -146,6 +147,12 @@ class Scrubber:
 
     def total(self) -> int:
         return sum(self.counts.values())
+
+    def fresh(self) -> Scrubber:
+        """The same rules with counts of its own (for text scrubbed a second time)."""
+        other = copy.copy(self)
+        other.counts = Counter()
+        return other
 
     def report(self) -> dict:
         by_rule: Counter[str] = Counter()

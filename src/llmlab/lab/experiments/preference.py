@@ -29,7 +29,7 @@ SPEC = Spec(
               "rambling answers) or a JSONL file of {prompt, chosen, rejected}"),
         Param("heldout", str, "", "Held-out pairs file (default: the shipped 32, or the last "
               "20 % of your file)"),
-        Param("steps", int, 30, "Optimizer steps", low=1, high=5000),
+        Param("steps", int, 20, "Optimizer steps", low=1, high=5000),
         Param("batch", int, 4, "Pairs per step", low=1, high=64),
         Param("lr", float, 2e-4, "AdamW learning rate", low=1e-7, high=1.0),
         Param("beta", float, 0.1, "DPO beta: how strongly the policy is held to the reference",
