@@ -154,23 +154,37 @@ def test_server_caps_connections_and_clears_the_banner(ws):
         finally:
             for s in socks:
                 s.close()
-        time.sleep(0.5)
-        # a failed rebuild shows the banner; once fixed, the stream says so
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(f"GET /__events?build={srv.live.build_id} HTTP/1.1\r\n"
-                  f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
+        # a failed rebuild shows the banner; once fixed, the stream says so. The closed
+        # streams free their slots as the server notices them: retry while it answers 503.
+        deadline = time.monotonic() + 30
+        while True:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(f"GET /__events?build={srv.live.build_id} HTTP/1.1\r\n"
+                      f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
+            head = s.recv(200)
+            if b"503" not in head:
+                break
+            s.close()
+            assert time.monotonic() < deadline, "the server still refuses streams after 30 s"
+            time.sleep(0.2)
         with srv.live.cond:
             srv.live.error = "boom"
             srv.live.cond.notify_all()
-        buf = b""
-        while b"build-error" not in buf:
-            buf += s.recv(4096)
+        buf = _read_until(s, b"build-error", head)
         with srv.live.cond:
             srv.live.error = None
             srv.live.cond.notify_all()
-        while b"build-ok" not in buf:
-            buf += s.recv(4096)
+        _read_until(s, b"build-ok", buf)
         s.close()
+
+
+def _read_until(s, marker: bytes, buf: bytes = b"") -> bytes:
+    """Read the stream until `marker`; a closed stream fails the test instead of looping."""
+    while marker not in buf:
+        chunk = s.recv(4096)
+        assert chunk, f"the stream closed before {marker!r}; it said: {buf[-300:]!r}"
+        buf += chunk
+    return buf
 
 
 def test_scrubbing_recall_on_the_secret_forms_fixture():

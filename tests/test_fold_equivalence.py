@@ -221,3 +221,33 @@ def test_a_library_without_what_the_stepper_reads_falls_back(monkeypatch):
         monkeypatch.undo()
         retention.fast_reviews.cache_clear()
         assert retention.fast_reviews() is not None
+
+
+_text = st.one_of(st.text(max_size=5), st.sampled_from(["", "e", "\ud800", "é", "x" * 20_000,
+                                                         "x" * 20_001]))
+_value = st.one_of(_text, st.floats(allow_nan=True, allow_infinity=True),
+                   st.sampled_from([0.0, -0.0, 1.0, 1.0000001, -1e-300, 0, 1, True, None]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(d=st.dictionaries(st.sampled_from(["concept", "quality", "evidence", "probe", "extra"]),
+                         _value, max_size=5))
+def test_the_plain_observation_shortcut_accepts_only_what_the_model_accepts(d):
+    """The rebuild skips the `Observation` model for a payload `_plain_observation` accepts:
+    the model must accept every such payload (what it refuses still goes through it)."""
+    from pydantic import ValidationError
+
+    from llmlab.chain import _plain_observation
+    from llmlab.events import Observation
+
+    if _plain_observation(d):
+        Observation.__pydantic_validator__.validate_python(d)  # raises if the shortcut lied
+    plain = {"concept": "c", "quality": 0.5, "evidence": "e", "probe": ""}
+    assert _plain_observation(plain)
+    for bad in ({**plain, "quality": 1.5}, {**plain, "evidence": ""}, {**plain, "x": 1}):
+        assert not _plain_observation(bad)
+        try:
+            Observation.__pydantic_validator__.validate_python(bad)
+            raise AssertionError("the model accepted a bad payload")
+        except ValidationError:
+            pass

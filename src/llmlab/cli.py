@@ -470,18 +470,30 @@ def demo(
                    echo=console.print)
 
 
+SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
+                "cached": "nothing new in the log"}
+
+
 @site_app.command("build")
-def site_build(as_json: bool = JsonOpt) -> None:
-    """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/."""
+def site_build(
+    force: bool = typer.Option(False, "--force", help="Read the whole log again instead of "
+                               "only what it gained since the last build (the files are the "
+                               "same either way)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/.
+
+    Incremental: reads only the events added since the last build."""
     from .workspace import Workspace
 
     from .site import build
 
-    res = build(Workspace.find())
+    res = build(Workspace.find(), force=force)
     _warn(res["warnings"])
     shell.out(res, as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
-        f"({d['written']} files written, {d['unchanged']} unchanged). Open {d['index']}"))
+        f"({SOURCE_WORDS[d['source']]}; {d['written']} files written, {d['unchanged']} "
+        f"unchanged). Open {d['index']}"))
 
 
 @app.command()

@@ -14,13 +14,15 @@ Readers use the *complete prefix*: every line up to the first damaged one (see
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chain import Chain, Damaged, Tip, anchor_problem, checked, future_limit
+from .chain import (Chain, Damaged, Tip, anchor_problem, check_event, checked,
+                    future_limit)
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, line_hash
 
@@ -146,20 +148,68 @@ def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
             yield raw
 
 
+def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Iterator[dict]:
+    """`checked(iter_parsed(log_path, limit))` in one generator (the second pass of a full
+    rebuild: one loop, not three): the parsed events of the first `limit` lines, each
+    checked by `check_event`; `Damaged` at the first bad one. `done[0]` is how many were
+    yielded (the line a fold error is reported at)."""
+    scan_once = json.JSONDecoder().scan_once
+    future = future_limit(now)
+    last_t = None
+    with open(log_path, "rb", buffering=1 << 20) as f:
+        for n, line in enumerate(f, 1):
+            if n > limit or not line.endswith(b"\n"):
+                return
+            try:
+                raw = scan_once(line.decode("utf-8"), 0)[0]
+            except StopIteration:  # the C scanner's "no JSON value here"
+                raise ValueError(f"line {n} is not JSON") from None
+            if raw.get("v") != SCHEMA_VERSION:
+                raw = Event.from_dict(raw).to_dict()
+            problem, last_t = check_event(raw, n, last_t, future)
+            if problem:
+                raise Damaged(n, problem)
+            done[0] = n
+            yield raw
+
+
 def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
     """One cheap pass: where the complete prefix ends (see `integrity.Chain`), its
-    retractions (target id -> retraction id), and the first damage after it, if any."""
+    retractions (target id -> retraction id), and the first damage after it, if any.
 
+    A line as llmlab writes it (the next id first, `prev` the hash of the line before) is
+    checked here, inline: the loop runs once per event of a rebuild. Any other line goes
+    through `Chain.feed`, which parses it and words what is wrong."""
     chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
+    sha256 = hashlib.sha256
+    n, offset, last, last_len = 0, 0, chain._last_hash_b, 0
     with open(log_path, "rb", buffering=1 << 20) as f:
         for line in f:
+            i = line.find(b'"prev":"', 0, 256)
+            if (i > 0 and line[i + 8:i + 72] == last and line[i + 72:i + 73] == b'"'
+                    and line.endswith(b"\n")
+                    and line.startswith(b'{"id":"evt_%06d",' % (n + 1))):
+                last = sha256(line[:-1]).hexdigest().encode()  # `line_hash`
+                n, offset, last_len = n + 1, offset + len(line), len(line)
+                if b'"retraction"' in line:
+                    ev = json.loads(line)
+                    if ev.get("type") == "retraction":
+                        retracted[ev["data"]["target"]] = ev["id"]
+                continue
+            chain.count, chain.offset, chain.last_len = n, offset, last_len
+            chain.last_hash, chain._last_hash_b = last.decode(), last
             if not chain.feed(line):
                 break
+            n, offset, last, last_len = chain.count, chain.offset, chain._last_hash_b, \
+                chain.last_len
             if b'"retraction"' in line:
                 ev = chain.last_event or json.loads(line)
                 if ev.get("type") == "retraction":
                     retracted[ev["data"]["target"]] = ev["id"]
+        else:
+            chain.count, chain.offset, chain.last_len = n, offset, last_len
+            chain.last_hash, chain._last_hash_b = last.decode(), last
     return chain.tip(log_path), retracted
 
 

@@ -45,42 +45,68 @@ def _table(bins: list[list]) -> list[dict]:
             for i, (s, o, c) in enumerate(bins)]
 
 
-def prequential(observations: Iterable[tuple[str, float, str]], p: MasteryParams) -> dict:
-    """observations: (concept, quality, ts) in log order.
+class Replay:
+    """The prequential replay as a fold: `feed` one observation (concept, quality, ts) in
+    log order, `result()` at any point. Its state is plain JSON (`to_dict`/`from_dict`, floats
+    round-trip exactly), so the site can carry it over from one build to the next and feed
+    only the new observations: the sums are the same, in the same order, as a full replay.
 
     `calibration` is the EWMA's (the engine's displayed mastery as a prediction),
     `calibration_skill` the skill estimate's mean."""
-    m: dict[str, float] = {}
-    sk: dict[str, tuple[float, float, float]] = {}  # concept -> (mean, var, day)
-    last: dict[str, float] = {}
-    total = n = 0.0
-    losses = {"engine": 0.0, "skill": 0.0, "running_mean": 0.0, "last_quality": 0.0}
-    bins, bins_skill = _bins(), _bins()
-    for cid, q, ts in observations:
-        pred = m.get(cid, p.prior)
-        mean = total / n if n else p.prior
-        prev = sk.get(cid)
+
+    def __init__(self, p: MasteryParams, d: dict | None = None):
+        self.p = p
+        d = d or {}
+        self.m: dict[str, float] = d.get("m", {})
+        self.sk: dict[str, list[float]] = d.get("sk", {})  # concept -> [mean, var, day]
+        self.last: dict[str, float] = d.get("last", {})
+        self.total: float = d.get("total", 0.0)
+        self.n: float = d.get("n", 0.0)
+        self.losses: dict[str, float] = d.get("losses", {
+            "engine": 0.0, "skill": 0.0, "running_mean": 0.0, "last_quality": 0.0})
+        self.bins: list[list] = d.get("bins", _bins())
+        self.bins_skill: list[list] = d.get("bins_skill", _bins())
+
+    def to_dict(self) -> dict:
+        return {"m": self.m, "sk": self.sk, "last": self.last, "total": self.total, "n": self.n,
+                "losses": self.losses, "bins": self.bins, "bins_skill": self.bins_skill}
+
+    def feed(self, cid: str, q: float, ts: str) -> None:
+        p, losses = self.p, self.losses
+        pred = self.m.get(cid, p.prior)
+        mean = self.total / self.n if self.n else p.prior
+        prev = self.sk.get(cid)
         pred_skill = prev[0] if prev else p.prior
         losses["engine"] += _ll(pred, q)
         losses["skill"] += _ll(pred_skill, q)
         losses["running_mean"] += _ll(mean, q)
-        losses["last_quality"] += _ll(last.get(cid, p.prior), q)
-        _add(bins, pred, q)
-        _add(bins_skill, pred_skill, q)
+        losses["last_quality"] += _ll(self.last.get(cid, p.prior), q)
+        _add(self.bins, pred, q)
+        _add(self.bins_skill, pred_skill, q)
         day = day_number(ts)
-        sk[cid] = (*step(prev[0] if prev else None, prev[1] if prev else 0.0,
-                         prev[2] if prev else None, day, q, p.tutor_sd, p), day)
-        m[cid] = p.alpha * q + (1 - p.alpha) * pred
-        last[cid] = q
-        total += q
-        n += 1
-    count = int(n)
-    return {
-        "observations": count,
-        "log_loss": {k: (v / count if count else None) for k, v in losses.items()},
-        "calibration": _table(bins),
-        "calibration_skill": _table(bins_skill),
-    }
+        self.sk[cid] = [*step(prev[0] if prev else None, prev[1] if prev else 0.0,
+                              prev[2] if prev else None, day, q, p.tutor_sd, p), day]
+        self.m[cid] = p.alpha * q + (1 - p.alpha) * pred
+        self.last[cid] = q
+        self.total += q
+        self.n += 1
+
+    def result(self) -> dict:
+        count = int(self.n)
+        return {
+            "observations": count,
+            "log_loss": {k: (v / count if count else None) for k, v in self.losses.items()},
+            "calibration": _table(self.bins),
+            "calibration_skill": _table(self.bins_skill),
+        }
+
+
+def prequential(observations: Iterable[tuple[str, float, str]], p: MasteryParams) -> dict:
+    """observations: (concept, quality, ts) in log order (see `Replay`)."""
+    r = Replay(p)
+    for cid, q, ts in observations:
+        r.feed(cid, q, ts)
+    return r.result()
 
 
 def simulate(p: MasteryParams, learners: int = 1000, seed: int = 0, bias: float = 0.1) -> dict:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from fsrs import Card, Rating, Scheduler, State
 
@@ -219,12 +219,18 @@ def _step(fast: FastReviews, card: Review | None, today: int, r: int) -> Review:
     return s, d, today, None
 
 
+@lru_cache(maxsize=4096)
+def _day_ordinal(day: str) -> int:
+    """`date.fromisoformat(day).toordinal()`, cached: a day's events share it."""
+    return date.fromisoformat(day).toordinal()
+
+
 def _review(card: Review | None, day: str, quality: float) -> Review:
     """Fold the review of `day` (mean quality `quality`) into `card` (None: a new card)."""
     fast = _fast or fast_reviews()
-    if fast is not None:  # `_step`, inlined: once per concept-day in every rebuild
-        r = rating(quality)
-        today = date.fromisoformat(day).toordinal()
+    if fast is not None:  # `_step` and `rating`, inlined: once per concept-day in a rebuild
+        r = 1 if quality < 0.4 else 2 if quality < 0.6 else 3 if quality < 0.85 else 4
+        today = _day_ordinal(day)
         if card is None:
             s, d = fast.first(r)
         else:

@@ -131,19 +131,13 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
     An event that passes the line checks but whose payload the fold cannot use (a field
     edited by hand) ends the prefix there: the fold is redone up to it.
     """
-    from .chain import Damaged, checked
+    from .chain import Damaged
 
     tip, retracted = log_mod.scan(log_path)
     limit = tip.count
     while True:
         done = [0]
-
-        def counted(events):
-            for ev in events:
-                done[0] += 1
-                yield ev
-
-        events = counted(checked(log_mod.iter_parsed(log_path, limit)))
+        events = log_mod.iter_checked(log_path, limit, done)
         try:
             state = derive(cur, events, p, retracted)
             break

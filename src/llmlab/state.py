@@ -109,10 +109,13 @@ def initial(cur: Curriculum) -> State:
 
 
 def is_mastered(c: ConceptState, p: MasteryParams) -> bool:
-    """The lower end of the skill's credible interval clears the bar, and the gates hold."""
-    return (c.skill is not None and c.observations >= p.min_observations
-            and c.days >= p.min_days and not c.open_misconceptions
-            and max(0.0, c.skill - z_score(p.interval) * math.sqrt(c.skill_var)) >= p.bar)
+    """The lower end of the skill's credible interval clears the bar, and the gates hold.
+    (`x if x > 0.0 else 0.0` is `max(0.0, x)`, NaN included, without the call.)"""
+    if (c.skill is None or c.observations < p.min_observations or c.days < p.min_days
+            or c.open_misconceptions):
+        return False
+    low = c.skill - z_score(p.interval) * math.sqrt(c.skill_var)
+    return (low if low > 0.0 else 0.0) >= p.bar
 
 
 def _measure(c: ConceptState, ts: str, z: float, noise_sd: float, p: MasteryParams) -> None:
@@ -136,6 +139,8 @@ def _refresh_mastered(s: State, cid: str, p: MasteryParams) -> None:
 
 
 def _observation(s: State, ev: dict, p: MasteryParams) -> None:
+    """(The most common event, once per event of a rebuild: `_measure` and
+    `_refresh_mastered` are inlined.)"""
     d = ev["data"]
     cid, q, ts = d["concept"], d["quality"], ev["ts"]
     c = s.concepts.get(cid)
@@ -150,13 +155,19 @@ def _observation(s: State, ev: dict, p: MasteryParams) -> None:
         c.last_day = day
     c.first_seen = c.first_seen or ts
     c.last_seen = ts
-    _measure(c, ts, q, p.tutor_sd, p)
+    t = day_number(ts)
+    c.skill, c.skill_var = step(c.skill, c.skill_var, c.skill_day, t, q, p.tutor_sd, p)
+    c.skill_day = t
     c.info_tutor += 1 / p.tutor_sd ** 2
-    c.history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
-    if len(c.history) > HISTORY_KEEP:
-        del c.history[0]
+    history = c.history
+    history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
+    if len(history) > HISTORY_KEEP:
+        del history[0]
     c.reviews.add(day, q)
-    _refresh_mastered(s, cid, p)
+    was = c.mastered
+    c.mastered = is_mastered(c, p)
+    if c.mastered and not was:
+        s.module_floor = max(s.module_floor, first_unmastered_module(s))
 
 
 def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
@@ -268,14 +279,7 @@ APPLY = {
 
 def apply(s: State, ev: dict, p: MasteryParams) -> None:
     """Fold one counted event into `s` (in place; `derive` owns the state it folds)."""
-    s.events += 1
-    s.last_id, s.last_ts = ev["id"], ev["ts"]
-    if ev["id"] in s.retracted:
-        return
-    APPLY[ev["type"]](s, ev, p)
-    s.recent.append(ev)  # the raw events; `view` words them
-    if len(s.recent) > RECENT_KEEP:
-        del s.recent[0]
+    fold(s, (ev,), p)
 
 
 def retractions(events: Iterable[dict]) -> dict[str, str]:
@@ -284,8 +288,23 @@ def retractions(events: Iterable[dict]) -> dict[str, str]:
 
 
 def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
-    for ev in events:
-        apply(s, ev, p)
+    """`apply` each event in turn: count it, then (unless retracted) its type's handler,
+    and keep it among the recent ones. (The loop runs once per event of a rebuild: what it
+    reads is bound to locals.)"""
+    handlers, retracted, recent = APPLY, s.retracted, s.recent
+    n, ev = s.events, None
+    try:
+        for ev in events:
+            n += 1
+            if ev["id"] in retracted:
+                continue
+            handlers[ev["type"]](s, ev, p)
+            recent.append(ev)  # the raw events; `view` words them
+            if len(recent) > RECENT_KEEP:
+                del recent[0]
+    finally:  # also when an event fails: it counted, as `apply` counted it before its handler
+        if ev is not None:
+            s.events, s.last_id, s.last_ts = n, ev["id"], ev["ts"]
     return s
 
 

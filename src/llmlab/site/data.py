@@ -1,80 +1,32 @@
-"""The data behind every page: one read of the state and one pass over the log.
+"""The data behind every page: the derived state plus the site's aggregates of the log.
 
 `collect(ws, now)` returns plain JSON-able dicts; the HTML pages and their JSON twins are
-rendered from exactly these dicts, so the two never disagree. Nothing here calls
-`api.concept` per concept: evidence is grouped by concept in a single pass.
+rendered from exactly these dicts, so the two never disagree. Nothing here reads the whole
+log: the state comes from its snapshot and the per-concept evidence, activity and model
+replay from `aggregate` (both fold only the lines added since the last build).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .. import api
-from .. import log as log_mod
 from ..core import parse_ts
 from ..lab import runs as runs_mod
 from ..workspace import Workspace
+from . import aggregate
 from .svg import level
 
-EVIDENCE_HTML_KEEP = 60  # evidence rows shown on a concept page (the JSON twin has all)
 FIGURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(png|svg|jpg|jpeg)$")
 ACTIVITY_DAYS = 56
 NOTES_SHOWN = 10  # the tutor's latest notes on the overview (the JSON twin has the same)
+RESOLVED_KEEP = 50  # resolved misconceptions listed on the dashboard (all are counted)
 
 
-def _event_text(ev: dict) -> str:
-    """The words an event carries (evidence, claim, notes...), for evidence lists."""
-    d = ev["data"]
-    for k in ("evidence", "claim", "notes", "reason", "text"):
-        if d.get(k):
-            return str(d[k])
-    if ev["type"] == "prediction":
-        return f"predicted {d['experiment']}.{d['quantity']} = {d['value']:g}" + (
-            f" ({d['note']})" if d.get("note") else "")
-    if ev["type"] == "experiment_run":
-        return f"lab run {d['experiment']} ({d['run_id']})"
-    return ""
-
-
-def _evidence_row(ev: dict, retracted: dict[str, str]) -> dict:
-    d = ev["data"]
-    return {"id": ev["id"], "ts": ev["ts"], "type": ev["type"], "actor": ev["actor"],
-            "quality": d.get("quality"), "text": _event_text(ev), "probe": d.get("probe", ""),
-            "quote": d.get("quote", ""), "passed": d.get("passed"),
-            "retracted_by": retracted.get(ev["id"])}
-
-
-def group_events(events: list[dict], concept_ids) -> tuple[dict[str, list[dict]], list]:
-    """(concept id -> its evidence rows oldest first, events per day), in one pass."""
-    retracted = {e["data"]["target"]: e["id"] for e in events if e["type"] == "retraction"}
-    by: dict[str, list[dict]] = {cid: [] for cid in concept_ids}
-    opened_concept: dict[str, str] = {}
-    per_day: Counter = Counter()
-    for ev in events:
-        d = ev["data"]
-        per_day[ev["ts"][:10]] += 1
-        cids = []
-        if d.get("concept"):
-            cids.append(d["concept"])
-        cids += [c for c in d.get("concepts", ()) if c not in cids]
-        if ev["type"] == "misconception_opened":
-            opened_concept[ev["id"]] = d["concept"]
-        elif ev["type"] == "misconception_resolved" and d.get("target") in opened_concept:
-            cids.append(opened_concept[d["target"]])
-        if not cids:
-            continue
-        row = _evidence_row(ev, retracted)
-        for cid in cids:
-            if cid in by:
-                by[cid].append(row)
-    return by, per_day
-
-
-def activity(per_day: Counter, now: datetime, days: int = ACTIVITY_DAYS) -> list:
+def activity(per_day: dict[str, int], now: datetime, days: int = ACTIVITY_DAYS) -> list:
     start = now.date() - timedelta(days=days - 1)
     start -= timedelta(days=start.weekday())  # columns are weeks starting on Monday
     out, d = [], start
@@ -138,16 +90,16 @@ def _table_preview(tables: dict, rows: int = 12) -> list[dict]:
     return out
 
 
-def collect(ws: Workspace, now: datetime | None = None) -> dict:
-    """Everything the site shows, from one state read and one pass over the log."""
+def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> dict:
+    """Everything the site shows: the state, and the aggregates of the same log lines
+    (incremental unless `force`; "source" says how they were made)."""
     from ..events import now_utc
 
     now = now or now_utc()
     cur = ws.curriculum
     st = api.state(ws, now)
     params = ws.config.mastery
-    events = log_mod.read_events(ws.log_path)
-    by_concept, per_day = group_events(events, cur.concepts)
+    agg, source = aggregate.current(ws, st["events"], force)
     cs = st["concepts"]
     preds = st["predictions"]["per_concept"]
     disagree = {d["concept"] for d in st["predictions"]["disagreements"]}
@@ -213,21 +165,26 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
             {**p, "target_title": titles.get(p["target"], p["target"])} for p in st["next"]],
         "modules": modules,
         "misconceptions": {"open": [mis_row(m) for m in mis["open"]],
-                           "resolved": [mis_row(m) for m in mis["resolved"]],
+                           "resolved": [mis_row(m) for m in sorted(
+                               mis["resolved"], key=lambda m: m["resolved_at"],
+                               reverse=True)[:RESOLVED_KEEP]],
                            "resolved_count": mis["resolved_count"]},
         "notes": {"latest": [note_row(n) for n in st["notes"]["latest"][:NOTES_SHOWN]],
                   "count": st["notes"]["count"]},
         "predictions": st["predictions"],
         "runs": [_public_run(r) for r in runs],
         "timeline": st["recent"],
-        "activity": activity(per_day, now),
+        "activity": activity(agg.per_day, now),
         "params": {"bar": params.bar, "min_observations": params.min_observations,
                    "interval": params.interval,
                    "min_days": params.min_days},
     }
+    mis_by_concept: dict[str, list[dict]] = {}
+    for m in mis["open"] + mis["resolved"]:
+        mis_by_concept.setdefault(m["concept"], []).append(m)
     concepts = {}
     for cid, c in cur.concepts.items():
-        ev = by_concept[cid]
+        ev = agg.rows[cid]
         concepts[cid] = {
             "concept": c.model_dump(), "state": cards[cid],
             "prerequisites": [chip(p) for p in c.prerequisites],
@@ -235,13 +192,12 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
             "exit_items": [{"id": e["id"], "title": e["title"], "kind": e["kind"],
                             "ready": e["ready"], "passed": e["passed"]}
                            for e in exit_items if any(r["id"] == cid for r in e["requires"])],
-            "misconceptions": [mis_row(m) for m in mis["open"] + mis["resolved"]
-                               if m["concept"] == cid],
+            "misconceptions": [mis_row(m) for m in mis_by_concept.get(cid, ())],
             "prediction": preds.get(cid),
             "notes": [note_row(n) for n in cards[cid]["notes"]],
             "runs": [_public_run(r) for r in runs if cid in r.get("concepts", [])],
             "evidence": list(reversed(ev)),
-            "evidence_total": len(ev),
+            "evidence_total": agg.totals[cid],
         }
     ladder = [{"step": i, "id": e["id"], "title": e["title"], "prompt": e["prompt"],
                "goal": e["goal"], "measure": e["measure"], "requires": e["requires"],
@@ -249,19 +205,10 @@ def collect(ws: Workspace, now: datetime | None = None) -> dict:
                "mastered_count": e["mastered_count"]}
               for i, e in enumerate((e for e in exit_items if e["kind"] == "build"), 1)]
     return {"dashboard": dashboard, "concepts": concepts, "ladder": ladder,
-            "graph": graph_nodes, "runs": runs, "now": now, "warnings": st["warnings"], "model": model_replay(events, params),
+            "graph": graph_nodes, "runs": runs, "now": now, "warnings": st["warnings"],
+            "model": agg.replay.result(), "source": source,
             "modules": [{"id": m.id, "title": m.title, "order": m.order, "summary": m.summary,
                          "has_study": has_study[m.id]} for m in cur.modules]}
-
-
-def model_replay(events: list[dict], params) -> dict:
-    """The prequential replay of this log (`llmlab model-check`'s first part) for the
-    model page: each observation predicted from the state before it."""
-    from ..modelcheck import prequential
-
-    retracted = {e["data"]["target"] for e in events if e["type"] == "retraction"}
-    return prequential([(e["data"]["concept"], e["data"]["quality"], e["ts"]) for e in events
-                        if e["type"] == "observation" and e["id"] not in retracted], params)
 
 
 def _public_run(r: dict) -> dict:

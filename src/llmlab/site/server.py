@@ -1,7 +1,8 @@
 """`llmlab serve`: the site over HTTP (stdlib only), rebuilt and pushed live.
 
 - A watcher thread polls the evidence log (every 0.2 s), `llmlab.toml` and the curriculum
-  (every second); on a change it rebuilds the site and tells every open page to reload
+  (every second); on a change it rebuilds the site (incrementally: `build` reads only the
+  lines the log gained since the last build) and tells every open page to reload
   over server-sent events (`/__events`). A failed rebuild keeps the last good site and
   shows a banner on open pages.
 - Only regular files inside `site/` are served: the raw request path must be a plain
@@ -102,6 +103,7 @@ class LiveSite:
         self.cond = threading.Condition()
         self.stop = threading.Event()
         self.rebuilds = 0
+        self.source = ""  # how the last build read the log: full, incremental or cached
         self.sigs: tuple = ((), ())
 
     def rebuild(self) -> None:
@@ -117,7 +119,7 @@ class LiveSite:
                 self.cond.notify_all()
             return
         with self.cond:
-            self.build_id, self.error = res["build"], None
+            self.build_id, self.error, self.source = res["build"], None, res["source"]
             self.rebuilds += 1
             self.cond.notify_all()
 
