@@ -18,7 +18,6 @@ import platform
 import time
 from pathlib import Path
 
-from _summary import row
 from llmlab.transcript.scrub import Known, Scrubber
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +71,8 @@ def throughput(paths: list[Path] = THROUGHPUT, size: int = 2_000, mb: float = 4.
 
 
 def main() -> None:
+    from _summary import row  # bench/ is on the path when run as a script (tests import evaluate)
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", action="store_true")
     r = evaluate()
