@@ -56,20 +56,8 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
     the once-per-concept-day retention update is rare)."""
     rng = random.Random(seed)
     concepts = ws.curriculum.concept_ids
-    prev = GENESIS
-    t0 = 1_767_225_600  # 2026-01-01
-    span = 300 * 86400
-    with open(ws.log_path, "wb") as f:
-        for i in range(1, n + 1):
-            ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(t0 + span * i // n))
-            c = rng.choice(concepts)
-            ev = Event(id=f"evt_{i:06d}", ts=ts, type="observation", actor="tutor", prev=prev,
-                       data={"concept": c, "quality": round(rng.random(), 3),
-                             "evidence": f"learner explained {c} with a concrete example, "
-                                         "mostly right, one slip on the details", "probe": ""})
-            line = ev.to_line()
-            f.write(line)
-            prev = line_hash(line)
+    t0, span = 1_767_225_600, 300 * 86400  # from 2026-01-01
+    _write(ws, [(t0 + span * i // n, rng.choice(concepts)) for i in range(1, n + 1)], seed)
 
 
 def synth_log_realistic(ws: Workspace, n: int, seed: int = 0, per_day: int = 24) -> None:

@@ -74,22 +74,8 @@ def _sidechains(d: Path) -> list[Path]:
 
 
 def _malformed(d: Path) -> list[Path]:
-    weird = [
-        {"type": "user", "uuid": "w1", "parentUuid": None, "message": None},
-        {"type": "user", "uuid": "w2", "parentUuid": "w1", "message": {"content": 42}},
-        {"type": "user", "uuid": "w3", "parentUuid": "w2", "timestamp": "not a time",
-         "message": {"content": ["a string block", {"type": "text"}, {"type": "image", "source": None}]}},
-        {"type": "assistant", "uuid": "w4", "parentUuid": "w3", "message": {"content": [
-            {"type": "tool_use", "name": "Bash", "input": "not a dict"}, {"type": "thinking"}, 7, None]}},
-        {"type": "user", "uuid": "w5", "parentUuid": "w4", "message": {"content": [
-            {"type": "tool_result", "tool_use_id": None, "content": [{"type": "weird"}, "x", None]}]}},
-        {"type": "assistant", "uuid": 12, "message": {"content": "x"}},
-        {"type": "system", "uuid": "w6", "parentUuid": "w5", "subtype": "compact_boundary", "compactMetadata": None},
-        {"type": None},
-        ["not", "an", "object"],
-        {"type": "user", "uuid": "w7", "parentUuid": "w6", "timestamp": "2025-01-01T10:00:00Z",
-         "message": {"role": "user", "content": "STILL_HERE"}},
-    ]
+    from test_transcript import WEIRD_RECORDS as weird
+
     log = d / "weird.jsonl"
     log.write_text("\n".join(json.dumps(r) for r in weird) + "\n\n   \n{broken\n")
     return [log]
