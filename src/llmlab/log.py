@@ -214,9 +214,12 @@ def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
                 last = sha256(line[:-1]).hexdigest().encode()  # `line_hash`
                 n, offset, last_len = n + 1, offset + len(line), len(line)
                 if b'"retraction"' in line:
-                    ev = json.loads(line)
-                    if ev.get("type") == "retraction":
-                        retracted[ev["data"]["target"]] = ev["id"]
+                    try:
+                        ev = json.loads(line)
+                        if ev.get("type") == "retraction":
+                            retracted[ev["data"]["target"]] = ev["id"]
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        pass  # not an event: the event checks find it and word it
                 continue
             chain.count, chain.offset, chain.last_len = n, offset, last_len
             chain.last_hash, chain._last_hash_b = last.decode(), last
