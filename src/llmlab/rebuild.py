@@ -22,10 +22,10 @@ and gets exactly the answer it got before.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 
 from .chain import Damaged, Tip, _plain_observation, check_event, future_limit
@@ -36,6 +36,7 @@ from .events import ACTORS, GENESIS, SCHEMA_VERSION, Event
 from .state import State, derive
 
 BLOCK = 1 << 20  # bytes read at a time by `find_retractions`
+BATCH = 256  # events handed to the fold at a time by `verified`
 _RETRACTION = b'"type":"retraction"'  # how llmlab writes a retraction's type
 
 
@@ -77,18 +78,21 @@ class Verified:
 
 
 def verified(log_path: Path, count: int, seen: Verified, now: datetime | None = None
-             ) -> Iterator[dict]:
-    """The first `count` lines as parsed events, each checked as `log.scan` and
-    `log.iter_checked` check it; stops at the first that fails (`seen.ok` stays False).
-    (Once per event of a rebuild: the checks of an observation as llmlab writes it are
-    inline, as in `iter_checked`; any other event goes through `check_event`.)"""
+             ) -> Iterator[list[dict]]:
+    """The first `count` lines as parsed events, in lists of up to `BATCH`, each checked
+    as `log.scan` and `log.iter_checked` check it; stops at the first that fails
+    (`seen.ok` stays False). (Once per event of a rebuild: the checks of an observation as
+    llmlab writes it are inline, as in `iter_checked`; any other event goes through
+    `check_event`. Lists, not one event at a time: resuming the generator for each event
+    cost about 7% of a rebuild.)"""
     scan_once = json.JSONDecoder().scan_once
     sha256 = hashlib.sha256
     future = future_limit(now)
     fromiso, plain, actors = datetime.fromisoformat, _plain_observation, ACTORS
     last, last_t, offset, last_len, n = GENESIS, None, 0, 0, 0
+    batch: list[dict] = []
     with open(log_path, "rb", buffering=1 << 20) as f:
-        for n, line in enumerate(islice(f, count), 1):
+        for n, line in enumerate(itertools.islice(f, count), 1):
             try:
                 text = line.decode("utf-8")
                 raw, end = scan_once(text, 0)
@@ -120,9 +124,13 @@ def verified(log_path: Path, count: int, seen: Verified, now: datetime | None = 
             last = sha256(line[:-1]).hexdigest()  # `line_hash`
             offset += len(line)
             last_len = len(line)
-            yield raw
+            batch.append(raw)
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
     seen.ok = n == count
     seen.offset, seen.count, seen.last_hash, seen.last_len = offset, n, last, last_len
+    yield batch
 
 
 def one_pass(log_path: Path, cur: Curriculum, p: MasteryParams, now: datetime | None = None,
@@ -134,7 +142,8 @@ def one_pass(log_path: Path, cur: Curriculum, p: MasteryParams, now: datetime | 
         return None
     seen = Verified()
     try:
-        state = derive(cur, verified(log_path, count, seen, now), p, retracted)
+        events = itertools.chain.from_iterable(verified(log_path, count, seen, now))
+        state = derive(cur, events, p, retracted)
     except (Damaged, UnicodeDecodeError, UserError) + errors:
         return None
     if not seen.ok or seen.retractions != found:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -157,6 +158,7 @@ def _observer(s: State, p: MasteryParams, closed: list) -> Handler:
     z, sqrt, bar = z_score(p.interval), math.sqrt, p.bar
     min_obs, min_days = p.min_observations, p.min_days
     fromiso = datetime.fromisoformat
+    history_keep, batch = HISTORY_KEEP, CLOSE_BATCH
 
     def observation(s: State, ev: dict, p: MasteryParams) -> None:
         d = ev["data"]
@@ -168,10 +170,12 @@ def _observer(s: State, p: MasteryParams, closed: list) -> Handler:
         c.mastery = mastery = alpha * q + keep * (prior if mastery is None else mastery)
         c.observations = n = c.observations + 1
         day = ts[:10]
+        days = c.days
         if day != c.last_day:
-            c.days += 1
+            c.days = days = days + 1
             c.last_day = day
-        c.first_seen = c.first_seen or ts
+        if not c.first_seen:
+            c.first_seen = ts
         c.last_seen = ts
         t = fromiso(ts).timestamp() / 86400  # skill.day_number
         mean, var, last = c.skill, c.skill_var, c.skill_day  # skill.step:
@@ -186,26 +190,30 @@ def _observer(s: State, p: MasteryParams, closed: list) -> Handler:
         c.info_tutor += info
         history = c.history
         history.append([ts, q, mastery, ev["id"], mean, var])
-        if len(history) > HISTORY_KEEP:
+        if len(history) > history_keep:
             del history[0]
         rv = c.reviews  # DailyReviews.add, the review itself batched
-        if rv.day is None or day > rv.day:
-            if rv.day is not None:
-                closed.append((rv, rv.day, rv.total / rv.count))
-                if len(closed) >= CLOSE_BATCH:
+        open_day = rv.day
+        if open_day is None or day > open_day:
+            if open_day is not None:
+                closed.append((rv, open_day, rv.total / rv.count))
+                if len(closed) >= batch:
                     close_days(closed)
             rv.day, rv.total, rv.count = day, 0.0 + q, 1
         else:
             rv.total += q
             rv.count += 1
-        was = c.mastered
-        if n < min_obs or c.days < min_days or c.open_misconceptions:  # is_mastered
-            c.mastered = False
+        if n < min_obs or days < min_days or c.open_misconceptions:  # is_mastered
+            if c.mastered:
+                c.mastered = False
         else:
             low = mean - z * sqrt(var)
-            c.mastered = (low if low > 0.0 else 0.0) >= bar
-        if c.mastered and not was:
-            s.module_floor = max(s.module_floor, first_unmastered_module(s))
+            if (low if low > 0.0 else 0.0) >= bar:
+                if not c.mastered:
+                    c.mastered = True
+                    s.module_floor = max(s.module_floor, first_unmastered_module(s))
+            elif c.mastered:
+                c.mastered = False
 
     return observation
 
@@ -334,19 +342,19 @@ def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
     state is the same as one folded by `DailyReviews.add` event by event."""
     closed: list = []
     handlers = {**APPLY, "observation": _observer(s, p, closed)}
-    retracted, recent = s.retracted, s.recent
+    retracted = s.retracted
+    recent = deque(s.recent, maxlen=RECENT_KEEP)  # the raw events; `view` words them
     n, ev = s.events, None
     try:
         for ev in events:
             n += 1
-            if ev["id"] in retracted:
+            if retracted and ev["id"] in retracted:
                 continue
             handlers[ev["type"]](s, ev, p)
-            recent.append(ev)  # the raw events; `view` words them
-            if len(recent) > RECENT_KEEP:
-                del recent[0]
+            recent.append(ev)
     finally:  # also when an event fails: it counted, as `apply` counted it before its handler
         close_days(closed)
+        s.recent[:] = recent
         if ev is not None:
             s.events, s.last_id, s.last_ts = n, ev["id"], ev["ts"]
     return s
