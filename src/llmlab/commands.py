@@ -1,8 +1,8 @@
-"""The `llmlab` console script's front door, and the commands a tutor runs most.
+"""The commands a tutor runs most, and the fast path's parser for them (`llmlab.entry`).
 
-`state`, `next`, `verify` and `log observe` run here without the CLI framework when their
+`state`, `next`, `verify` and `log observe` run without the CLI framework when their
 arguments are exactly as the full command line declares them (`HOT`); everything else, and
-anything here that is not fully understood (`--help`, an unknown or repeated option, a value
+anything `parse` does not fully understand (`--help`, an unknown or repeated option, a value
 of the wrong type, a missing argument), goes to the full command line (`llmlab.cli`, typer),
 which words the error. Both run the same functions below, so a command prints the same
 whichever way it came (tests/test_startup.py checks that, and that `HOT` declares exactly
@@ -186,20 +186,3 @@ def parse(argv: list[str]) -> tuple[Hot, dict[str, Any]] | None:
     for o in hot.opts:
         kw.setdefault(o.dest, o.default)
     return hot, kw
-
-
-def main() -> None:
-    """The `llmlab` console script and `python -m llmlab`."""
-    hit = parse(sys.argv[1:])
-    if hit is None:
-        from .cli import main as full
-
-        full()
-        return
-    hot, kw = hit
-    try:
-        code = hot.run(**kw)
-    except (UserError, OSError) as e:
-        code = fail(e)
-    sys.stdout.flush()
-    sys.exit(code)
