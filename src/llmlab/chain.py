@@ -137,7 +137,10 @@ def _plain_observation(d: dict) -> bool:
     of a rebuild: the model costs several times this.)"""
     if len(d) != 4:
         return False
-    c, q, e, p = d.get("concept"), d.get("quality"), d.get("evidence"), d.get("probe")
+    try:
+        c, q, e, p = d["concept"], d["quality"], d["evidence"], d["probe"]
+    except KeyError:
+        return False
     return (type(q) is float and 0.0 <= q <= 1.0 and type(c) is str and c.isascii()
             and type(e) is str and e.isascii() and 0 < len(e) <= _TEXT_MAX
             and type(p) is str and p.isascii() and len(p) <= _TEXT_MAX)

@@ -93,23 +93,20 @@ def verified(log_path: Path, count: int, seen: Verified, now: datetime | None = 
     batch: list[dict] = []
     with open(log_path, "rb", buffering=1 << 20) as f:
         for n, line in enumerate(itertools.islice(f, count), 1):
-            try:
+            try:  # a key missing, a list for an object: not as llmlab writes it
                 text = line.decode("utf-8")
                 raw, end = scan_once(text, 0)
-            except (UnicodeDecodeError, StopIteration, RecursionError):
-                return
-            if (end != len(text) - 1 or text[end] != "\n" or type(raw) is not dict
-                    or raw.get("id") != "evt_%06d" % n or raw.get("prev") != last):
-                return
-            t = None
-            if (raw.get("type") == "observation" and raw.get("v") == SCHEMA_VERSION
-                    and raw.get("actor") in actors):
-                ts, data = raw.get("ts"), raw.get("data")
-                if type(ts) is str and ts[-1:] == "Z" and type(data) is dict and plain(data):
-                    try:
+                if text[end:] != "\n" or raw["id"] != "evt_%06d" % n or raw["prev"] != last:
+                    return
+                t = None
+                if (raw["type"] == "observation" and raw["v"] == SCHEMA_VERSION
+                        and raw["actor"] in actors):
+                    ts, data = raw["ts"], raw["data"]
+                    if type(ts) is str and ts[-1:] == "Z" and type(data) is dict \
+                            and plain(data):
                         t = fromiso(ts)
-                    except ValueError:
-                        pass
+            except (ValueError, StopIteration, RecursionError, KeyError, TypeError):
+                return  # (UnicodeDecodeError is a ValueError)
             if t is not None:
                 if t > future or last_t is not None and t < last_t:
                     return
