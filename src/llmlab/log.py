@@ -19,11 +19,10 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from .chain import (Chain, Damaged, Tip, _plain_observation, anchor_problem, check_event,
-                    checked, future_limit)
+from .chain import (Chain, Damaged, Tip, anchor_problem, check_event, checked,
+                    future_limit)
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, check_payload, line_hash
 from .schema import Invalid
@@ -186,17 +185,10 @@ def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Itera
     """`checked(iter_parsed(log_path, limit))` in one generator (the second pass of a full
     rebuild: one loop, not three): the parsed events of the first `limit` lines, each
     checked by `check_event`; `Damaged` at the first bad one. `done[0]` is how many were
-    yielded (the line a fold error is reported at).
-
-    An observation as llmlab writes it (a known actor, a payload `_plain_observation`
-    accepts, a time in UTC spelled with `Z`) is checked inline: what `check_event` checks,
-    the time read by `datetime.fromisoformat` alone (`parse_ts` gives the same time for
-    these). Anything else, and any observation that fails there, goes through
-    `check_event`, which words what is wrong."""
+    yielded (the line a fold error is reported at)."""
     scan_once = json.JSONDecoder().scan_once
     future = future_limit(now)
     last_t = None
-    fromiso, plain, actors = datetime.fromisoformat, _plain_observation, ACTORS
     with open(log_path, "rb", buffering=1 << 20) as f:
         for n, line in enumerate(f, 1):
             if n > limit or not line.endswith(b"\n"):
@@ -205,19 +197,6 @@ def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Itera
                 raw = scan_once(line.decode("utf-8"), 0)[0]
             except StopIteration:  # the C scanner's "no JSON value here"
                 raise ValueError(f"line {n} is not JSON") from None
-            if (type(raw) is dict and raw.get("type") == "observation"
-                    and raw.get("v") == SCHEMA_VERSION and raw.get("actor") in actors):
-                ts, data = raw.get("ts"), raw.get("data")
-                if type(ts) is str and ts[-1:] == "Z" and type(data) is dict and plain(data):
-                    try:
-                        t = fromiso(ts)
-                    except ValueError:
-                        t = None
-                    if t is not None and t <= future and (last_t is None or t >= last_t):
-                        last_t = t
-                        done[0] = n
-                        yield raw
-                        continue
             if raw.get("v") != SCHEMA_VERSION:
                 raw = Event.from_dict(raw).to_dict()
             problem, last_t = check_event(raw, n, last_t, future)

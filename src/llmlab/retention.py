@@ -17,7 +17,9 @@ process checks `FastReviews` against `review_card` on a set of review sequences;
 differ in any bit (a new `fsrs` release changed the math), every review goes through the
 library instead. `tests/test_fold_equivalence.py` checks the same on generated sequences.
 The card is turned into the library's `Card` dict only where it leaves the fold (the
-snapshot, `final_card`).
+snapshot, `final_card`). Nothing in the fold reads the card, so the fold hands the
+concept-days that end to `close_days` in batches (one loop, not three calls per review)
+and closes the last batch before it returns.
 """
 
 from __future__ import annotations
