@@ -21,13 +21,13 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ..files import atomic_write
 from ..workspace import Workspace
 from . import data as data_mod
 from . import svg
-from .pages import Pages, code_fingerprint
+from .pages import Pages, code_fingerprint, data_key
 
 STATIC = ("site.css", "live.js")
 WRITERS = 16
@@ -235,7 +235,8 @@ def _ago(ts: str | None) -> Markup:
     into "3 d ago" as of the build (so that the page does not change with the clock)."""
     if not ts:
         return Markup("never")
-    return Markup('<time datetime="{0}" data-ago>{1}</time>').format(ts, _when(ts))
+    ts = escape(ts)
+    return Markup(f'<time datetime="{ts}" data-ago>{_when(ts)}</time>')
 
 
 def _when(ts: str | None) -> str:
@@ -279,19 +280,19 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
     keys = Pages(ws.state_dir, site, _dump(common), code_fingerprint(_markdown_it_version()),
                  force)
 
-    def page(rel: str, template: str, root: str, twin: bytes | None = None, key_data=b"",
-             ctx=dict) -> None:
-        """Render `template` with what `ctx()` returns to `rel` (and write `twin` beside
-        it) unless their key says the files on disk already hold exactly this."""
+    def page(rel: str, template: str, root: str, data, twin=None, ctx=dict) -> None:
+        """Render `template` with what `ctx()` returns to `rel`, and `twin` (the JSON of
+        `data`, if any) beside it, unless the key of `data` says the files on disk
+        already hold exactly this."""
         files = (rel,) if twin is None else (rel, rel[:-5] + ".json")
-        key = keys.key(rel, (twin or b"") + key_data)
+        key = keys.key(rel, data_key(data))
         if keys.fresh(key, files):
             return
         html = _env().get_template(template).render(**common, root=root, page=rel,
                                                      **ctx())
         out.put(rel, html.encode("utf-8"))
         if twin is not None:
-            out.put(files[1], twin)
+            out.put(files[1], _dump(twin))
         keys.rendering(key, files)
 
     static = resources.files("llmlab") / "static"
@@ -306,32 +307,31 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
                                   "last_event": dash["last_event"],
                                   "generated_at": dash["generated_at"]}))
     graph = d["graph"]
-    page("index.html", "index.html", "", key_data=rest + _dump(graph),
+    page("index.html", "index.html", "", [rest, graph],
          ctx=lambda: {"d": dash, "graph": svg.graph(graph)})
     # dash | {"build": build_id}, from the bytes already dumped for the build id
     out.put("index.json", _dump({"generated_at": dash["generated_at"]})[:-2] + b"," + rest[1:-2]
             + f',"build":"{build_id}"}}\n'.encode())
     for cid, c in d["concepts"].items():
-        page(f"concepts/{cid}.html", "concept.html", "../", _dump(c),
+        page(f"concepts/{cid}.html", "concept.html", "../", c, c,
              ctx=lambda c=c: {"c": c, "evidence": c["evidence"]})
     by_module = {m["id"]: m for m in dash["modules"]}
     for i, m in enumerate(cur.modules):
         md = cur.study_page(m.id)
         nav = {"prev": cur.modules[i - 1] if i > 0 else None,
                "next": cur.modules[i + 1] if i + 1 < len(cur.modules) else None}
-        twin = _dump({"module": by_module[m.id], "markdown": md or ""})
-        page(f"study/{m.id}.html", "study.html", "../", twin,
+        twin = {"module": by_module[m.id], "markdown": md or ""}
+        page(f"study/{m.id}.html", "study.html", "../", twin, twin,
              ctx=lambda m=by_module[m.id], md=md, nav=nav: {"m": m, "nav": nav, **_study(md)})
-    page("ladder.html", "ladder.html", "", _dump({"ladder": d["ladder"]}),
+    page("ladder.html", "ladder.html", "", d["ladder"], {"ladder": d["ladder"]},
          ctx=lambda: {"ladder": d["ladder"]})
-    page("model.html", "model.html", "", _dump(d["model"]), ctx=lambda: {"m": d["model"]})
+    page("model.html", "model.html", "", d["model"], d["model"], ctx=lambda: {"m": d["model"]})
     reports = 0
     for r in d["runs"]:
         if r.get("report_page"):
             rep = data_mod.concept_report(r)
             raw = rep.pop("raw", None)
-            page(r["report_page"], "concept_report.html", "../../",
-                 None if raw is None else _dump(raw), key_data=_dump(rep),
+            page(r["report_page"], "concept_report.html", "../../", [rep, raw], raw,
                  ctx=lambda rep=rep: {"rep": rep})
             reports += 1
     out.flush()

@@ -137,9 +137,10 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
                            "mastered_count": sum(r["mastered"] for r in e["requires"])})
     mis = st["misconceptions"]
 
+    catalog = {(cid, x.id): x for cid, c in cur.concepts.items() for x in c.misconceptions}
+
     def mis_row(m: dict) -> dict:
-        cat = cur.misconception(m["concept"], m["catalog"]) if m.get("catalog") and \
-            m["concept"] in cur.concepts else None
+        cat = catalog.get((m["concept"], m["catalog"])) if m.get("catalog") else None
         return {**m, "concept_title": titles.get(m["concept"], m["concept"]),
                 "correction": cat.correction if cat else ""}
 

@@ -16,7 +16,9 @@ under `state/`, it is derived and safe to delete; `--force` ignores it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -39,6 +41,18 @@ def code_fingerprint(extra: str = "") -> bytes:
             if f.is_file() and f.suffix in (".html", ".css", ".js", ".py"):
                 h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.digest()
+
+
+def data_key(data) -> bytes:
+    """`data` (plain JSON-like values) as bytes for a key: pickled without the memo, so that
+    equal values give equal bytes however their objects are shared. 5x faster than
+    json.dumps, which matters for ~3 MB of concept data at 100k events. Values that pickle
+    differently but dump to the same JSON (a tuple and a list) only cost a render."""
+    f = io.BytesIO()
+    p = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+    p.fast = True  # no memo: the bytes depend on the values alone
+    p.dump(data)
+    return f.getvalue()
 
 
 class Pages:
