@@ -415,7 +415,8 @@ def repair(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
-    """Recompute the derived state from the whole log, replacing the cache."""
+    """Recompute the derived state from the whole log, replacing the cache (and drop the
+    site build's caches: the next site build reads the whole log)."""
     from . import api
     from .workspace import Workspace
 
