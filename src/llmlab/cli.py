@@ -477,14 +477,16 @@ SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new 
 
 @site_app.command("build")
 def site_build(
-    force: bool = typer.Option(False, "--force", help="Read the whole log again instead of "
-                               "only what it gained since the last build (the files are the "
-                               "same either way)."),
+    force: bool = typer.Option(False, "--force", help="Read the whole log again and render "
+                               "every page, instead of only what the log gained since the "
+                               "last build and the pages it changed (the files are the same "
+                               "either way)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/.
 
-    Incremental: reads only the events added since the last build."""
+    Incremental: reads only the events added since the last build, and renders only the
+    pages whose data changed."""
     from .workspace import Workspace
 
     from .site import build
@@ -493,8 +495,8 @@ def site_build(
     _warn(res["warnings"])
     shell.out(res, as_json, lambda d: console.print(
         f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
-        f"({SOURCE_WORDS[d['source']]}; {d['written']} files written, {d['unchanged']} "
-        f"unchanged). Open {d['index']}"))
+        f"({SOURCE_WORDS[d['source']]}; {d['rendered']} pages rendered, {d['written']} "
+        f"files written, {d['unchanged']} unchanged). Open {d['index']}"))
 
 
 @app.command()
