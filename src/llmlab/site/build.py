@@ -207,8 +207,12 @@ class _Writer:
     def flush(self) -> None:
         for d in {p.parent for p, _ in self.pending}:
             d.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            changed = list(pool.map(self._write, self.pending))
+        workers = min(WRITERS, len(self.pending) // 4)  # threads cost ~1-3 ms each to start
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                changed = list(pool.map(self._write, self.pending))
+        else:
+            changed = [self._write(item) for item in self.pending]
         self.written, self.unchanged = sum(changed), len(changed) - sum(changed)
         self.pending = []
 
