@@ -346,3 +346,46 @@ def test_rebuild_drops_the_site_caches(ws, tmp_path, invoke):
     twin = json.loads((ws.site_dir / "concepts" / "softmax.json").read_text())
     assert twin["evidence_total"] == 2
     assert_same_site(ws, tmp_path)
+
+
+def test_site_build_takes_the_fast_path_and_prints_what_the_full_cli_does(ws, tmp_path):
+    """`llmlab site build` runs without typer, rich or pydantic's CLI layer (`commands.HOT`),
+    and says the same as the full command line; options it does not know go to typer."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from llmlab.commands import parse
+
+    def run(args: list[str], entry: str, home: Path | None = None) -> subprocess.CompletedProcess:
+        code = ("import atexit, json, sys\n"
+                f"atexit.register(lambda: print(json.dumps(sorted(sys.modules)), "
+                f"file=open({str(tmp_path / 'mods.json')!r}, 'w')))\n"
+                f"sys.argv = ['llmlab', *{args!r}]\nfrom {entry} import main\nmain()\n")
+        env = dict(os.environ, LLMLAB_HOME=str(home or ws.root), COLUMNS="100")
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    api.observe(ws, "softmax", 0.8, "computed it by hand")
+    twin = Path(shutil.copytree(ws.root, tmp_path / "twin"))
+    assert parse(["site", "build", "--force", "--json"]) is not None
+    assert parse(["site", "build", "--help"]) is None
+    seconds = re.compile(r"in \d+\.\d\d s")
+    for args in (["site", "build"], ["site", "build", "--force"]):
+        fast = run(args, "llmlab.entry")
+        mods = set(json.loads((tmp_path / "mods.json").read_text()))
+        full = run(args, "llmlab.cli", twin)  # a copy in the same state
+        assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+        assert seconds.sub("", fast.stdout) == \
+            seconds.sub("", full.stdout).replace(str(twin), str(ws.root)), args
+        assert fast.stdout.startswith("Built ") and "\nOpen " in fast.stdout
+        for name in ("typer", "click", "rich", "llmlab.cli"):
+            assert not any(m == name or m.startswith(name + ".") for m in mods), name
+    r = run(["site", "build", "--json"], "llmlab.entry")
+    assert json.loads(r.stdout)["source"] == "cached"
+    # a user error from the fast path: one paragraph, no traceback
+    ws.config_path.write_text("[learner\n")
+    bad = run(["site", "build"], "llmlab.entry")
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "Traceback" not in \
+        bad.stderr

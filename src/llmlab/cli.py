@@ -428,10 +428,6 @@ def demo(
                    echo=console.print)
 
 
-SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
-                "cached": "nothing new in the log"}
-
-
 @site_app.command("build")
 def site_build(
     force: bool = typer.Option(False, "--force", help="Read the whole log again and render "
@@ -444,16 +440,7 @@ def site_build(
 
     Incremental: reads only the events added since the last build, and renders only the
     pages whose data changed."""
-    from .workspace import Workspace
-
-    from .site import build
-
-    res = build(Workspace.find(), force=force)
-    _warn(res["warnings"])
-    shell.out(res, as_json, lambda d: console.print(
-        f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
-        f"({SOURCE_WORDS[d['source']]}; {d['rendered']} pages rendered, {d['written']} "
-        f"files written, {d['unchanged']} unchanged). Open {d['index']}"))
+    commands.site_build(force, as_json)
 
 
 @app.command()
