@@ -1,7 +1,8 @@
 """`llmlab site build`: render the whole site from derived state (never hand-edited).
 
 Reads the state and the site's aggregates of the log (`data.collect`: both fold only the
-lines added since the last build), renders with Jinja2 (autoescape on:
+lines added since the last build), renders with Jinja2 only the pages whose data changed
+(`pages`: what changes with every build is in `build.js`, not in the pages; autoescape on:
 every text from a log, learner or tutor is escaped; only the curriculum's own markdown
 may contain HTML), writes each file atomically and only when its bytes changed. The
 pages work opened as files: relative links, no network, no inline script or style.
