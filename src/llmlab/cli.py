@@ -10,7 +10,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from typer.core import TyperGroup
 
 from . import commands, shell
@@ -303,7 +302,7 @@ def concept_show(
 
     d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
     _warn(d["warnings"])
-    shell.out(d, as_json, lambda d: print(render.concept(d)))
+    commands.emit(d, as_json, render.concept)
 
 
 @curriculum_app.command("validate")
@@ -342,7 +341,7 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        shell.out(dump(cur.concepts[concept]), as_json, lambda d: print(render.concept_entry(d)))
+        commands.emit(dump(cur.concepts[concept]), as_json, render.concept_entry)
     else:
         shell.out(dump(cur), as_json, lambda d: print(render.curriculum(cur)))
 
@@ -367,7 +366,7 @@ def repair(as_json: bool = JsonOpt) -> None:
 
     ws = Workspace.find()
     res = repair_log(ws.log_path, ws.state_dir)
-    shell.out(res, as_json, lambda d: print(render.repair(d)))
+    commands.emit(res, as_json, render.repair)
 
 
 @app.command()
@@ -397,8 +396,8 @@ def model_check(
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
-         lambda d: print(render.model_check(d)))
+    commands.emit(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
+                  render.model_check)
 
 
 @app.command()
