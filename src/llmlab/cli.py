@@ -371,7 +371,8 @@ def repair(as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
-    """Recompute the derived state from the whole log, replacing the cache."""
+    """Recompute the derived state from the whole log, replacing the cache (and drop the
+    site build's caches: the next site build reads the whole log)."""
     from . import api
     from .workspace import Workspace
 
@@ -426,30 +427,19 @@ def demo(
                    echo=console.print)
 
 
-SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
-                "cached": "nothing new in the log"}
-
-
 @site_app.command("build")
 def site_build(
-    force: bool = typer.Option(False, "--force", help="Read the whole log again instead of "
-                               "only what it gained since the last build (the files are the "
-                               "same either way)."),
+    force: bool = typer.Option(False, "--force", help="Read the whole log again and render "
+                               "every page, instead of only what the log gained since the "
+                               "last build and the pages it changed (the files are the same "
+                               "either way)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/.
 
-    Incremental: reads only the events added since the last build."""
-    from .workspace import Workspace
-
-    from .site import build
-
-    res = build(Workspace.find(), force=force)
-    _warn(res["warnings"])
-    shell.out(res, as_json, lambda d: console.print(
-        f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
-        f"({SOURCE_WORDS[d['source']]}; {d['written']} files written, {d['unchanged']} "
-        f"unchanged). Open {d['index']}"))
+    Incremental: reads only the events added since the last build, and renders only the
+    pages whose data changed."""
+    commands.site_build(force, as_json)
 
 
 @app.command()
