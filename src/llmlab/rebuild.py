@@ -12,11 +12,11 @@ over the lines:
    the event checks of `iter_checked`), hashed, and handed to the fold.
 
 Nothing here words a problem. At the first line that fails any check (a torn tail, an
-edited line, a bad payload), or when the two passes disagree on the number of lines or
+edited line, a bad payload), or when the two reads disagree on the number of lines or of
 retractions (a retraction spelled some other way, which the search missed), `one_pass`
-returns None and `from_scratch` runs the two-pass rebuild, which
-finds the same damage and says what it is; so a damaged log costs one partial pass more
-and gets exactly the answer it got before.
+returns None and `from_scratch` runs the two-pass rebuild, which finds the same damage and
+says what it is: a damaged log costs one partial pass more and gets exactly the answer it
+got before.
 """
 
 from __future__ import annotations
