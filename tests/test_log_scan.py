@@ -111,3 +111,17 @@ def test_retractions_and_the_text_retraction_still_count(ws):
     counted = [e for e in api.concept(ws, "softmax")["evidence"] if not e["retracted"]]
     assert [e["data"]["evidence"] for e in counted] == ["a", "retraction"]
     assert api.state(ws)["warnings"] == []
+
+
+def test_the_commands_in_a_fresh_process_report_it(three, cli):
+    """`llmlab state`, `verify` and `log observe` as a user runs them (the entry point's
+    fast path): the damaged line named, no traceback, the log unchanged."""
+    buf = _damage(three, "not JSON, with the text retraction")
+    env = {"LLMLAB_HOME": str(three.root)}
+    state = cli("state", env=env)
+    assert state.returncode == 0 and "line 2 is not UTF-8 JSON" in state.stdout + state.stderr
+    for args in (["verify"], ["log", "observe", "softmax", "-q", "0.5", "-e", "new"]):
+        r = cli(*args, env=env)
+        assert r.returncode != 0 and "line 2" in r.stdout + r.stderr, (args, r)
+        assert "Traceback" not in r.stderr, r.stderr
+    assert three.log_path.read_bytes() == buf
