@@ -1,6 +1,6 @@
 """The commands a tutor runs most, and the fast path's parser for them (`llmlab.entry`).
 
-`state`, `next`, `verify` and `log observe` run without the CLI framework when their
+`state`, `next`, `verify`, `log observe` and `site build` run without the CLI framework when their
 arguments are exactly as the full command line declares them (`HOT`); everything else, and
 anything `parse` does not fully understand (`--help`, an unknown or repeated option, a value
 of the wrong type, a missing argument), goes to the full command line (`llmlab.cli`, typer),
@@ -111,6 +111,17 @@ def log_observe(concept: str, quality: float, evidence: str, probe: str = "",
     return 0
 
 
+def site_build(force: bool = False, as_json: bool = False) -> int:
+    from . import render
+    from .site.build import build
+    from .workspace import Workspace
+
+    d = build(Workspace.find(), force=force)
+    warn(d["warnings"])
+    emit(d, as_json, render.site_build)
+    return 0
+
+
 # ---------------------------------------------------------------- the fast path's parser
 
 @dataclass(frozen=True)
@@ -141,6 +152,7 @@ HOT: dict[tuple[str, ...], Hot] = {
         Opt(("--actor",), "actor", str, "tutor"),
         Opt(("--at",), "at", str, None),
         JSON)),
+    ("site", "build"): Hot(site_build, (), (Opt(("--force",), "force", None, False), JSON)),
 }
 
 

@@ -53,6 +53,18 @@ def wrap(text: str, indent: str = "    ") -> str:
                                    break_on_hyphens=False))
 
 
+SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
+                "cached": "nothing new in the log"}
+
+
+def site_build(d: dict) -> str:
+    """What `llmlab site build` did, and where the dashboard is."""
+    return wrap(f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
+                f"({SOURCE_WORDS[d['source']]}; {d['rendered']} pages rendered, "
+                f"{d['written']} files written, {d['unchanged']} unchanged).") + \
+        f"\nOpen {safe(d['index'])}"
+
+
 def fields(parts: list[str]) -> str:
     """Label-value pairs on as few lines as the width allows, three spaces apart."""
     lines = [""]

@@ -70,7 +70,7 @@ def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_h
     doc = {"fingerprint": fp, "offset": offset, "line_start": line_start,
            "last_hash": last_hash, "state": state.to_dict()}
     try:
-        atomic_write(path, json.dumps(doc, separators=(",", ":")), mode=0o600)
+        atomic_write(path, json.dumps(doc, separators=(",", ":")), mode=0o600, durable=False)
     except OSError:
         pass  # a cache that cannot be written is rebuilt next time
 
