@@ -67,7 +67,7 @@ def _as_a_fresh_process(runner: CliRunner, env: dict | None):
     """What a new `llmlab` process would start with, restored afterwards: module-level rich
     consoles made anew under the runner's streams and `env` (a Console fixes its colours and
     COLUMNS width when it is made, and the ones made at import saw pytest's streams) and an
-    empty curriculum cache (its key, file mtimes, can miss an edit made within one clock tick)."""
+    empty in-process curriculum cache."""
     saved = [(mod, name, value) for mod in list(sys.modules.values())
              if getattr(mod, "__name__", "").startswith("llmlab")
              for name, value in list(vars(mod).items()) if isinstance(value, Console)]

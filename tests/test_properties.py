@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from llmlab import api
 from llmlab.errors import UserError
-from llmlab.events import PAYLOADS, Event, line_hash
+from llmlab.events import PAYLOADS, Event, check_payload, line_hash
 from llmlab.workspace import Workspace
 
 CONCEPTS = ["tokenization", "softmax", "attention", "kv_cache"]
@@ -32,7 +32,7 @@ payloads = st.one_of(
 @given(type_and_data=payloads, n=st.integers(1, 999_999), actor=st.sampled_from(["tutor", "learner"]))
 def test_event_serialization_round_trips(type_and_data, n, actor):
     type_, data = type_and_data
-    normalised = PAYLOADS[type_](**data).model_dump(mode="json")
+    normalised = check_payload(type_, data)
     ev = Event(id=f"evt_{n:06d}", ts="2026-11-22T10:00:00.000000Z", type=type_, actor=actor,
                prev="a" * 64, data=normalised)
     line = ev.to_line()

@@ -8,8 +8,6 @@ into the snapshot cache. A rejected event raises `UserError` and changes nothing
 from __future__ import annotations
 
 import json
-import logging
-import subprocess
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +18,7 @@ from .core import LOG_FILE, parse_ts
 from .errors import UserError, unknown
 from .events import (ACTORS, EVENT_ID, Event, check_not_future, format_ts, line_hash, now_utc,
                      validate_payload)
+from .schema import dump
 from .state import State
 from .workspace import Workspace
 
@@ -47,7 +46,7 @@ def state(ws: Workspace, now: datetime | None = None) -> dict:
     """The learner state (see `view.summarize`), with the next probes."""
     s, tip = load_state(ws)
     summary = view.summarize(ws.curriculum, s, ws.config.mastery, now or now_utc())
-    summary["learner"] = ws.config.learner.model_dump()
+    summary["learner"] = dump(ws.config.learner)
     summary["next"] = view.next_probes(ws.curriculum, summary)
     summary["warnings"] = tip.warnings
     return summary
@@ -97,7 +96,7 @@ def concept(ws: Workspace, concept_id: str, now: datetime | None = None,
         events = events[-limit:]
         older = events[0]["id"]
     return {
-        "concept": c.model_dump(),
+        "concept": dump(c),
         "state": summary["concepts"][concept_id],
         "prerequisites": [summary["concepts"][p] | {"title": cur.concepts[p].title}
                           for p in c.prerequisites],
@@ -143,7 +142,7 @@ def model_check(ws: Workspace, learners: int = 1000, seed: int = 0, bias: float 
     obs = [(e["data"]["concept"], e["data"]["quality"], e["ts"]) for e in events
            if e["type"] == "observation" and e["id"] not in retracted]
     p = ws.config.mastery
-    out = {"params": p.model_dump(), "replay": modelcheck.prequential(obs, p),
+    out = {"params": dump(p), "replay": modelcheck.prequential(obs, p),
            "simulation": modelcheck.simulate(p, learners=learners, seed=seed, bias=bias)}
     if sweep:
         out["sweep"] = simulate.sweep(p, learners, seed, bias)
@@ -303,6 +302,8 @@ def record(ws: Workspace, type_: str, data: dict[str, Any], actor: str = "tutor"
         snapshot.advance(ws.log_path, ws.state_dir / "snapshot.json", ws.curriculum,
                          ws.config.mastery, s, tip, line)
     except OSError as e:  # the record is safe on disk; a cache problem must not fail it
+        import logging
+
         logging.getLogger("llmlab").warning(
             "Recorded %s, but the state cache was not updated (%s); the next read rebuilds it.",
             ev.id, e)
@@ -314,6 +315,8 @@ def _git_commit(ws: Workspace, ev: Event) -> None:
     """Best effort, in the background: never blocks, never fails the record."""
     if not ws.config.settings.git_commit or not (ws.root / ".git").exists():
         return
+    import subprocess
+
     try:
         subprocess.Popen(
             ["sh", "-c", f'git add {LOG_FILE} && git commit -q -m "llmlab: {ev.id} {ev.type}" '

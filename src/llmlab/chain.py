@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from .core import parse_ts
 from .errors import UserError
-from .events import (ACTORS, GENESIS, MAX_SKEW, PAYLOADS, SCHEMA_VERSION, is_event_id,
-                     line_hash, now_utc)
+from .events import (ACTORS, GENESIS, MAX_SKEW, PAYLOADS, SCHEMA_VERSION, TEXT_MAX,
+                     check_payload, is_event_id, line_hash, now_utc)
+from .schema import Invalid
 
 ANCHOR = "anchor.json"  # state/anchor.json: the last acknowledged event (see `integrity`)
 
@@ -126,14 +125,13 @@ class Chain:
         return tip
 
 
-_VALIDATORS = {t: m.__pydantic_validator__ for t, m in PAYLOADS.items()}
-_TEXT_MAX = 20_000  # `events._text_field`'s max_length
+_TEXT_MAX = TEXT_MAX
 
 
 def _plain_observation(d: dict) -> bool:
     """Whether `d` is an observation payload as llmlab writes it, which the `Observation`
-    model accepts as it is: exactly its four fields, ASCII strings (pydantic refuses a lone
-    surrogate, which JSON can spell), the quality a float in [0, 1], the evidence 1 to
+    model accepts as it is: exactly its four fields, ASCII strings (`check_payload` refuses
+    a lone surrogate, which JSON can spell), the quality a float in [0, 1], the evidence 1 to
     20,000 characters and the probe at most 20,000. Anything else (False) goes through the
     model, which accepts a superset of these and words what is wrong. (Once per observation
     of a rebuild: the model costs several times this.)"""
@@ -153,18 +151,17 @@ def check_event(ev: dict, n: int, last_t: datetime | None,
         return f"line {n} is a JSON {type(ev).__name__}, not an event object.", None
     if ev.get("v") != SCHEMA_VERSION:
         return f"line {n} (evt_{n:06d}) has schema version {ev.get('v')!r}.", None
-    validator = _VALIDATORS.get(ev.get("type"))
-    if validator is None or ev.get("actor") not in ACTORS:
+    if ev.get("type") not in PAYLOADS or ev.get("actor") not in ACTORS:
         return f"line {n} (evt_{n:06d}) has an unknown type or actor.", None
     data = ev.get("data")
     if not isinstance(data, dict):
         return f"line {n} (evt_{n:06d}) has no data object.", None
     try:
         if not (ev["type"] == "observation" and _plain_observation(data)):
-            validator.validate_python(data)
-    except ValidationError as e:
+            check_payload(ev["type"], data)
+    except Invalid as e:
         return (f"line {n} (evt_{n:06d}) has an invalid {ev['type']} payload "
-                f"({e.errors()[0]['msg']})."), None
+                f"({e.problems[0]})."), None
     if "target" in data and not (is_event_id(data["target"]) and int(data["target"][4:]) < n):
         return f"line {n} (evt_{n:06d}) refers to {data['target']!r}, not an earlier event.", None
     try:

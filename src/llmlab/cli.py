@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from . import shell
+from . import commands, shell
 from .errors import UserError
 from .shell import JsonOpt, print_json
 
@@ -45,19 +45,8 @@ class _Llmlab(shell.LazyGroup):
     def main(self, *args, **kwargs):
         try:
             return super().main(*args, **kwargs)
-        except UserError as e:
-            from .render import safe  # text from the log or the user: control chars escaped
-
-            err_console.print(Text("Error: ", style="bold red") + Text(safe(str(e))),
-                              soft_wrap=True)
-            sys.exit(1)
-        except OSError as e:  # a file condition no library call anticipated: no traceback
-            from .log import os_message
-            from .render import safe
-
-            err_console.print(Text("Error: ", style="bold red") + Text(safe(os_message(
-                e, e.filename or "a workspace file", "use"))), soft_wrap=True)
-            sys.exit(1)
+        except (UserError, OSError) as e:  # no traceback, as on the fast path
+            sys.exit(commands.fail(e))
 
 
 app = shell.group(
@@ -90,17 +79,8 @@ AtOpt = typer.Option(None, "--at", help="Record with this RFC 3339 time (e.g. wh
 ActorOpt = typer.Option("tutor", "--actor", help="Who is recording: tutor, learner, lab, system.")
 
 
-def _warn(warnings: list[str]) -> None:
-    """Each warning once, on stderr (stdout stays the data)."""
-    from .render import safe
-
-    for w in dict.fromkeys(warnings):
-        err_console.print(Text("Warning: ", style="bold yellow") + Text(safe(w)), soft_wrap=True)
-
-
-def _recorded(ev, as_json: bool) -> None:
-    shell.out(ev.to_dict(), as_json, lambda d: console.print(
-        f"Recorded [bold]{d['id']}[/bold] ({d['type']}) at {d['ts']}."))
+_warn = commands.warn
+_recorded = commands.recorded
 
 
 # ---------------------------------------------------------------- workspace
@@ -189,10 +169,7 @@ def log_observe(
     actor: str = ActorOpt, at: Optional[str] = AtOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Record how well one exchange on a concept went (never a mastery claim)."""
-    from . import api
-    from .workspace import Workspace
-
-    _recorded(api.observe(Workspace.find(), concept, quality, evidence, probe, actor, at), as_json)
+    commands.log_observe(concept, quality, evidence, probe, actor, at, as_json)
 
 
 @log_app.command("misconception")
@@ -300,27 +277,14 @@ def undo(
 @app.command("state")
 def state_cmd(as_json: bool = JsonOpt) -> None:
     """The learner state derived from the log: mastery, exit readiness, misconceptions."""
-    from . import api
-    from . import render
-    from .workspace import Workspace
-
-    d = api.state(Workspace.find())
-    _warn(d["warnings"])
-    shell.out(d, as_json, lambda d: render.state(console, d))
+    commands.state(as_json)
 
 
 @app.command("next")
 def next_cmd(limit: int = typer.Option(10, "--limit", help="How many probes to list."),
              as_json: bool = JsonOpt) -> None:
     """What the tutor should do next, most urgent first, each with its reason."""
-    from . import api
-    from . import render
-    from .workspace import Workspace
-
-    ws = Workspace.find()
-    _warn(api.load_state(ws)[1].warnings)
-    shell.out(api.next_probes(ws, limit=limit), as_json,
-              lambda d: render.next_probes(console, d))
+    commands.next_probes(limit, as_json)
 
 
 @concept_app.command("show")
@@ -339,7 +303,7 @@ def concept_show(
 
     d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
     _warn(d["warnings"])
-    shell.out(d, as_json, lambda d: render.concept(console, d))
+    shell.out(d, as_json, lambda d: print(render.concept(d)))
 
 
 @curriculum_app.command("validate")
@@ -365,6 +329,7 @@ def curriculum_show(
     from . import api
     from . import render
     from . import curriculum as curriculum_mod
+    from .schema import dump
     from .workspace import Workspace
 
     if path is not None:
@@ -377,9 +342,9 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        shell.out(cur.concepts[concept].model_dump(), as_json, lambda d: render.concept_entry(console, d))
+        shell.out(dump(cur.concepts[concept]), as_json, lambda d: print(render.concept_entry(d)))
     else:
-        shell.out(cur.model_dump(), as_json, lambda d: render.curriculum(console, cur))
+        shell.out(dump(cur), as_json, lambda d: print(render.curriculum(cur)))
 
 
 # ---------------------------------------------------------------- log maintenance
@@ -387,15 +352,7 @@ def curriculum_show(
 @app.command()
 def verify(as_json: bool = JsonOpt) -> None:
     """Replay the log: hash chain, sequential ids, schemas, torn last line. Exit 1 on problems."""
-    from . import render
-    from . import log as log_mod
-    from .integrity import read_anchor
-    from .workspace import Workspace
-
-    ws = Workspace.find()
-    rep = log_mod.verify(ws.log_path, anchor=read_anchor(ws.state_dir))
-    shell.out(rep.to_dict(), as_json, lambda d: render.verify(console, d))
-    if not rep.ok:
+    if commands.verify(as_json):
         raise typer.Exit(1)
 
 
@@ -410,7 +367,7 @@ def repair(as_json: bool = JsonOpt) -> None:
 
     ws = Workspace.find()
     res = repair_log(ws.log_path, ws.state_dir)
-    shell.out(res, as_json, lambda d: render.repair(console, d))
+    shell.out(res, as_json, lambda d: print(render.repair(d)))
 
 
 @app.command()
@@ -440,7 +397,7 @@ def model_check(
     from .workspace import Workspace
 
     shell.out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
-         lambda d: render.model_check(console, d))
+         lambda d: print(render.model_check(d)))
 
 
 @app.command()
@@ -458,7 +415,7 @@ def demo(
     from . import demo as demo_mod
 
     ws = demo_mod.run(directory, force=force, console=console)
-    render.state(console, api.state(ws))
+    print(render.state(api.state(ws)))
     from .site import build
 
     res = build(ws)
@@ -631,5 +588,5 @@ def command_tree() -> TyperGroup:
 
 
 def main() -> None:
-    """The `llmlab` console script and `python -m llmlab`."""
+    """The full command line (`llmlab.commands.main` sends here what it does not run)."""
     app()

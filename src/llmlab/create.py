@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import ValidationError
 
 from . import clients, tutor
 from . import config as config_mod
@@ -18,6 +17,7 @@ from . import curriculum as curriculum_mod
 from .core import CONFIG_FILE, LOG_FILE, resolve_curriculum
 from .errors import UserError
 from .files import atomic_write
+from .schema import Invalid, convert
 from .workspace import Workspace
 
 
@@ -32,10 +32,9 @@ def create_workspace(root: Path | str, name: str | None = None, goal: str | None
                         "Choose another folder, or keep using this one.")
     given = {"name": name, "goal": goal, **profile}
     try:
-        learner = config_mod.Learner(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as e:
-        raise UserError(f"The learner profile is not valid: {e.errors()[0]['loc'][0]}: "
-                        f"{e.errors()[0]['msg']}. Depth is one of overview, working, deep; "
+        learner = convert({k: v for k, v in given.items() if v is not None}, config_mod.Learner)
+    except Invalid as e:
+        raise UserError(f"The learner profile is not valid: {e}. Depth is one of overview, working, deep; "
                         "texts are at most 300 characters. Nothing was written.") from None
     if curriculum and curriculum != "default" and Path(curriculum).expanduser().is_dir():
         curriculum = str(Path(curriculum).expanduser().resolve())  # as the user meant it

@@ -13,33 +13,33 @@ each naming the file, the entity and the fix.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import cache
+
+import msgspec
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from .core import default_curriculum
 from .errors import UserError, closest, read_text
+from .schema import Annotated, Invalid, Meta, Record, convert
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+Text = Annotated[str, Meta(min_length=1)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Misconception(Record, kw_only=True):
+    id: Id
+    claim: Text
+    correction: Text
 
 
-class Misconception(_Model):
-    id: str = Field(pattern=ID_PATTERN)
-    claim: str = Field(min_length=1)
-    correction: str = Field(min_length=1)
-
-
-class Concept(_Model):
-    id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1)
-    summary: str = Field(min_length=1)
+class Concept(Record, kw_only=True):
+    id: Id
+    title: Text
+    summary: Text
     prerequisites: tuple[str, ...] = ()
     behaviours: tuple[str, ...] = ()
     misconceptions: tuple[Misconception, ...] = ()
@@ -48,25 +48,25 @@ class Concept(_Model):
     module: str = ""  # filled from the module file
 
 
-class Module(_Model):
-    id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1)
+class Module(Record, kw_only=True):
+    id: Id
+    title: Text
     order: int
-    summary: str = Field(min_length=1)
+    summary: Text
     concepts: tuple[str, ...] = ()  # concept ids, in file order
 
 
-class ExitItem(_Model):
-    id: str = Field(pattern=ID_PATTERN)
+class ExitItem(Record, kw_only=True):
+    id: Id
     kind: Literal["mechanism", "build"]
-    title: str = Field(min_length=1)
-    prompt: str = Field(min_length=1)
+    title: Text
+    prompt: Text
     requires: tuple[str, ...] = ()
     goal: str = ""  # build milestones: what the project achieves
     measure: str = ""  # build milestones: what to measure
 
 
-class Curriculum(_Model):
+class Curriculum(Record, kw_only=True):
     id: str
     title: str
     version: str = "1"
@@ -130,12 +130,9 @@ def _read_toml(path: Path, problems: list[str]) -> dict | None:
     return None
 
 
-def _pydantic_problems(where: str, err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        out.append(f"{where}: field '{loc}': {e['msg']}")
-    return out
+def _problems(where: str, err: Invalid) -> list[str]:
+    return [f"{where}: field '{p.split(': ', 1)[0]}': {p.split(': ', 1)[-1]}" if ": " in p
+            else f"{where}: {p}" for p in err.problems]
 
 
 def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
@@ -190,9 +187,10 @@ def load(path: str | Path) -> Curriculum:
         where = f"modules/{f.name}"
         raw_concepts = data.get("concepts", [])
         try:
-            mod = Module(**data.get("module", {}), concepts=tuple(c.get("id", "") for c in raw_concepts))
-        except ValidationError as e:
-            problems += _pydantic_problems(f"{where} [module]", e)
+            mod = convert({**data.get("module", {}),
+                           "concepts": [c.get("id", "") for c in raw_concepts]}, Module)
+        except Invalid as e:
+            problems += _problems(f"{where} [module]", e)
             continue
         if any(m.id == mod.id for m in modules):
             problems.append(f"{where}: module id '{mod.id}' is used twice. Give each module a unique id.")
@@ -202,9 +200,9 @@ def load(path: str | Path) -> Curriculum:
         for raw in raw_concepts:
             cid = raw.get("id", "?")
             try:
-                c = Concept(**raw, module=mod.id)
-            except ValidationError as e:
-                problems += _pydantic_problems(f"{where} concept '{cid}'", e)
+                c = convert({**raw, "module": mod.id}, Concept)
+            except Invalid as e:
+                problems += _problems(f"{where} concept '{cid}'", e)
                 continue
             if c.id in concepts:
                 problems.append(
@@ -244,9 +242,9 @@ def load(path: str | Path) -> Curriculum:
         for raw in data.get("exit", []):
             iid = raw.get("id", "?")
             try:
-                item = ExitItem(**raw)
-            except ValidationError as e:
-                problems += _pydantic_problems(f"exit.toml item '{iid}'", e)
+                item = convert(raw, ExitItem)
+            except Invalid as e:
+                problems += _problems(f"exit.toml item '{iid}'", e)
                 continue
             if item.id in exit_items:
                 problems.append(f"exit.toml: exit item id '{item.id}' is used twice.")
@@ -277,12 +275,52 @@ def load(path: str | Path) -> Curriculum:
 
 
 @cache
-def _load_cached(path: str, mtime_key: tuple) -> Curriculum:
-    return load(path)
+def _load_cached(path: str, key: str, cache_file: Path | None) -> Curriculum:
+    if cache_file is not None:
+        try:
+            held = msgspec.json.decode(cache_file.read_bytes(), type=_Compiled)
+            if held.format == _FORMAT and held.key == key:
+                return held.curriculum
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            pass  # missing, unreadable or from another llmlab: load the TOML
+    cur = load(path)
+    if cache_file is not None:
+        try:
+            from .files import atomic_write
+
+            atomic_write(cache_file, msgspec.json.encode(
+                _Compiled(format=_FORMAT, key=key, curriculum=cur)))
+        except OSError:
+            pass  # a cache only: the next command loads the TOML again
+    return cur
 
 
-def load_cached(path: str | Path) -> Curriculum:
-    """`load`, memoised on the folder's file modification times."""
+class _Compiled(Record, kw_only=True):
+    """A validated curriculum with what it was loaded from (the SHA-256 of its TOML
+    files' names and bytes): `load_cached` uses it while they are unchanged."""
+
+    format: int
+    key: str
+    curriculum: Curriculum
+
+
+_FORMAT = 1  # bump when the records above change shape
+
+
+def load_cached(path: str | Path, cache_file: Path | None = None) -> Curriculum:
+    """`load`, memoised on the content of the folder's TOML files: in this process, and
+    across processes in `cache_file` when one is given (a workspace's
+    `state/curriculum.json`). Parsing the default course's TOML costs ~20 ms a command;
+    hashing it and decoding the validated result, ~1 ms."""
+    import hashlib
+
     p = Path(path).resolve()
-    key = tuple(sorted((str(f), f.stat().st_mtime_ns) for f in p.rglob("*.toml")))
-    return _load_cached(str(p), key)
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*.toml")):
+        try:
+            data = f.read_bytes()
+        except OSError:  # `load` words it
+            data = b"?"
+        name = os.fsencode(f)
+        h.update(b"%d:%s%d:" % (len(name), name, len(data)) + data)
+    return _load_cached(str(p), h.hexdigest(), cache_file)

@@ -11,7 +11,6 @@ command line and `params {"layers": "0.5"}` through MCP; `{cmd:state}` is `llmla
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -79,6 +78,8 @@ class BadParameter(UserError):
 def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The closest valid ids to `word`, best first (for 'did you mean' hints)."""
     choices = list(choices)
+    import difflib
+
     hits = difflib.get_close_matches(word, choices, n=n, cutoff=0.5)
     if not hits:
         hits = [c for c in choices if word.lower() in c.lower()][:n]

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from .errors import UserError
+from .schema import Annotated, Invalid, Meta, convert, dump
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -47,68 +49,67 @@ def check_event_id(s: str, what: str = "event id") -> str:
     return s
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Payload(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An event's `data`. Not frozen: `__post_init__` may normalise a field (a note's
+    text is stripped); a payload lives only while it is checked."""
 
 
-def _text_field(min_length: int = 1, max_length: int = 20_000):
-    return Field(min_length=min_length, max_length=max_length)
+TEXT_MAX = 20_000
+Text = Annotated[str, Meta(min_length=1, max_length=TEXT_MAX)]
+Text0 = Annotated[str, Meta(max_length=TEXT_MAX)]
 
 
-class Observation(_Payload):
+def _event_ref(field_: str, v: str) -> None:
+    if not is_event_id(v):
+        raise ValueError(f"{field_}: must be an event id: 'evt_' and the event number in six "
+                         "ASCII digits, nothing else (e.g. evt_000012)")
+
+
+class Observation(_Payload, kw_only=True):
     concept: str
-    quality: float = Field(ge=0.0, le=1.0)
-    evidence: str = _text_field()
-    probe: str = _text_field(0)
+    quality: Annotated[float, Meta(ge=0.0, le=1.0)]
+    evidence: Text
+    probe: Text0
 
 
-class MisconceptionOpened(_Payload):
+class MisconceptionOpened(_Payload, kw_only=True):
     concept: str
-    claim: str = _text_field()
+    claim: Text
     catalog: str | None = None
-    quote: str = _text_field(0)
+    quote: Text0
     reopens: str | None = None  # a resolved misconception that came back (a relapse)
 
 
-def _event_ref(v: str) -> str:
-    if not is_event_id(v):
-        raise ValueError("must be an event id: 'evt_' and the event number in six ASCII "
-                         "digits, nothing else (e.g. evt_000012)")
-    return v
-
-
-class MisconceptionResolved(_Payload):
+class MisconceptionResolved(_Payload, kw_only=True):
     target: str
-    evidence: str = _text_field(0)
+    evidence: Text0
 
-    _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
+    def __post_init__(self) -> None:
+        _event_ref("target", self.target)
 
 
-class ExitAttempt(_Payload):
+class ExitAttempt(_Payload, kw_only=True):
     item: str
     passed: bool
-    notes: str = _text_field(0)
+    notes: Text0
 
 
-class Prediction(_Payload):
+class Prediction(_Payload, kw_only=True):
     experiment: str
     quantity: str
     value: float
     concept: str | None = None
-    tolerance: float | None = Field(None, ge=0)  # relative; None: the workspace default
-    note: str = _text_field(0)
+    tolerance: Annotated[float, Meta(ge=0)] | None = None  # relative; None: the workspace default
+    note: Text0
     # what the measured value depends on (model or config, parameters); None: the defaults
     conditions: dict[str, Any] | None = None
 
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if v != v or v in (float("inf"), float("-inf")):
-            raise ValueError("must be a finite number")
-        return v
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):
+            raise ValueError("value: must be a finite number")
 
 
-class Comparison(_Payload):
+class Comparison(_Payload, kw_only=True):
     prediction: str
     quantity: str
     predicted: float
@@ -120,9 +121,9 @@ class Comparison(_Payload):
     concept: str | None = None
 
 
-class ExperimentRun(_Payload):
+class ExperimentRun(_Payload, kw_only=True):
     experiment: str
-    run_id: str = _text_field()
+    run_id: Text
     params: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     conditions: dict[str, Any] = {}
@@ -130,11 +131,12 @@ class ExperimentRun(_Payload):
     comparisons: list[Comparison] = []
 
 
-class Retraction(_Payload):
+class Retraction(_Payload, kw_only=True):
     target: str
-    reason: str = _text_field()
+    reason: Text
 
-    _target = field_validator("target")(classmethod(lambda cls, v: _event_ref(v)))
+    def __post_init__(self) -> None:
+        _event_ref("target", self.target)
 
 
 # What a tutor's note is about (a small fixed vocabulary, so notes can be filtered):
@@ -144,25 +146,19 @@ NOTE_CHARS = 1000  # a note is a short running observation, not a transcript
 NOTE_CONCEPTS = 10
 
 
-class Note(_Payload):
+class Note(_Payload, kw_only=True):
     """The tutor's running picture of the learner: background, reflexes seen, what lands.
     Never evidence of mastery: the fold keeps it out of every progress number."""
-    text: str = _text_field(1, NOTE_CHARS)
-    concepts: list[str] = Field(default_factory=list, max_length=NOTE_CONCEPTS)
-    tags: list[NoteTag] = Field(
-        default_factory=list, max_length=len(NOTE_TAGS))
+    text: Annotated[str, Meta(min_length=1, max_length=NOTE_CHARS)]
+    concepts: Annotated[list[str], Meta(max_length=NOTE_CONCEPTS)] = []
+    tags: Annotated[list[NoteTag], Meta(max_length=len(NOTE_TAGS))] = []
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be blank")
-        return v.strip()
-
-    @field_validator("concepts", "tags")
-    @classmethod
-    def _unique(cls, v: list) -> list:
-        return list(dict.fromkeys(v))
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("text: must not be blank")
+        self.text = self.text.strip()
+        self.concepts = list(dict.fromkeys(self.concepts))
+        self.tags = list(dict.fromkeys(self.tags))
 
 
 PAYLOADS: dict[str, type[_Payload]] = {
@@ -259,27 +255,29 @@ def check_not_future(t: datetime, now: datetime | None = None) -> datetime:
     return t
 
 
+def check_payload(type_: str, data: Any) -> dict[str, Any]:
+    """The payload of an event of `type_` (a known type), normalised, or `Invalid` saying
+    what is wrong. Text must be Unicode that UTF-8 can write (a lone surrogate, which JSON
+    can spell, is refused)."""
+    out = dump(convert(data, PAYLOADS[type_]))
+    try:
+        json.dumps(out, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(["text contains a lone surrogate (not Unicode text UTF-8 can write)"]) \
+            from None
+    return out
+
+
 def validate_payload(type_: str, data: dict[str, Any]) -> dict[str, Any]:
     """Check a payload against its schema; returns the normalised payload."""
-    model = PAYLOADS.get(type_)
-    if model is None:
+    if type_ not in PAYLOADS:
         raise UserError(
             f"Unknown event type '{type_}'. Valid types: {', '.join(PAYLOADS)}."
         )
     try:
-        return model(**data).model_dump(mode="json")
-    except ValidationError as e:
-        parts = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "payload"
-            got = err.get("input")
-            got_r = repr(got) if not isinstance(got, dict) and got is not None else ""
-            got_s = f" (got {got_r if len(got_r) <= 80 else got_r[:79] + '…'})" if got_r else ""
-            parts.append(f"{loc}: {err['msg']}{got_s}")
-        raise UserError(
-            f"Invalid {type_} event: " + "; ".join(parts) + ". "
-            + _FIX_HINTS.get(type_, "")
-        ) from None
+        return check_payload(type_, data)
+    except Invalid as e:
+        raise UserError(f"Invalid {type_} event: {e}. " + _FIX_HINTS.get(type_, "")) from None
 
 
 _FIX_HINTS = {

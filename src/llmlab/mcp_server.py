@@ -176,7 +176,7 @@ def build_server() -> MCPServer:
     def get_curriculum() -> dict[str, Any]:
         """The course: modules in order, every concept (ids, prerequisites, behaviours,
         misconceptions) and the exit items (mechanism questions and build milestones)."""
-        return _ws().curriculum.model_dump()
+        return dump(_ws().curriculum)
 
     # ------------------------------------------------------------ writes
 
@@ -388,7 +388,7 @@ def build_server() -> MCPServer:
                      description="The workspace's curriculum: modules, concepts, exit items.")
     @_resource
     def curriculum_resource() -> str:
-        return _pretty_json(_ws().curriculum.model_dump())
+        return _pretty_json(dump(_ws().curriculum))
 
     @server.resource("llmlab://state", name="state", mime_type="application/json",
                      description="The learner state derived from the evidence log, with next "

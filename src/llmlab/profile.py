@@ -8,18 +8,17 @@ regenerated from it (a hand-edited AGENTS.md is kept and reported).
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from . import files, tutor
 from .config import Learner
 from .errors import UserError
+from .schema import Invalid, convert, dump, fields
 from .workspace import Workspace
 
-FIELDS = tuple(Learner.model_fields)  # name, goal, background, scope, exclude, depth
+FIELDS = fields(Learner)  # name, goal, background, scope, exclude, depth
 
 
 def show(ws: Workspace) -> dict:
-    return ws.config.learner.model_dump()
+    return dump(ws.config.learner)
 
 
 def update(ws: Workspace, **changes: str | None) -> dict:
@@ -31,15 +30,15 @@ def update(ws: Workspace, **changes: str | None) -> dict:
         raise UserError(f"Unknown profile field(s) {', '.join(unknown)}. Fields: "
                         f"{', '.join(FIELDS)}.")
     try:
-        learner = Learner(**(show(ws) | {k: " ".join(str(v).split()) for k, v in changes.items()}))
-    except ValidationError as e:
-        probs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise UserError(f"The profile was not changed: {probs}. Depth is one of overview, "
+        learner = convert(show(ws) | {k: " ".join(str(v).split()) for k, v in changes.items()},
+                          Learner)
+    except Invalid as e:
+        raise UserError(f"The profile was not changed: {e}. Depth is one of overview, "
                         "working, deep; texts are at most 300 characters.") from None
 
     def edit(doc: dict) -> None:
         table = files.section(doc, "learner", ws.config_path)
-        for k, v in learner.model_dump().items():
+        for k, v in dump(learner).items():
             if table.get(k) != v and (k in changes or k in table):
                 table[k] = v
 
@@ -47,5 +46,5 @@ def update(ws: Workspace, **changes: str | None) -> dict:
                                   fix="Fix llmlab.toml by hand, then run this again.")
     fresh = Workspace(ws.root)  # the config is read again
     res = tutor.write_instructions(fresh, strict=False)
-    return {"profile": learner.model_dump(), "change": change,
+    return {"profile": dump(learner), "change": change,
             "instructions": {k: res[k] for k in ("written", "unchanged", "kept")}}

@@ -1,18 +1,18 @@
-"""Human-readable terminal output (rich tables). Formatting only: no logic.
+"""Human-readable terminal output: plain text and aligned tables. Formatting only: no logic.
+
+Plain text rather than rich tables: the read and write commands a tutor calls many times a
+session (`state`, `next`, `log observe`, `verify`) render through here, and importing rich
+alone costs more than the whole command may (issue 19: <= 5x `python -c "import json"`).
+Each function returns the text; the shell prints it.
 
 Every piece of stored text (evidence, claims, notes, ids, curriculum text) goes through
-`safe` and into a `Text` (never rich markup), so control characters such as ESC
-(terminal escape sequences: clipboard writes, window titles, screen clears) are shown
-escaped, never emitted.
+`safe`, so control characters such as ESC (terminal escape sequences: clipboard writes,
+window titles, screen clears) are shown escaped, never emitted.
 """
 
 from __future__ import annotations
 
 import re
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 # C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides
 # that can make text read differently from what it is.
@@ -31,9 +31,21 @@ def safe(text: object, newlines: bool = True) -> str:
     return (_CONTROL if newlines else _CONTROL_ALL).sub(_escape, str(text))
 
 
-def T(text: object) -> Text:
-    """Stored text for a table cell or a line: escaped, one line, no markup."""
-    return Text(safe(text, newlines=False))
+def T(text: object) -> str:
+    """Stored text for a table cell or a line: escaped, one line."""
+    return safe(text, newlines=False)
+
+
+def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A titled table: columns padded to their widest cell, a rule under the heading.
+    Cells are already text (stored text through `T`)."""
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+
+    def line(cells) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([title, line(columns), line("-" * w for w in widths),
+                      *(line(r) for r in rows)])
 
 
 def _bar(m: float, width: int = 10) -> str:
@@ -41,29 +53,25 @@ def _bar(m: float, width: int = 10) -> str:
     return "█" * n + "·" * (width - n)
 
 
-def state(con: Console, d: dict) -> None:
+def state(d: dict) -> str:
     o = d["overall"]
-    con.print(Text.assemble(
-        ("Learner: ", "bold"), safe(d["learner"]["name"], False), "   ",
-        ("Events: ", "bold"), str(d["events"]), "   ",
-        ("Overall mastery: ", "bold"), f"{o['mastery']:.2f} over all {o['total']} concepts", "   ",
-        ("Mastered: ", "bold"), f"{o['mastered']}/{o['total']}", "   ",
-        ("Exit items passed: ", "bold"), f"{o['exit_passed']}/{o['exit_total']}", "   ",
-        ("Current module: ", "bold"), safe(d["current_module"], False),
-    ))
+    out = [f"Learner: {safe(d['learner']['name'], False)}   Events: {d['events']}   "
+           f"Overall mastery: {o['mastery']:.2f} over all {o['total']} concepts   "
+           f"Mastered: {o['mastered']}/{o['total']}   "
+           f"Exit items passed: {o['exit_passed']}/{o['exit_total']}   "
+           f"Current module: {safe(d['current_module'], False)}"]
     if not o["touched"]:
-        con.print("No concept probed yet: start a session with your tutor (see AGENTS.md), "
-                  "or record evidence with `llmlab log observe`.")
+        out.append("No concept probed yet: start a session with your tutor (see AGENTS.md), "
+                   "or record evidence with `llmlab log observe`.")
     else:
-        _concepts_and_exits(con, d)
-    _misconceptions_and_next(con, d)
+        out += _concepts_and_exits(d)
+    out += _misconceptions_and_next(d)
+    return "\n".join(out)
 
 
-def _concepts_and_exits(con: Console, d: dict) -> None:
+def _concepts_and_exits(d: dict) -> list[str]:
     o = d["overall"]
-    t = Table(title=f"Concepts seen ({o['touched']} of {o['total']})", show_lines=False)
-    for col in ("concept", "mastery", "", "obs", "days", "status"):
-        t.add_column(col)
+    rows = []
     for c in d["concepts"].values():
         if not c["observed"]:
             continue
@@ -76,179 +84,165 @@ def _concepts_and_exits(con: Console, d: dict) -> None:
             status.append(f"{len(c['open_misconceptions'])} open misconception(s)")
         if c["prereq_gaps"]:
             status.append("gap: " + ", ".join(map(str, c["prereq_gaps"])))
-        t.add_row(T(c["id"]), f"{c['mastery']:.3f}", _bar(c["mastery"]), str(c["observations"]),
-                  str(c["days"]), T("; ".join(status)))
-    con.print(t)
-    e = Table(title="Exit items")
-    for col in ("item", "kind", "ready", "passed", "requires"):
-        e.add_column(col)
+        rows.append((T(c["id"]), f"{c['mastery']:.3f}", _bar(c["mastery"]),
+                     str(c["observations"]), str(c["days"]), T("; ".join(status))))
+    exits = []
     for item in d["exit_items"].values():
         done = sum(r["mastered"] for r in item["requires"])
         missing = [r["concept"] for r in item["requires"] if not r["mastered"]]
-        e.add_row(T(item["id"]), T(item["kind"]), "READY" if item["ready"] else "-",
-                  "passed" if item["passed"] else "-",
-                  T(f"{done}/{len(item['requires'])} mastered"
-                       + (f"; missing {', '.join(missing[:3])}" if missing else "")
-                       + (" …" if len(missing) > 3 else "")))
-    con.print(e)
+        exits.append((T(item["id"]), T(item["kind"]), "READY" if item["ready"] else "-",
+                      "passed" if item["passed"] else "-",
+                      T(f"{done}/{len(item['requires'])} mastered"
+                        + (f"; missing {', '.join(missing[:3])}" if missing else "")
+                        + (" …" if len(missing) > 3 else ""))))
+    return [table(f"Concepts seen ({o['touched']} of {o['total']})",
+                  ("concept", "mastery", "", "obs", "days", "status"), rows), "",
+            table("Exit items", ("item", "kind", "ready", "passed", "requires"), exits)]
 
 
-def _misconceptions_and_next(con: Console, d: dict) -> None:
+def _misconceptions_and_next(d: dict) -> list[str]:
+    out = []
     mis = d["misconceptions"]
     if mis["open"]:
-        con.print(Text("Open misconceptions:", style="bold"))
-        for m in mis["open"]:
-            con.print(T(f"  {m['id']} [{m['concept']}] {m['claim']}"))
+        out.append("Open misconceptions:")
+        out += [T(f"  {m['id']} [{m['concept']}] {m['claim']}") for m in mis["open"]]
     if mis["resolved_count"] or mis["open"]:
-        con.print(f"Resolved misconceptions: {mis['resolved_count']}")
+        out.append(f"Resolved misconceptions: {mis['resolved_count']}")
     notes = d.get("notes", {}).get("latest", [])[:3]
     if notes:
-        con.print(Text(f"Tutor's notes (latest {len(notes)} of {d['notes']['count']}):",
-                       style="bold"))
+        out.append(f"Tutor's notes (latest {len(notes)} of {d['notes']['count']}):")
         for n in notes:
             about = f" [{', '.join(n['tags'] + n['concepts'])}]" if n["tags"] or n["concepts"] else ""
-            con.print(T(f"  {n['id']}{about} {n['text']}"))
+            out.append(T(f"  {n['id']}{about} {n['text']}"))
     if "next" in d:
-        next_probes(con, d["next"])
+        out += ["", next_probes(d["next"])]
+    return out
 
 
-def next_probes(con: Console, probes: list[dict]) -> None:
-    t = Table(title="Next probes")
-    for col in ("#", "reason", "target", "why"):
-        t.add_column(col)
-    for i, p in enumerate(probes, 1):
-        t.add_row(str(i), T(p["reason"]), T(p["target"]), T(p["why"]))
-    con.print(t)
+def next_probes(probes: list[dict]) -> str:
+    out = table("Next probes", ("#", "reason", "target", "why"),
+                [(str(i), T(p["reason"]), T(p["target"]), T(p["why"]))
+                 for i, p in enumerate(probes, 1)])
     if not probes:
-        con.print("Nothing pending: every concept is mastered and fresh.")
+        out += "\nNothing pending: every concept is mastered and fresh."
+    return out
 
 
-def concept(con: Console, d: dict) -> None:
+def concept(d: dict) -> str:
     c, s = d["concept"], d["state"]
     if not s["observations"] and not d["evidence"]:
-        concept_entry(con, c)
-        con.print("Not probed yet: no evidence recorded on this concept.")
-        return
-    con.print(Text(safe(f"{c['title']} ({c['id']}, module {c['module']})", False), style="bold"))
-    con.print(Text(safe(c["summary"])))
-    con.print(f"Mastery {s['mastery']:.3f} after {s['observations']} observation(s) on "
-              f"{s['days']} day(s); mastered: {s['mastered']}; stale: {s['stale']}")
+        return concept_entry(c) + "\nNot probed yet: no evidence recorded on this concept."
+    out = [safe(f"{c['title']} ({c['id']}, module {c['module']})", False), safe(c["summary"]),
+           f"Mastery {s['mastery']:.3f} after {s['observations']} observation(s) on "
+           f"{s['days']} day(s); mastered: {s['mastered']}; stale: {s['stale']}"]
     if s["prereq_gaps"]:
-        con.print(T("Prerequisite gaps: " + ", ".join(map(str, s["prereq_gaps"]))))
+        out.append(T("Prerequisite gaps: " + ", ".join(map(str, s["prereq_gaps"]))))
     for m in d["misconceptions"]:
         state_ = "resolved" if m["resolved_at"] else "OPEN"
-        con.print(T(f"  [{state_}] {m['id']}: {m['claim']}"))
+        out.append(T(f"  [{state_}] {m['id']}: {m['claim']}"))
     page = d.get("page") or {}
     title = "Evidence"
     if page and page["shown"] < page["total"]:
         title += f" ({page['shown']} of {page['total']} events)"
-    t = Table(title=title)
-    for col in ("id", "ts", "type", "detail"):
-        t.add_column(col)
+    rows = []
     for e in d["evidence"]:
         detail = e["data"].get("evidence") or e["data"].get("claim") or ""
         if e.get("retracted"):
             detail = "(retracted) " + detail
-        t.add_row(T(e["id"]), T(str(e["ts"])[:16]), T(e["type"]), T(str(detail)[:120]))
-    con.print(t)
+        rows.append((T(e["id"]), T(str(e["ts"])[:16]), T(e["type"]), T(str(detail)[:120])))
+    out.append(table(title, ("id", "ts", "type", "detail"), rows))
     if page.get("older"):
-        con.print(Text(f"Earlier events: llmlab concept show {c['id']} --cursor "
-                       f"{page['older']}  (or --all)"))
+        out.append(safe(f"Earlier events: llmlab concept show {c['id']} --cursor "
+                        f"{page['older']}  (or --all)"))
+    return "\n".join(out)
 
 
-def concept_entry(con: Console, c: dict) -> None:
-    con.print(Text(safe(f"{c['title']} ({c['id']}, module {c['module']})", False), style="bold"))
-    con.print(Text(safe(c["summary"])))
+def concept_entry(c: dict) -> str:
+    out = [safe(f"{c['title']} ({c['id']}, module {c['module']})", False), safe(c["summary"])]
     if c["prerequisites"]:
-        con.print(T("Prerequisites: " + ", ".join(c["prerequisites"])))
-    for b in c["behaviours"]:
-        con.print(T(f"  behaviour: {b}"))
+        out.append(T("Prerequisites: " + ", ".join(c["prerequisites"])))
+    out += [T(f"  behaviour: {b}") for b in c["behaviours"]]
     for m in c["misconceptions"]:
-        con.print(T(f"  misconception {m['id']}: {m['claim']}"))
-        con.print(T(f"    correction: {m['correction']}"))
+        out += [T(f"  misconception {m['id']}: {m['claim']}"),
+                T(f"    correction: {m['correction']}")]
     if c["experiments"]:
-        con.print(T("Lab: " + ", ".join(c["experiments"])))
+        out.append(T("Lab: " + ", ".join(c["experiments"])))
+    return "\n".join(out)
 
 
-def curriculum(con: Console, cur) -> None:
-    con.print(Text(safe(f"{cur.title} ({len(cur.concepts)} concepts)", False), style="bold"))
+def curriculum(cur) -> str:
+    out = [safe(f"{cur.title} ({len(cur.concepts)} concepts)", False)]
     for m in cur.modules:
-        con.print(Text(safe(f"{m.order}. {m.title} [{m.id}]", False), style="bold"))
-        for cid in m.concepts:
-            con.print(T(f"   {cid}: {cur.concepts[cid].title}"))
-    con.print(Text("Exit items:", style="bold"))
-    for e in cur.exit_items.values():
-        con.print(T(f"   {e.id} ({e.kind}): {e.title}  requires {', '.join(e.requires)}"))
+        out.append(safe(f"{m.order}. {m.title} [{m.id}]", False))
+        out += [T(f"   {cid}: {cur.concepts[cid].title}") for cid in m.concepts]
+    out.append("Exit items:")
+    out += [T(f"   {e.id} ({e.kind}): {e.title}  requires {', '.join(e.requires)}")
+            for e in cur.exit_items.values()]
+    return "\n".join(out)
 
 
-def verify(con: Console, d: dict) -> None:
+def verify(d: dict) -> str:
     if d["ok"]:
-        con.print(f"OK: {d['events']} events, hash chain intact, no torn line.")
-        return
-    con.print(f"{d['events']} complete events; chain {'intact' if d['chain_ok'] else 'BROKEN'}; "
-              f"torn tail: {d['torn_tail_bytes']} bytes.")
-    for p in d["problems"]:
-        con.print(T(f"  - {p}"))
+        return f"OK: {d['events']} events, hash chain intact, no torn line."
+    return "\n".join([f"{d['events']} complete events; chain "
+                      f"{'intact' if d['chain_ok'] else 'BROKEN'}; torn tail: "
+                      f"{d['torn_tail_bytes']} bytes."] + [T(f"  - {p}") for p in d["problems"]])
 
 
-def model_check(con: Console, d: dict) -> None:
+def model_check(d: dict) -> str:
     r = d["replay"]
-    con.print(f"Prequential replay of {r['observations']} observations (log loss, lower is better):")
-    for k, v in r["log_loss"].items():
-        con.print(f"  {k:14s} {v:.4f}" if v is not None else f"  {k:14s} -")
-    t = Table(title="Calibration of the engine's prediction")
-    for col in ("bin", "n", "predicted", "observed"):
-        t.add_column(col)
-    for b in r["calibration"]:
-        fmt = (lambda x: f"{x:.3f}" if x is not None else "-")
-        t.add_row(b["bin"], str(b["n"]), fmt(b["predicted"]), fmt(b["observed"]))
-    con.print(t)
+    out = [f"Prequential replay of {r['observations']} observations (log loss, lower is better):"]
+    out += [f"  {k:14s} {v:.4f}" if v is not None else f"  {k:14s} -"
+            for k, v in r["log_loss"].items()]
+    fmt = (lambda x: f"{x:.3f}" if x is not None else "-")
+    out += ["", table("Calibration of the engine's prediction", ("bin", "n", "predicted", "observed"),
+                      [(b["bin"], str(b["n"]), fmt(b["predicted"]), fmt(b["observed"]))
+                       for b in r["calibration"]])]
     sim = d["simulation"]
     for case, title in (("default", "default world"),
                         ("optimistic", f"optimistic tutor, bias +{sim['optimistic']['world']['bias']:g}")):
-        s = Table(title=f"Simulated learners ({sim['learners']}, seed {sim['seed']}, {title}): "
-                        "mastery rules")
-        for col in ("rule", "declared", "false", "skill at decl. p10/50/90", "miss",
-                    "obs. to decl."):
-            s.add_column(col)
+        rows = []
         for k, v in sim[case]["rules"].items():
             at = v["skill_at_declaration"]
-            s.add_row(k, str(v["declared"]), f"{v['false_mastery_rate']:.1%}",
-                      "/".join(f"{at[x]:.2f}" if at[x] is not None else "-"
-                               for x in ("p10", "median", "p90")),
-                      f"{v['miss_rate']:.1%}", str(v["observations_to_declaration"] or "-"))
-        con.print(s)
+            rows.append((k, str(v["declared"]), f"{v['false_mastery_rate']:.1%}",
+                         "/".join(f"{at[x]:.2f}" if at[x] is not None else "-"
+                                  for x in ("p10", "median", "p90")),
+                         f"{v['miss_rate']:.1%}", str(v["observations_to_declaration"] or "-")))
+        out += ["", table(f"Simulated learners ({sim['learners']}, seed {sim['seed']}, {title}): "
+                          "mastery rules", ("rule", "declared", "false", "skill at decl. p10/50/90",
+                                            "miss", "obs. to decl."), rows)]
     if "sweep" in d:
         sw = d["sweep"]
-        t = Table(title=f"Sweep of the skill verdict ({sw['learners']} learners): the frontier "
-                        "(false mastery vs miss rate), the defaults and the chosen row")
-        for col in ("tutor_sd", "drift_sd", "interval", "false", "miss", "obs.",
-                    f"false +{sw['bias']:g}", "strong", "mark"):
-            t.add_column(col)
+        rows = []
         for r in sorted(sw["rows"], key=lambda r: r["false_mastery_rate"]):
             marks = [m for m, on in (("frontier", r["frontier"]), ("DEFAULT", r["default"]),
                                      ("CHOSEN", r["chosen"])) if on]
             if marks:
-                t.add_row(f"{r['tutor_sd']:g}", f"{r['drift_sd']:g}", f"{r['interval']:g}",
-                          f"{r['false_mastery_rate']:.1%}", f"{r['miss_rate']:.1%}",
-                          str(r["observations_to_declaration"] or "-"),
-                          f"{r['biased_false_mastery_rate']:.1%}",
-                          "yes" if r["recognises_strong"] else "no", ", ".join(marks))
-        con.print(t)
+                rows.append((f"{r['tutor_sd']:g}", f"{r['drift_sd']:g}", f"{r['interval']:g}",
+                             f"{r['false_mastery_rate']:.1%}", f"{r['miss_rate']:.1%}",
+                             str(r["observations_to_declaration"] or "-"),
+                             f"{r['biased_false_mastery_rate']:.1%}",
+                             "yes" if r["recognises_strong"] else "no", ", ".join(marks)))
+        out += ["", table(f"Sweep of the skill verdict ({sw['learners']} learners): the frontier "
+                          "(false mastery vs miss rate), the defaults and the chosen row",
+                          ("tutor_sd", "drift_sd", "interval", "false", "miss", "obs.",
+                           f"false +{sw['bias']:g}", "strong", "mark"), rows)]
+    return "\n".join(out)
 
 
-def repair(con: Console, d: dict) -> None:
+def repair(d: dict) -> str:
     if not d["repaired"]:
-        con.print(f"Nothing to repair: the log ends cleanly ({d['events']} events).")
-        return
+        return f"Nothing to repair: the log ends cleanly ({d['events']} events)."
+    out = []
     if d["quarantined_bytes"]:
         where = (d["quarantine"] if "fragment" not in d else
                  "this output (the quarantine file could not be written: "
                  + safe(d.get("quarantine_error", ""), False) + ")")
-        con.print(T(f"Moved {d['quarantined_bytes']} bytes after event {d['events']} to "
-                    f"{where}: {d['damage']}"))
+        out.append(T(f"Moved {d['quarantined_bytes']} bytes after event {d['events']} to "
+                     f"{where}: {d['damage']}"))
         if "fragment" in d:
-            con.print(T(f"  fragment: {d['fragment']}"))
+            out.append(T(f"  fragment: {d['fragment']}"))
     if d.get("anchor"):
-        con.print(T(f"Accepted the log as it is now: {d['anchor']}"))
-    con.print(f"{d['events']} events kept. `llmlab verify` should now report OK.")
+        out.append(T(f"Accepted the log as it is now: {d['anchor']}"))
+    out.append(f"{d['events']} events kept. `llmlab verify` should now report OK.")
+    return "\n".join(out)

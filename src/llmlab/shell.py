@@ -12,6 +12,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from .commands import print_json
+
 JsonOpt = typer.Option(False, "--json", help="Print JSON for programs instead of tables.")
 
 
@@ -61,11 +63,6 @@ class LazyGroup(TyperGroup):
             super().format_commands(ctx, formatter)
         finally:
             self._listing = False
-
-
-def print_json(data: Any) -> None:
-    """Stable JSON on stdout for scripts and the tutor (UTF-8, indented)."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def out(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import MasteryParams
+from .schema import replace
 from .skill import z_score
 
 TUTOR, OBJECTIVE = 0, 1
@@ -244,7 +245,7 @@ def sweep(p: MasteryParams, n: int = 1000, seed: int = 0, bias: float = 0.1) -> 
     for t in SWEEP["tutor_sd"]:
         for d in SWEEP["drift_sd"]:
             for i in SWEEP["interval"]:
-                q = p.model_copy(update={"tutor_sd": t, "drift_sd": d, "interval": i})
+                q = replace(p, tutor_sd=t, drift_sd=d, interval=i)
                 a, b = score(skill_interval(q), plain, p.bar), score(skill_interval(q), biased, p.bar)
                 rows.append({"tutor_sd": t, "drift_sd": d, "interval": i,
                              "false_mastery_rate": a["false_mastery_rate"],

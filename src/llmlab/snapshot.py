@@ -21,6 +21,7 @@ from .errors import UserError
 from .events import line_hash
 from .chain import lines_of
 from .files import atomic_write
+from .schema import dump
 from .state import State, derive, extend
 
 FORMAT = 3  # 3: the state keeps the tutor's notes
@@ -28,7 +29,7 @@ FORMAT = 3  # 3: the state keeps the tutor's notes
 
 def fingerprint(cur: Curriculum, p: MasteryParams) -> str:
     key = json.dumps([FORMAT, [(m.id, m.order, list(m.concepts)) for m in cur.modules],
-                      p.model_dump()], sort_keys=True)
+                      dump(p)], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -60,7 +60,7 @@ class Workspace:
 
     @property
     def curriculum(self) -> curriculum_mod.Curriculum:
-        return curriculum_mod.load_cached(self.curriculum_path)
+        return curriculum_mod.load_cached(self.curriculum_path, self.state_dir / "curriculum.json")
 
     @classmethod
     def find(cls, start: Path | str | None = None) -> Workspace:

@@ -30,6 +30,7 @@ from ..errors import UserError
 from ..events import GENESIS, line_hash
 from ..files import atomic_write
 from ..modelcheck import Replay
+from ..schema import dump
 from ..workspace import Workspace
 
 FORMAT = 1
@@ -132,7 +133,7 @@ class Aggregates:
 
 def cache_key(concept_ids, p: MasteryParams) -> str:
     """What the cached aggregates depend on besides the log."""
-    key = json.dumps([FORMAT, EVIDENCE_KEEP, list(concept_ids), p.model_dump()], sort_keys=True)
+    key = json.dumps([FORMAT, EVIDENCE_KEEP, list(concept_ids), dump(p)], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import api
 from ..core import parse_ts
 from ..lab import runs as runs_mod
+from ..schema import dump
 from ..workspace import Workspace
 from . import aggregate
 from .svg import level
@@ -186,7 +187,7 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
     for cid, c in cur.concepts.items():
         ev = agg.rows[cid]
         concepts[cid] = {
-            "concept": c.model_dump(), "state": cards[cid],
+            "concept": dump(c), "state": cards[cid],
             "prerequisites": [chip(p) for p in c.prerequisites],
             "dependants": [chip(d) for d in cur.dependants(cid)],
             "exit_items": [{"id": e["id"], "title": e["title"], "kind": e["kind"],
