@@ -11,6 +11,7 @@
     .venv/bin/python bench/engine_bench.py                    # full run
     .venv/bin/python bench/engine_bench.py --quick            # smaller sizes, a smoke test
     .venv/bin/python bench/engine_bench.py --only realistic   # section 3 alone
+    .venv/bin/python bench/engine_bench.py --only ab --before OLD/src   # rebuild, two trees
 """
 
 from __future__ import annotations
@@ -117,8 +118,11 @@ ws = Workspace(__import__('pathlib').Path(sys.argv[1]))
 t = time.perf_counter()
 s, tip = api.load_state(ws, use_cache=False)
 dt = time.perf_counter() - t
-print(json.dumps({"events": s.events, "seconds": dt,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:  # VmHWM: this process's peak since exec (ru_maxrss also counts the forked parent's pages)
+    peak = next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM'))
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"events": s.events, "seconds": dt, "peak_rss_mb": peak / 1024}))
 """
 
 
@@ -234,13 +238,78 @@ def realistic_section(sizes: list[int]) -> None:
                 met=met)
 
 
+AB_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from llmlab import snapshot
+from llmlab.workspace import Workspace
+ws = Workspace(Path(sys.argv[2]))
+def rebuild():
+    snapshot.from_scratch(ws.log_path, ws.curriculum, ws.config.mastery,
+                          ws.state_dir / "snapshot.json", "ab")
+def parse():
+    with open(ws.log_path, "rb") as f:
+        for line in f:
+            json.loads(line)
+R, P = [], []
+for _ in range(3):
+    c = time.process_time(); rebuild(); R.append(time.process_time() - c)
+    c = time.process_time(); parse(); P.append(time.process_time() - c)
+print(json.dumps({"rebuild": min(R), "parse": min(P),
+                  "ratio": min(r / p for r, p in zip(R, P))}))
+"""
+
+
+def before_after(before: Path, after: Path, n: int, rounds: int) -> None:
+    """The full rebuild of one realistic-density log by two source trees (`--only ab`): a
+    fresh interpreter per tree per round, alternating, each timing `snapshot.from_scratch`
+    and the streamed `json.loads` parse 3 times (CPU time, the minimum of each)."""
+    with tempfile.TemporaryDirectory() as d:
+        ws = create_workspace(Path(d) / "ws", curriculum=CURRICULUM)
+        synth_log_realistic(ws, n)
+        load0 = os.getloadavg()[0]
+        got: dict[str, list[dict]] = {"before": [], "after": []}
+        for _ in range(rounds):
+            for name, src in (("before", before), ("after", after)):
+                out = subprocess.run([sys.executable, "-c", AB_CHILD, str(src.resolve()),
+                                      str(ws.root)], check=True, capture_output=True,
+                                     text=True).stdout
+                got[name].append(json.loads(out))
+        load1 = os.getloadavg()[0]
+    print(f"\n## Before and after: {n:,} events, realistic density\n\n{rounds} rounds, "
+          f"CPU time, load {load0:.1f}-{load1:.1f}\n")
+    print("| tree | rebuild (s), min-max | events/s (CPU), median | parse (s), median | "
+          "rebuild / parse, min-max |")
+    print("|---|---|---|---|---|")
+    for name, src in (("before", before), ("after", after)):
+        reb = [r["rebuild"] for r in got[name]]
+        ratio = [r["ratio"] for r in got[name]]
+        print(f"| {name} (`{src}`) | {min(reb):.3f}-{max(reb):.3f} | "
+              f"{n / statistics.median(reb):,.0f} | "
+              f"{statistics.median(r['parse'] for r in got[name]):.3f} | "
+              f"{min(ratio):.2f}x-{max(ratio):.2f}x |")
+    b, f = (statistics.median(r["rebuild"] for r in got[k]) for k in ("before", "after"))
+    row(f"rebuild before/after, {n:,} events, realistic density (CPU time)", target="",
+        measured=f"{b:.3f} s -> {f:.3f} s", ratio=f"{b / f:.2f}x faster, same runs", met=None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--curriculum", default=None, help="curriculum folder (default course if unset)")
-    ap.add_argument("--only", choices=["realistic"], default=None,
-                    help="run one section alone (realistic: the issue-19 rebuild rows)")
+    ap.add_argument("--only", choices=["realistic", "ab"], default=None,
+                    help="run one section alone (realistic: the issue-19 rebuild rows; ab: "
+                         "the rebuild by --before's source tree and --after's)")
+    ap.add_argument("--before", type=Path, help="--only ab: the old tree's src folder")
+    ap.add_argument("--after", type=Path, default=Path("src"), help="--only ab: the new one's")
+    ap.add_argument("--rounds", type=int, default=4, help="--only ab: rounds")
     a = ap.parse_args()
+    if a.only == "ab":
+        if a.before is None:
+            ap.error("--only ab needs --before (a source tree's src folder)")
+        before_after(a.before, a.after, 10_000 if a.quick else 100_000, a.rounds)
+        return
     global CURRICULUM
     CURRICULUM = a.curriculum
     if a.only == "realistic":

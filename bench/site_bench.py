@@ -5,8 +5,9 @@
    misconceptions opened and resolved, exit attempts):
    - cold: a full build with nothing cached (no site/, no state/, an empty $LLMLAB_CACHE:
      compiled templates and rendered study pages too);
-   - incremental: one new event appended (through `llmlab.api`), then `llmlab site build`,
-     which reads only that line; median of several;
+   - incremental: one new event appended (through `llmlab.api`; another concept and
+     quality each time), then `llmlab site build`, which reads only that line and renders
+     only the pages it changed; median of several;
    - the JSON parse of the whole log (`json.loads` per line) in the same run, interleaved
      with the incremental builds, and `llmlab --help` (the CLI's start-up floor).
    Target (issue 19): incremental <= 0.5 s at 100k events and <= 1.5x the parse time.
@@ -76,14 +77,16 @@ def synth_log(ws: Workspace, n: int, seed: int = 0) -> None:
             prev = line_hash(line)
 
 
-def _cli(args: list[str], env: dict) -> tuple[float, float]:
-    """(wall, CPU) seconds of `llmlab ARGS` in a fresh process."""
+def _cli(args: list[str], env: dict, out: list | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of `llmlab ARGS` in a fresh process (its stdout onto `out`)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "llmlab", *args], env=env, check=True,
-                   capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "llmlab", *args], env=env, check=True,
+                       capture_output=True)
     wall = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out is not None:
+        out.append(r.stdout)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
@@ -118,12 +121,17 @@ def bench_build(n: int, reps: int) -> dict:
             fresh = {**env, "LLMLAB_CACHE": str(Path(d) / f"cold{i}")}
             cold.append(_cli(["site", "build"], fresh))
         _cli(["site", "build"], env)  # warm $LLMLAB_CACHE (templates, study pages)
-        helps, parse, inc = [], [], []
+        helps, parse, inc, outs = [], [], [], []
+        concepts = ws.curriculum.concept_ids
         for i in range(reps):
             helps.append(_cli(["--help"], env))
             parse.append(_parse(ws.log_path))
-            api.observe(Workspace(ws.root), "softmax", 0.7, f"bench event {i}")
-            inc.append(_cli(["site", "build"], env))
+            # a different concept and quality each time: its mastery moves, so the pages
+            # showing it (prerequisites, dependants, module, exit items) render again too
+            api.observe(Workspace(ws.root), concepts[i * 7 % len(concepts)],
+                        0.45 + 0.1 * (i % 5), f"bench event {i}")
+            inc.append(_cli(["site", "build", "--json"], env, outs))
+        rendered = [json.loads(o)["rendered"] for o in outs]
         res = build(Workspace(ws.root))
         assert res["source"] == "cached" and res["events"] == n + reps, res
         r = {"events": n, "pages": res["pages"], "reps": reps,
@@ -131,6 +139,7 @@ def bench_build(n: int, reps: int) -> dict:
              "cold_cpu_s": _med(cold, 1),
              "incremental_median_s": _med(inc, 0), "incremental_max_s": max(x[0] for x in inc),
              "incremental_cpu_s": _med(inc, 1),
+             "rendered_median": statistics.median(rendered), "rendered_max": max(rendered),
              "parse_median_s": _med(parse, 0), "parse_cpu_s": _med(parse, 1),
              "help_median_s": _med(helps, 0), "help_cpu_s": _med(helps, 1),
              "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
@@ -170,13 +179,14 @@ def bench_baseline(n: int, reps: int, src: str) -> dict:
 
 def build_table(rows: list[dict]) -> str:
     out = ["| events | cold full build | incremental after one new event: median (max) | "
-           "JSON parse of the log | incremental / parse | `llmlab --help` | load at start, "
-           "end |", "|---|---|---|---|---|---|---|"]
+           "pages rendered of all: median (max) | JSON parse of the log | incremental / "
+           "parse | `llmlab --help` | load at start, end |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(
             f"| {r['events']:,} | {r['cold_median_s']:.2f} s (CPU {r['cold_cpu_s']:.2f} s) | "
             f"**{r['incremental_median_s']:.2f} s** ({r['incremental_max_s']:.2f} s; CPU "
-            f"{r['incremental_cpu_s']:.2f} s) | {r['parse_median_s']:.2f} s (CPU "
+            f"{r['incremental_cpu_s']:.2f} s) | {r['rendered_median']:g} of {r['pages']} "
+            f"({r['rendered_max']}) | {r['parse_median_s']:.2f} s (CPU "
             f"{r['parse_cpu_s']:.2f} s) | **{r['ratio']:.2f}x** (CPU {r['ratio_cpu']:.2f}x) | "
             f"{r['help_median_s']:.2f} s (CPU {r['help_cpu_s']:.2f} s) | "
             f"{r['load'][0]}, {r['load'][1]} |")

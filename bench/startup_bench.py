@@ -74,11 +74,12 @@ def main() -> None:
     llmlab = entry_point()
     cmds = {
         "import json (baseline)": [sys.executable, "-c", "import json"],
-        # what any command pays before llmlab's own code: the CLI framework and the validator
+        # what the full CLI pays before llmlab's own code (the hot commands skip it), and
+        # llmlab's records (msgspec) that every command loads
         "import typer, rich.console": [sys.executable, "-c", "import typer, rich.console"],
         "import pydantic": [sys.executable, "-c", "import pydantic"],
-        "import llmlab's pydantic models": [sys.executable, "-c", "import llmlab.events, "
-                                            "llmlab.config, llmlab.curriculum"],
+        "import llmlab's records": [sys.executable, "-c", "import llmlab.events, "
+                                    "llmlab.config, llmlab.curriculum"],
         "--help": [*llmlab, "--help"],
         "state": [*llmlab, "state"],
         "next": [*llmlab, "next"],

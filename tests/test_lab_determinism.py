@@ -16,7 +16,7 @@ from llmlab.lab.runner import run_experiment  # noqa: E402
 
 pytestmark = pytest.mark.model
 MINI = Path(__file__).parent / "fixtures" / "concepts_mini"
-TINY_FILES = Path(__file__).parent / "fixtures" / "lab_tiny"  # four judge items, four passages
+TINY_FILES = Path(__file__).parent / "fixtures" / "lab_tiny"  # judge items, passages, SFT pairs
 # measured durations and machine load: what a seed cannot fix
 TIMINGS = {"growth_exponent", "ms_per_token_cache", "ms_per_token_no_cache", "cache_speedup",
            "forward_ms_longest", "load_avg_before", "load_avg_after", "machine_busy",
@@ -38,7 +38,8 @@ TINY = {
     "rag_answer": {"questions": 1, "unanswerable": 1, "hyde_queries": 2, "max_new_tokens": 4},
     "judge_calibration": {"items": str(TINY_FILES / "judge_items.jsonl")},
     "contamination": {"passages": str(TINY_FILES / "passages.jsonl"), "completion_tokens": 2},
-    "finetune": {"steps": 2, "batch": 2, "eval_every": 2, "gen_items": 1, "max_new": 2},
+    "finetune": {"steps": 2, "batch": 2, "eval_every": 2, "gen_items": 1, "max_new": 2,
+                 "heldout": str(TINY_FILES / "sft_heldout.jsonl"), "probe_tokens": 4},
     "finetune_sweep": {"steps": 1, "batch": 1, "ranks": "2,4", "lrs": "0.001",
                        "scaling": False, "eval_items": 2},
     "optimizer_state": {"steps": 2, "batch": 1},

@@ -152,7 +152,7 @@ def test_finetune_learns_the_format_and_round_trips(smol, tmp_path, default_ws):
     from llmlab.site.build import build
 
     r = run_experiment(default_ws, "finetune", dict(
-        steps=8, batch=4, lr=2e-3, eval_every=8, gen_items=3, max_new=10,
+        steps=8, batch=4, lr=2e-3, eval_every=8, gen_items=3, max_new=10, probe_tokens=8,
         heldout=_held(tmp_path, 6)), show_progress=False)
     m = r["metrics"]
     assert m["train_loss_last"] < m["train_loss_first"]  # within 8 steps on the shipped set

@@ -20,6 +20,7 @@ import pytest
 from llmlab import api
 from llmlab.core import parse_ts
 from llmlab.site import build
+from llmlab.site.data import days_ago
 from llmlab.site.server import Server
 from llmlab.create import create_workspace
 from llmlab.workspace import Workspace
@@ -123,6 +124,7 @@ def test_demo_dashboard_headline_equals_state_and_links_work(demo, page, tmp_pat
     if SHOTS:
         page.screenshot(path=str(SHOTS / "concept.png"), full_page=True)
     # and back, then to the module's study page
+    _check_build_values(page, demo, state)
     page.go_back()
     page.locator("#module-inference_loop a.study-link").click()
     assert page.url.endswith("/study/inference_loop.html")
@@ -130,11 +132,43 @@ def test_demo_dashboard_headline_equals_state_and_links_work(demo, page, tmp_pat
     assert page.locator("article.prose details").count() >= 1
     if SHOTS:
         page.screenshot(path=str(SHOTS / "study.png"), full_page=True)
+    _check_build_values(page, demo, state)
     page.locator("nav.nav a", has_text="Project ladder").click()
     assert page.url.endswith("/ladder.html")
     assert page.locator(".rung").count() == sum(
         e["kind"] == "build" for e in state["exit_items"].values())
     assert page.errors == []
+
+
+def _check_build_values(page, ws: Workspace, state: dict) -> None:
+    """The per-build values (from build.js, not in the page's HTML) as the browser shows
+    them: the event count and last event of `llmlab state`, the build time, and every
+    event time as "N d ago" counted from the build time."""
+    info = json.loads((ws.site_dir / "build.js").read_text().split("=", 1)[1].rstrip(";\n"))
+    n = state["events"]
+    assert n > 0 and info["events"] == n
+    foot = page.locator("[data-testid=build-info]").inner_text()
+    assert foot == (f"Derived from {n:,} event{'s' * (n != 1)} in evidence.jsonl "
+                    f"(last {state['last_event']}); built "
+                    f"{info['generated_at'][:16].replace('T', ' ')} UTC."), foot
+    built = parse_ts(info["generated_at"])
+    for t in page.locator("time[data-ago]").all():
+        assert t.inner_text() == days_ago(t.get_attribute("datetime"), built)
+        assert t.get_attribute("title").endswith(" UTC")
+
+
+def test_without_javascript_pages_show_absolute_times_and_no_counts(demo, browser):
+    ctx = browser.new_context(java_script_enabled=False)
+    pg = ctx.new_page()
+    try:
+        pg.goto((demo.site_dir / "concepts" / "softmax.html").as_uri())
+        assert pg.locator("[data-testid=build-info]").inner_text() == \
+            "Derived from the events in evidence.jsonl."
+        seen = pg.locator("time[data-ago]").first
+        ts = seen.get_attribute("datetime")
+        assert seen.inner_text() == ts[:16].replace("T", " ") + " UTC"
+    finally:
+        ctx.close()
 
 
 def test_file_url_makes_no_network_request(demo, page):
@@ -198,6 +232,8 @@ def test_live_update_within_two_seconds_without_reload(ws, page, invoke):
         lag = (datetime.now(UTC) - logged).total_seconds()
         assert lag < 2.0, f"page updated {lag:.2f} s after the observation was logged"
         assert page.locator("#timeline").inner_text().count("live: counted tokens") == 1
+        n = _state(ws)["events"]
+        assert page.locator("[data-build=events]").inner_text() == f"{n} event{'s' * (n != 1)}"
         # the server pushed a reload: nobody navigated, and the new build id is in the page
         assert page.evaluate("window.__sameDocument") is None
         assert page.url == url
@@ -238,8 +274,8 @@ def test_hostile_text_is_shown_as_text_on_every_page(tmp_path, page):
                     assert t + PAYLOAD in body, (base, rel, t)
                 assert page.evaluate("typeof window.pwned") == "undefined", (base, rel)
                 assert page.locator("img[src=x]").count() == 0
-                assert page.locator("script").count() == 1  # only static/live.js
-                assert page.locator("script").get_attribute("src").endswith("static/live.js")
+                srcs = [s.get_attribute("src") for s in page.locator("script").all()]
+                assert [s.rsplit("/", 1)[-1] for s in srcs] == ["build.js", "live.js"], srcs
     assert page.errors == []
 
 

@@ -41,18 +41,18 @@ def site_files(site: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def full_build(ws: Workspace, where: Path) -> dict[str, bytes]:
+def full_build(ws: Workspace, where: Path, now: datetime = NOW) -> dict[str, bytes]:
     """A fresh full build of a copy of `ws` (its log, settings and lab runs; no caches)."""
     shutil.rmtree(where, ignore_errors=True)
     shutil.copytree(ws.root, where, ignore=shutil.ignore_patterns("site", "state"))
-    res = build(Workspace(where), NOW)
+    res = build(Workspace(where), now)
     assert res["source"] == "full"
     return site_files(Workspace(where).site_dir)
 
 
-def assert_same_site(ws: Workspace, tmp_path: Path) -> None:
+def assert_same_site(ws: Workspace, tmp_path: Path, now: datetime = NOW) -> None:
     ours = site_files(ws.site_dir)
-    ref = full_build(ws, tmp_path / "reference")
+    ref = full_build(ws, tmp_path / "reference", now)
     assert sorted(ours) == sorted(ref)
     differ = [rel for rel in ref if ours[rel] != ref[rel]]
     assert not differ, f"incremental build differs from a full build in {differ}"
@@ -244,3 +244,148 @@ def test_cached_aggregates_equal_a_fold_of_the_whole_log_on_random_logs(ws, seed
             key = aggregate.cache_key(cur.concepts, p)
             assert agg.to_json(key) == ref.to_json(key), (seed, i, how)
     assert "incremental" in sources and "full" in sources
+
+
+def _mtimes(site: Path) -> dict[str, int]:
+    return {str(p.relative_to(site)): p.stat().st_mtime_ns for p in site.rglob("*")
+            if p.is_file()}
+
+
+def _build_info(ws: Workspace) -> dict:
+    raw = (ws.site_dir / "build.js").read_text()
+    assert raw.startswith("window.llmlabBuild = ") and raw.endswith(";\n")
+    return json.loads(raw[len("window.llmlabBuild = "):-2])
+
+
+def test_only_the_pages_a_change_touches_are_rendered_and_written(ws, tmp_path):
+    """Every other page keeps its file (same mtime); the per-build values are in build.js."""
+    at = Clock()
+    api.observe(ws, "softmax", 0.8, "computed it by hand", at=at())
+    first = build(ws, NOW)
+    assert first["rendered"] == first["pages"]
+    before = _mtimes(ws.site_dir)
+    api.note(ws, "prefers numbers", ["kv_cache"], ["preference"], at=at())
+    res = build(ws, NOW)
+    assert res["source"] == "incremental"
+    assert 0 < res["rendered"] < res["pages"]
+    after = _mtimes(ws.site_dir)
+    changed = {rel for rel in after if after[rel] != before.get(rel)}
+    # the note shows on the overview and on its concept's page; nothing else moved
+    assert {"index.html", "index.json", "build.js", "concepts/kv_cache.html",
+            "concepts/kv_cache.json"} <= changed
+    assert not changed & {"concepts/softmax.html", "concepts/softmax.json", "ladder.html",
+                          "model.html", "study/basics.html"}, changed
+    # pages carry no per-build value: the event count is in build.js
+    info = _build_info(ws)
+    assert info == {"build": res["build"], "events": 2, "last_event": "evt_000002",
+                    "generated_at": NOW.isoformat()}
+    assert "evt_000002" not in (ws.site_dir / "concepts" / "softmax.html").read_text()
+    assert_same_site(ws, tmp_path)
+    # a page deleted or edited by hand is rendered again, though its key is unchanged
+    (ws.site_dir / "concepts" / "softmax.html").unlink()
+    (ws.site_dir / "ladder.html").write_text("edited")
+    res = build(ws, NOW)
+    assert res["source"] == "cached" and res["rendered"] == 2
+    assert_same_site(ws, tmp_path)
+    # nothing new, nothing touched: nothing rendered, nothing written
+    res = build(ws, NOW)
+    assert res["rendered"] == 0 and res["written"] == 0
+
+
+def test_incremental_equals_full_after_notes_config_changes_and_days_passing(ws, tmp_path):
+    """The changes that are not log events (settings, the clock) and notes: the site is
+    always the one a full build makes, and its per-build values follow."""
+    at = Clock()
+    for c, q in (("tokenization", 0.9), ("softmax", 0.7), ("tokenization", 0.95)):
+        api.observe(ws, c, q, f"explained {c}", at=at(30))
+    api.open_misconception(ws, "softmax", claim="bigger logit, linearly likelier", at=at())
+    build(ws, NOW)
+    api.note(ws, "thinks in request latency", ["softmax", "attention"], ["background"],
+             at=at())
+    assert build(ws, NOW)["source"] == "incremental"
+    assert_same_site(ws, tmp_path)
+    # the learner's name is on every page: all of them render again
+    cfg = ws.config_path.read_text()
+    ws.config_path.write_text(cfg.replace('name = "Test Learner"', 'name = "Renamed Learner"'))
+    res = build(Workspace(ws.root), NOW)
+    assert res["rendered"] == res["pages"]
+    assert_same_site(Workspace(ws.root), tmp_path)
+    assert "Renamed Learner" in (ws.site_dir / "study" / "basics.html").read_text()
+    # a mastery parameter: the aggregates' key changes, the whole log is folded again
+    ws.config_path.write_text(ws.config_path.read_text().replace("bar = 0.8", "bar = 0.7"))
+    assert build(Workspace(ws.root), NOW)["source"] == "full"
+    assert_same_site(Workspace(ws.root), tmp_path)
+    # days passing: staleness and the activity chart move with the clock
+    for days in (1, 16, 45):
+        later = NOW + timedelta(days=days)
+        res = build(Workspace(ws.root), later)
+        assert res["source"] == "cached" and res["rendered"] > 1, days
+        assert_same_site(Workspace(ws.root), tmp_path, later)
+        assert _build_info(ws)["generated_at"] == later.isoformat()
+
+
+def test_rebuild_drops_the_site_caches(ws, tmp_path, invoke):
+    """`llmlab rebuild` derives everything again: a tampered site cache is not carried into
+    the next build (the tamper test above shows that it otherwise would be)."""
+    from llmlab.site import pages
+
+    assert set(api.SITE_CACHES) == {aggregate.CACHE, pages.CACHE}
+    at = Clock()
+    api.observe(ws, "softmax", 0.8, "computed it by hand", at=at())
+    build(ws, NOW)
+    cache = ws.state_dir / aggregate.CACHE
+    doc = json.loads(cache.read_text())
+    doc["totals"]["softmax"] = 41
+    cache.write_text(json.dumps(doc))
+    r = invoke("rebuild")
+    assert r.returncode == 0, r.stderr
+    assert not cache.exists() and not (ws.state_dir / pages.CACHE).exists()
+    api.observe(ws, "softmax", 0.9, "explained temperature", at=at())
+    res = build(ws, NOW)
+    assert res["source"] == "full" and res["rendered"] == res["pages"]
+    twin = json.loads((ws.site_dir / "concepts" / "softmax.json").read_text())
+    assert twin["evidence_total"] == 2
+    assert_same_site(ws, tmp_path)
+
+
+def test_site_build_takes_the_fast_path_and_prints_what_the_full_cli_does(ws, tmp_path):
+    """`llmlab site build` runs without typer, rich or pydantic's CLI layer (`commands.HOT`),
+    and says the same as the full command line; options it does not know go to typer."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from llmlab.commands import parse
+
+    def run(args: list[str], entry: str, home: Path | None = None) -> subprocess.CompletedProcess:
+        code = ("import atexit, json, sys\n"
+                f"atexit.register(lambda: print(json.dumps(sorted(sys.modules)), "
+                f"file=open({str(tmp_path / 'mods.json')!r}, 'w')))\n"
+                f"sys.argv = ['llmlab', *{args!r}]\nfrom {entry} import main\nmain()\n")
+        env = dict(os.environ, LLMLAB_HOME=str(home or ws.root), COLUMNS="100")
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    api.observe(ws, "softmax", 0.8, "computed it by hand")
+    twin = Path(shutil.copytree(ws.root, tmp_path / "twin"))
+    assert parse(["site", "build", "--force", "--json"]) is not None
+    assert parse(["site", "build", "--help"]) is None
+    seconds = re.compile(r"in \d+\.\d\d s")
+    for args in (["site", "build"], ["site", "build", "--force"]):
+        fast = run(args, "llmlab.entry")
+        mods = set(json.loads((tmp_path / "mods.json").read_text()))
+        full = run(args, "llmlab.cli", twin)  # a copy in the same state
+        assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+        assert seconds.sub("", fast.stdout) == \
+            seconds.sub("", full.stdout).replace(str(twin), str(ws.root)), args
+        assert fast.stdout.startswith("Built ") and "\nOpen " in fast.stdout
+        for name in ("typer", "click", "rich", "llmlab.cli"):
+            assert not any(m == name or m.startswith(name + ".") for m in mods), name
+    r = run(["site", "build", "--json"], "llmlab.entry")
+    assert json.loads(r.stdout)["source"] == "cached"
+    # a user error from the fast path: one paragraph, no traceback
+    ws.config_path.write_text("[learner\n")
+    bad = run(["site", "build"], "llmlab.entry")
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "Traceback" not in \
+        bad.stderr

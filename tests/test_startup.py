@@ -25,7 +25,7 @@ def modules_after(args: list[str], home, tmp_path) -> tuple[int, set[str]]:
     code = ("import atexit, json, sys\n"
             f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
             f"sys.argv = ['llmlab', *{args!r}]\n"
-            "from llmlab.commands import main\n"
+            "from llmlab.entry import main\n"
             "main()\n")
     env = dict(os.environ, LLMLAB_HOME=str(home))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -100,7 +100,7 @@ HOT_CASES = [
 
 
 def _run(args: list[str], home, full: bool) -> subprocess.CompletedProcess:
-    entry = "llmlab.cli" if full else "llmlab.commands"
+    entry = "llmlab.cli" if full else "llmlab.entry"
     code = f"import sys; sys.argv = ['llmlab', *{args!r}]; from {entry} import main; main()"
     env = dict(os.environ, LLMLAB_HOME=str(home), COLUMNS="100")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

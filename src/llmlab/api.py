@@ -58,9 +58,17 @@ def next_probes(ws: Workspace, now: datetime | None = None, limit: int = 10) -> 
     return view.next_probes(ws.curriculum, summary, limit)
 
 
+# The site build's caches under state/ (site.aggregate.CACHE, site.pages.CACHE; named here
+# because the site imports this module, and a test checks the names agree).
+SITE_CACHES = ("site.json", "site-pages.json")
+
+
 def rebuild(ws: Workspace) -> dict:
-    """Recompute the state from scratch (ignoring and replacing the cache)."""
+    """Recompute the state from scratch (ignoring and replacing the cache), and drop the
+    site build's caches: the next `site build` folds the whole log and renders every page."""
     s, tip = load_state(ws, use_cache=False)
+    for name in SITE_CACHES:
+        (ws.state_dir / name).unlink(missing_ok=True)
     return {"events": s.events, "last_event": s.last_id, "warnings": tip.warnings}
 
 

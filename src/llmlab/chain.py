@@ -63,9 +63,11 @@ class Chain:
         self.hashes: dict[int, str] = {}  # line number -> hash, only for `keep`
         self.keep: int | None = None
 
-    def feed(self, line: bytes) -> bool:
+    def feed(self, line: bytes, full: bool = False) -> bool:
+        """Whether `line` continues the complete prefix. `full`: parse and check it even
+        when `fast` (then `last_event` is this line's event when it is accepted)."""
         n = self.count + 1
-        problem = self._problem(line, n)
+        problem = self._problem(line, n, full)
         if problem:
             self.damage = problem
             return False
@@ -82,11 +84,11 @@ class Chain:
         """The id of the last line of the complete prefix (ids are sequential)."""
         return f"evt_{self.count:06d}" if self.count else None
 
-    def _problem(self, line: bytes, n: int) -> str | None:
+    def _problem(self, line: bytes, n: int, full: bool = False) -> str | None:
         if not line.endswith(b"\n"):
             return (f"it ends with a torn, incomplete line ({len(line)} bytes without a newline) "
                     f"after event {n - 1}, probably from a crash mid-write.")
-        if self.fast:
+        if self.fast and not full:
             want = b'{"id":"evt_%06d",' % n  # how llmlab writes a line
             i = line.find(b'"prev":"', 0, 256)
             if (line.startswith(want) and i > 0
@@ -95,8 +97,7 @@ class Chain:
         try:
             ev = json.loads(line.decode("utf-8"))  # str: a BOM or invalid UTF-8 is damage too
         except ValueError:
-            what = "blank" if not line.strip() else "not UTF-8 JSON"
-            return f"line {n} is {what}, not an event."
+            return not_json(line, n)
         if not isinstance(ev, dict):
             return f"line {n} is a JSON {type(ev).__name__}, not an event object."
         want = f"evt_{n:06d}"
@@ -125,6 +126,12 @@ class Chain:
         return tip
 
 
+def not_json(line: bytes, n: int) -> str:
+    """The damage message for line `n` that is not one UTF-8 JSON value."""
+    what = "blank" if not line.strip() else "not UTF-8 JSON"
+    return f"line {n} is {what}, not an event."
+
+
 _TEXT_MAX = TEXT_MAX
 
 
@@ -137,7 +144,10 @@ def _plain_observation(d: dict) -> bool:
     of a rebuild: the model costs several times this.)"""
     if len(d) != 4:
         return False
-    c, q, e, p = d.get("concept"), d.get("quality"), d.get("evidence"), d.get("probe")
+    try:
+        c, q, e, p = d["concept"], d["quality"], d["evidence"], d["probe"]
+    except KeyError:
+        return False
     return (type(q) is float and 0.0 <= q <= 1.0 and type(c) is str and c.isascii()
             and type(e) is str and e.isascii() and 0 < len(e) <= _TEXT_MAX
             and type(p) is str and p.isascii() and len(p) <= _TEXT_MAX)

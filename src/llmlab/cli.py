@@ -10,7 +10,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from typer.core import TyperGroup
 
 from . import commands, shell
@@ -303,7 +302,7 @@ def concept_show(
 
     d = api.concept(Workspace.find(), concept, limit=None if all_ else limit, cursor=cursor)
     _warn(d["warnings"])
-    shell.out(d, as_json, lambda d: print(render.concept(d)))
+    commands.emit(d, as_json, render.concept)
 
 
 @curriculum_app.command("validate")
@@ -342,7 +341,7 @@ def curriculum_show(
     if concept:
         if concept not in cur.concepts:
             raise api.unknown("concept", concept, cur.concepts, api.CONCEPT_HINT)
-        shell.out(dump(cur.concepts[concept]), as_json, lambda d: print(render.concept_entry(d)))
+        commands.emit(dump(cur.concepts[concept]), as_json, render.concept_entry)
     else:
         shell.out(dump(cur), as_json, lambda d: print(render.curriculum(cur)))
 
@@ -367,12 +366,13 @@ def repair(as_json: bool = JsonOpt) -> None:
 
     ws = Workspace.find()
     res = repair_log(ws.log_path, ws.state_dir)
-    shell.out(res, as_json, lambda d: print(render.repair(d)))
+    commands.emit(res, as_json, render.repair)
 
 
 @app.command()
 def rebuild(as_json: bool = JsonOpt) -> None:
-    """Recompute the derived state from the whole log, replacing the cache."""
+    """Recompute the derived state from the whole log, replacing the cache (and drop the
+    site build's caches: the next site build reads the whole log)."""
     from . import api
     from .workspace import Workspace
 
@@ -396,8 +396,8 @@ def model_check(
     from . import render
     from .workspace import Workspace
 
-    shell.out(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
-         lambda d: print(render.model_check(d)))
+    commands.emit(api.model_check(Workspace.find(), learners, seed, bias, sweep), as_json,
+                  render.model_check)
 
 
 @app.command()
@@ -427,30 +427,19 @@ def demo(
                    echo=console.print)
 
 
-SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
-                "cached": "nothing new in the log"}
-
-
 @site_app.command("build")
 def site_build(
-    force: bool = typer.Option(False, "--force", help="Read the whole log again instead of "
-                               "only what it gained since the last build (the files are the "
-                               "same either way)."),
+    force: bool = typer.Option(False, "--force", help="Read the whole log again and render "
+                               "every page, instead of only what the log gained since the "
+                               "last build and the pages it changed (the files are the same "
+                               "either way)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Render the dashboard, concept, study and ladder pages (and JSON twins) into site/.
 
-    Incremental: reads only the events added since the last build."""
-    from .workspace import Workspace
-
-    from .site import build
-
-    res = build(Workspace.find(), force=force)
-    _warn(res["warnings"])
-    shell.out(res, as_json, lambda d: console.print(
-        f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
-        f"({SOURCE_WORDS[d['source']]}; {d['written']} files written, {d['unchanged']} "
-        f"unchanged). Open {d['index']}"))
+    Incremental: reads only the events added since the last build, and renders only the
+    pages whose data changed."""
+    commands.site_build(force, as_json)
 
 
 @app.command()

@@ -1,8 +1,8 @@
-"""The `llmlab` console script's front door, and the commands a tutor runs most.
+"""The commands a tutor runs most, and the fast path's parser for them (`llmlab.entry`).
 
-`state`, `next`, `verify` and `log observe` run here without the CLI framework when their
+`state`, `next`, `verify`, `log observe` and `site build` run without the CLI framework when their
 arguments are exactly as the full command line declares them (`HOT`); everything else, and
-anything here that is not fully understood (`--help`, an unknown or repeated option, a value
+anything `parse` does not fully understand (`--help`, an unknown or repeated option, a value
 of the wrong type, a missing argument), goes to the full command line (`llmlab.cli`, typer),
 which words the error. Both run the same functions below, so a command prints the same
 whichever way it came (tests/test_startup.py checks that, and that `HOT` declares exactly
@@ -111,6 +111,17 @@ def log_observe(concept: str, quality: float, evidence: str, probe: str = "",
     return 0
 
 
+def site_build(force: bool = False, as_json: bool = False) -> int:
+    from . import render
+    from .site.build import build
+    from .workspace import Workspace
+
+    d = build(Workspace.find(), force=force)
+    warn(d["warnings"])
+    emit(d, as_json, render.site_build)
+    return 0
+
+
 # ---------------------------------------------------------------- the fast path's parser
 
 @dataclass(frozen=True)
@@ -141,6 +152,7 @@ HOT: dict[tuple[str, ...], Hot] = {
         Opt(("--actor",), "actor", str, "tutor"),
         Opt(("--at",), "at", str, None),
         JSON)),
+    ("site", "build"): Hot(site_build, (), (Opt(("--force",), "force", None, False), JSON)),
 }
 
 
@@ -186,20 +198,3 @@ def parse(argv: list[str]) -> tuple[Hot, dict[str, Any]] | None:
     for o in hot.opts:
         kw.setdefault(o.dest, o.default)
     return hot, kw
-
-
-def main() -> None:
-    """The `llmlab` console script and `python -m llmlab`."""
-    hit = parse(sys.argv[1:])
-    if hit is None:
-        from .cli import main as full
-
-        full()
-        return
-    hot, kw = hit
-    try:
-        code = hot.run(**kw)
-    except (UserError, OSError) as e:
-        code = fail(e)
-    sys.stdout.flush()
-    sys.exit(code)

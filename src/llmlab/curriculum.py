@@ -289,7 +289,7 @@ def _load_cached(path: str, key: str, cache_file: Path | None) -> Curriculum:
             from .files import atomic_write
 
             atomic_write(cache_file, msgspec.json.encode(
-                _Compiled(format=_FORMAT, key=key, curriculum=cur)))
+                _Compiled(format=_FORMAT, key=key, curriculum=cur)), durable=False)
         except OSError:
             pass  # a cache only: the next command loads the TOML again
     return cur

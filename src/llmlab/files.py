@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
@@ -30,14 +29,22 @@ def _umask_mode() -> int:
 
 
 def atomic_write(path: Path, data: bytes | str | Iterable[bytes | str],
-                 mode: int | None = None) -> int:
+                 mode: int | None = None, durable: bool = True) -> int:
     """Replace `path` with `data` atomically (temp file beside it, fsync, rename); returns
     the bytes written. An existing file keeps its mode; a new one gets `mode`, or what the
-    umask gives. Nothing is left behind on error, and the old file stays until the rename."""
+    umask gives. Nothing is left behind on error, and the old file stays until the rename.
+    `durable=False` skips the fsync: for caches that are checked on read and rebuilt when a
+    crash leaves them empty (it costs milliseconds on every `llmlab log observe`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = path.stat().st_mode & 0o777 if path.exists() else None
     chunks = [data] if isinstance(data, (bytes, str)) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:  # what tempfile.mkstemp does, without importing tempfile (start-up time)
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            continue
     size = 0
     try:
         with os.fdopen(fd, "wb") as f:
@@ -46,7 +53,8 @@ def atomic_write(path: Path, data: bytes | str | Iterable[bytes | str],
                 f.write(b)
                 size += len(b)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, keep if keep is not None else mode if mode is not None else _umask_mode())
         os.replace(tmp, path)
     except BaseException:

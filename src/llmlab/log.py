@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .chain import (Chain, Damaged, Tip, anchor_problem, check_event, checked,
-                    future_limit)
+                    future_limit, not_json)
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, check_payload, line_hash
 from .schema import Invalid
@@ -166,16 +166,20 @@ def iter_lines(log_path: Path) -> Iterator[bytes]:
 def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
     """Parsed events, streamed; constant memory however long the log is. With `limit`
     (the complete prefix `scan` found), stops there. A torn, unterminated tail is not
-    parsed (it can only be the last line)."""
+    parsed (it can only be the last line). `Damaged` at a line that is not one JSON
+    value (the first pass checks the lines llmlab writes at the byte level only)."""
     scan_once = json.JSONDecoder().scan_once  # the C scanner: we write lines without padding
     with open(log_path, "rb", buffering=1 << 20) as f:
-        for n, line in enumerate(f):
-            if limit is not None and n >= limit or not line.endswith(b"\n"):
+        for n, line in enumerate(f, 1):
+            if limit is not None and n > limit or not line.endswith(b"\n"):
                 return
             try:
-                raw = scan_once(line.decode("utf-8"), 0)[0]
-            except StopIteration:  # the C scanner's "no JSON value here"
-                raise ValueError(f"line {n + 1} is not JSON") from None
+                s = line.decode("utf-8")
+                raw, end = scan_once(s, 0)
+            except (StopIteration, ValueError):  # no JSON value here; bad UTF-8 or JSON
+                raise Damaged(n, not_json(line, n)) from None
+            if end != len(s) - 1 and s[end:].strip():  # something after the value
+                raise Damaged(n, not_json(line, n))
             if raw.get("v") != SCHEMA_VERSION:
                 raw = Event.from_dict(raw).to_dict()
             yield raw
@@ -185,7 +189,8 @@ def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Itera
     """`checked(iter_parsed(log_path, limit))` in one generator (the second pass of a full
     rebuild: one loop, not three): the parsed events of the first `limit` lines, each
     checked by `check_event`; `Damaged` at the first bad one. `done[0]` is how many were
-    yielded (the line a fold error is reported at)."""
+    yielded (the line a fold error is reported at); a line that is not JSON is `Damaged`
+    at its own number."""
     scan_once = json.JSONDecoder().scan_once
     future = future_limit(now)
     last_t = None
@@ -194,9 +199,12 @@ def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Itera
             if n > limit or not line.endswith(b"\n"):
                 return
             try:
-                raw = scan_once(line.decode("utf-8"), 0)[0]
-            except StopIteration:  # the C scanner's "no JSON value here"
-                raise ValueError(f"line {n} is not JSON") from None
+                s = line.decode("utf-8")
+                raw, end = scan_once(s, 0)
+            except (StopIteration, ValueError):  # no JSON value here; bad UTF-8 or JSON
+                raise Damaged(n, not_json(line, n)) from None
+            if end != len(s) - 1 and s[end:].strip():  # something after the value
+                raise Damaged(n, not_json(line, n))
             if raw.get("v") != SCHEMA_VERSION:
                 raw = Event.from_dict(raw).to_dict()
             problem, last_t = check_event(raw, n, last_t, future)
@@ -212,34 +220,31 @@ def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
 
     A line as llmlab writes it (the next id first, `prev` the hash of the line before) is
     checked here, inline: the loop runs once per event of a rebuild. Any other line goes
-    through `Chain.feed`, which parses it and words what is wrong."""
+    through `Chain.feed`, which parses it and words what is wrong; so does every line that
+    may be a retraction (it has the bytes `"retraction"`), which is parsed and checked in
+    full here, so a damaged one is damage at its line, like any other bad line."""
     chain = Chain(now=now, fast=True)
     retracted: dict[str, str] = {}
     sha256 = hashlib.sha256
     n, offset, last, last_len = 0, 0, chain._last_hash_b, 0
     with open(log_path, "rb", buffering=1 << 20) as f:
         for line in f:
+            maybe_retraction = b'"retraction"' in line
             i = line.find(b'"prev":"', 0, 256)
             if (i > 0 and line[i + 8:i + 72] == last and line[i + 72:i + 73] == b'"'
-                    and line.endswith(b"\n")
+                    and not maybe_retraction and line.endswith(b"\n")
                     and line.startswith(b'{"id":"evt_%06d",' % (n + 1))):
                 last = sha256(line[:-1]).hexdigest().encode()  # `line_hash`
                 n, offset, last_len = n + 1, offset + len(line), len(line)
-                if b'"retraction"' in line:
-                    ev = json.loads(line)
-                    if ev.get("type") == "retraction":
-                        retracted[ev["data"]["target"]] = ev["id"]
                 continue
             chain.count, chain.offset, chain.last_len = n, offset, last_len
             chain.last_hash, chain._last_hash_b = last.decode(), last
-            if not chain.feed(line):
+            if not chain.feed(line, full=maybe_retraction):
                 break
             n, offset, last, last_len = chain.count, chain.offset, chain._last_hash_b, \
                 chain.last_len
-            if b'"retraction"' in line:
-                ev = chain.last_event or json.loads(line)
-                if ev.get("type") == "retraction":
-                    retracted[ev["data"]["target"]] = ev["id"]
+            if maybe_retraction and chain.last_event["type"] == "retraction":
+                retracted[chain.last_event["data"]["target"]] = chain.last_event["id"]
         else:
             chain.count, chain.offset, chain.last_len = n, offset, last_len
             chain.last_hash, chain._last_hash_b = last.decode(), last

@@ -28,6 +28,7 @@ from pydantic import Field
 from . import api, compact, tutor
 from . import log as log_mod
 from .errors import UserError
+from .schema import dump
 from .workspace import Workspace
 
 INSTRUCTIONS = """\

@@ -36,16 +36,72 @@ def T(text: object) -> str:
     return safe(text, newlines=False)
 
 
+def width() -> int:
+    """The terminal's width (COLUMNS if set); 100 when the output is not a terminal."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def wrap(text: str, indent: str = "    ") -> str:
+    """One line of text folded to the terminal width, continuation lines indented."""
+    if len(text) <= width():
+        return text
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width(), subsequent_indent=indent,
+                                   break_on_hyphens=False))
+
+
+SOURCE_WORDS = {"full": "read the whole log", "incremental": "read only the new events",
+                "cached": "nothing new in the log"}
+
+
+def site_build(d: dict) -> str:
+    """What `llmlab site build` did, and where the dashboard is."""
+    return wrap(f"Built {d['pages']} pages from {d['events']} events in {d['seconds']:.2f} s "
+                f"({SOURCE_WORDS[d['source']]}; {d['rendered']} pages rendered, "
+                f"{d['written']} files written, {d['unchanged']} unchanged).") + \
+        f"\nOpen {safe(d['index'])}"
+
+
+def fields(parts: list[str]) -> str:
+    """Label-value pairs on as few lines as the width allows, three spaces apart."""
+    lines = [""]
+    for p in parts:
+        if lines[-1] and len(lines[-1]) + 3 + len(p) > width():
+            lines.append("")
+        lines[-1] += ("   " if lines[-1] else "") + p
+    return "\n".join(lines)
+
+
 def table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """A titled table: columns padded to their widest cell, a rule under the heading.
-    Cells are already text (stored text through `T`)."""
+    """A titled table: columns padded to their widest cell, a rule under the heading. When
+    it is wider than the terminal, the widest columns narrow and their cells fold onto more
+    lines. Cells are already text (stored text through `T`)."""
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    floor = [max(len(c), 6) for c in columns]
+    while sum(widths) + 2 * (len(widths) - 1) > width():
+        i = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
+        if widths[i] <= floor[i]:
+            break  # as narrow as it goes
+        widths[i] -= 1
 
-    def line(cells) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    def line(cells) -> list[str]:
+        if all(len(c) <= w for c, w in zip(cells, widths)):
+            return ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()]
+        import textwrap
 
-    return "\n".join([title, line(columns), line("-" * w for w in widths),
-                      *(line(r) for r in rows)])
+        parts = [textwrap.wrap(c, w, break_on_hyphens=False) or [""]
+                 for c, w in zip(cells, widths)]
+        return ["  ".join((p[k] if k < len(p) else "").ljust(w)
+                          for p, w in zip(parts, widths)).rstrip()
+                for k in range(max(map(len, parts)))]
+
+    out = [wrap(title), *line(columns), *line(["-" * w for w in widths])]
+    for r in rows:
+        out += line(r)
+    return "\n".join(out)
 
 
 def _bar(m: float, width: int = 10) -> str:
@@ -55,14 +111,14 @@ def _bar(m: float, width: int = 10) -> str:
 
 def state(d: dict) -> str:
     o = d["overall"]
-    out = [f"Learner: {safe(d['learner']['name'], False)}   Events: {d['events']}   "
-           f"Overall mastery: {o['mastery']:.2f} over all {o['total']} concepts   "
-           f"Mastered: {o['mastered']}/{o['total']}   "
-           f"Exit items passed: {o['exit_passed']}/{o['exit_total']}   "
-           f"Current module: {safe(d['current_module'], False)}"]
+    out = [fields([f"Learner: {safe(d['learner']['name'], False)}", f"Events: {d['events']}",
+                   f"Overall mastery: {o['mastery']:.2f} over all {o['total']} concepts",
+                   f"Mastered: {o['mastered']}/{o['total']}",
+                   f"Exit items passed: {o['exit_passed']}/{o['exit_total']}",
+                   f"Current module: {safe(d['current_module'], False)}"])]
     if not o["touched"]:
-        out.append("No concept probed yet: start a session with your tutor (see AGENTS.md), "
-                   "or record evidence with `llmlab log observe`.")
+        out.append(wrap("No concept probed yet: start a session with your tutor (see "
+                        "AGENTS.md), or record evidence with `llmlab log observe`.", ""))
     else:
         out += _concepts_and_exits(d)
     out += _misconceptions_and_next(d)
@@ -105,7 +161,7 @@ def _misconceptions_and_next(d: dict) -> list[str]:
     mis = d["misconceptions"]
     if mis["open"]:
         out.append("Open misconceptions:")
-        out += [T(f"  {m['id']} [{m['concept']}] {m['claim']}") for m in mis["open"]]
+        out += [wrap(T(f"  {m['id']} [{m['concept']}] {m['claim']}")) for m in mis["open"]]
     if mis["resolved_count"] or mis["open"]:
         out.append(f"Resolved misconceptions: {mis['resolved_count']}")
     notes = d.get("notes", {}).get("latest", [])[:3]
@@ -113,7 +169,7 @@ def _misconceptions_and_next(d: dict) -> list[str]:
         out.append(f"Tutor's notes (latest {len(notes)} of {d['notes']['count']}):")
         for n in notes:
             about = f" [{', '.join(n['tags'] + n['concepts'])}]" if n["tags"] or n["concepts"] else ""
-            out.append(T(f"  {n['id']}{about} {n['text']}"))
+            out.append(wrap(T(f"  {n['id']}{about} {n['text']}")))
     if "next" in d:
         out += ["", next_probes(d["next"])]
     return out

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
-import sys
 from collections.abc import Callable
 from typing import Any
 

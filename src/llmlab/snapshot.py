@@ -70,7 +70,7 @@ def save(path: Path, fp: str, state: State, offset: int, line_start: int, last_h
     doc = {"fingerprint": fp, "offset": offset, "line_start": line_start,
            "last_hash": last_hash, "state": state.to_dict()}
     try:
-        atomic_write(path, json.dumps(doc, separators=(",", ":")), mode=0o600)
+        atomic_write(path, json.dumps(doc, separators=(",", ":")), mode=0o600, durable=False)
     except OSError:
         pass  # a cache that cannot be written is rebuilt next time
 
@@ -127,11 +127,24 @@ def advance(log_path: Path, cache_path: Path, cur: Curriculum, p: MasteryParams,
 
 def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: Path | None = None,
                  fp: str | None = None) -> tuple[State, log_mod.Tip]:
-    """Fold the complete prefix, streamed in two passes (retractions first).
+    """Fold the complete prefix, streamed: in one pass when the log is sound
+    (`rebuild.one_pass`), else in two (retractions first).
 
     An event that passes the line checks but whose payload the fold cannot use (a field
     edited by hand) ends the prefix there: the fold is redone up to it.
     """
+    from .rebuild import one_pass
+
+    done = one_pass(log_path, cur, p, errors=_FOLD_ERRORS)  # a sound log: one pass
+    state, tip = done if done is not None else two_passes(log_path, cur, p)
+    if cache_path is not None and tip.damage is None:
+        save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
+    return state, tip
+
+
+def two_passes(log_path: Path, cur: Curriculum, p: MasteryParams) -> tuple[State, log_mod.Tip]:
+    """`from_scratch` in two passes, which find and word the damage: the hash chain and
+    the retractions (`log.scan`), then the checked events (`log.iter_checked`)."""
     from .chain import Damaged
 
     tip, retracted = log_mod.scan(log_path)
@@ -154,8 +167,6 @@ def from_scratch(log_path: Path, cur: Curriculum, p: MasteryParams, cache_path: 
         tip.warnings = [f"The evidence log is damaged: {why} Only the {limit} events before "
                         "it count. Run `llmlab verify` and `llmlab repair`."]
     tip.last_ts = state.last_ts
-    if cache_path is not None and tip.damage is None:
-        save(cache_path, fp, state, tip.offset, tip.offset - tip.last_len, tip.last_hash)
     return state, tip
 
 

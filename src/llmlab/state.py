@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 from .config import MasteryParams
 from .curriculum import Curriculum
-from .retention import DailyReviews
+from .retention import DailyReviews, close_days
 from .skill import day_number, prediction_score, step, z_score
 
 HISTORY_KEEP = 40  # mastery points kept per concept for charts
 RECENT_KEEP = 30  # events kept for the timeline
 RUNS_KEEP = 100
+CLOSE_BATCH = 4096  # concept-days reviewed at once (bounds the fold's memory)
 NOTES_KEEP = 20  # the tutor's latest notes kept in the state
 CONCEPT_NOTES_KEEP = 5  # ...and per concept
 
@@ -100,6 +103,9 @@ class State:
         return cls(concepts=concepts, **d)
 
 
+Handler = Callable[[State, dict, MasteryParams], None]
+
+
 def initial(cur: Curriculum) -> State:
     return State(
         concepts={cid: ConceptState() for cid in cur.concepts},
@@ -138,36 +144,78 @@ def _refresh_mastered(s: State, cid: str, p: MasteryParams) -> None:
         s.module_floor = max(s.module_floor, first_unmastered_module(s))
 
 
-def _observation(s: State, ev: dict, p: MasteryParams) -> None:
-    """(The most common event, once per event of a rebuild: `_measure` and
-    `_refresh_mastered` are inlined.)"""
-    d = ev["data"]
-    cid, q, ts = d["concept"], d["quality"], ev["ts"]
-    c = s.concepts.get(cid)
-    if c is None:  # concept removed from the curriculum since: the event no longer counts
-        return
-    prev = p.prior if c.mastery is None else c.mastery
-    c.mastery = p.alpha * q + (1 - p.alpha) * prev
-    c.observations += 1
-    day = ts[:10]
-    if day != c.last_day:
-        c.days += 1
-        c.last_day = day
-    c.first_seen = c.first_seen or ts
-    c.last_seen = ts
-    t = day_number(ts)
-    c.skill, c.skill_var = step(c.skill, c.skill_var, c.skill_day, t, q, p.tutor_sd, p)
-    c.skill_day = t
-    c.info_tutor += 1 / p.tutor_sd ** 2
-    history = c.history
-    history.append([ts, q, c.mastery, ev["id"], c.skill, c.skill_var])
-    if len(history) > HISTORY_KEEP:
-        del history[0]
-    c.reviews.add(day, q)
-    was = c.mastered
-    c.mastered = is_mastered(c, p)
-    if c.mastered and not was:
-        s.module_floor = max(s.module_floor, first_unmastered_module(s))
+def _observer(s: State, p: MasteryParams, closed: list) -> Handler:
+    """The observation handler of one fold (the most common event, once per event of a
+    rebuild): `_measure`, `step` and `is_mastered` inlined, with the parameters' constants
+    computed once, as those functions compute them (the same float operations in the same
+    order, so the results are bit-identical). A concept-day that ends is appended to
+    `closed` as (reviews, day, mean quality), for `retention.close_days` to fold into the
+    card in a batch: nothing in the fold reads the card (`DailyReviews.add`, batched)."""
+    concepts = s.concepts
+    alpha, keep, prior = p.alpha, 1 - p.alpha, p.prior
+    prior_var, drift_var = p.skill_prior_sd ** 2, p.drift_sd ** 2
+    noise_var, info = p.tutor_sd ** 2, 1 / p.tutor_sd ** 2
+    z, sqrt, bar = z_score(p.interval), math.sqrt, p.bar
+    min_obs, min_days = p.min_observations, p.min_days
+    fromiso = datetime.fromisoformat
+    history_keep, batch = HISTORY_KEEP, CLOSE_BATCH
+
+    def observation(s: State, ev: dict, p: MasteryParams) -> None:
+        d = ev["data"]
+        cid, q, ts = d["concept"], d["quality"], ev["ts"]
+        c = concepts.get(cid)
+        if c is None:  # concept removed from the curriculum since: the event no longer counts
+            return
+        mastery = c.mastery
+        c.mastery = mastery = alpha * q + keep * (prior if mastery is None else mastery)
+        c.observations = n = c.observations + 1
+        day = ts[:10]
+        days = c.days
+        if day != c.last_day:
+            c.days = days = days + 1
+            c.last_day = day
+        if not c.first_seen:
+            c.first_seen = ts
+        c.last_seen = ts
+        t = fromiso(ts).timestamp() / 86400  # skill.day_number
+        mean, var, last = c.skill, c.skill_var, c.skill_day  # skill.step:
+        if mean is None:
+            mean, var = prior, prior_var
+        elif last is not None and t > last:
+            var += drift_var * (t - last)
+        k = var / (var + noise_var)
+        c.skill = mean = mean + k * (q - mean)
+        c.skill_var = var = (1 - k) * var
+        c.skill_day = t
+        c.info_tutor += info
+        history = c.history
+        history.append([ts, q, mastery, ev["id"], mean, var])
+        if len(history) > history_keep:
+            del history[0]
+        rv = c.reviews  # DailyReviews.add, the review itself batched
+        open_day = rv.day
+        if open_day is None or day > open_day:
+            if open_day is not None:
+                closed.append((rv, open_day, rv.total / rv.count))
+                if len(closed) >= batch:
+                    close_days(closed)
+            rv.day, rv.total, rv.count = day, 0.0 + q, 1
+        else:
+            rv.total += q
+            rv.count += 1
+        if n < min_obs or days < min_days or c.open_misconceptions:  # is_mastered
+            if c.mastered:
+                c.mastered = False
+        else:
+            low = mean - z * sqrt(var)
+            if (low if low > 0.0 else 0.0) >= bar:
+                if not c.mastered:
+                    c.mastered = True
+                    s.module_floor = max(s.module_floor, first_unmastered_module(s))
+            elif c.mastered:
+                c.mastered = False
+
+    return observation
 
 
 def _misconception_opened(s: State, ev: dict, p: MasteryParams) -> None:
@@ -265,8 +313,7 @@ def _retraction(s: State, ev: dict, p: MasteryParams) -> None:
     """Handled before the fold (`retractions`): the target never counts."""
 
 
-APPLY = {
-    "observation": _observation,
+APPLY: dict[str, Handler] = {  # and "observation": built per fold, `_observer`
     "misconception_opened": _misconception_opened,
     "misconception_resolved": _misconception_resolved,
     "exit_attempt": _exit_attempt,
@@ -290,19 +337,24 @@ def retractions(events: Iterable[dict]) -> dict[str, str]:
 def fold(s: State, events: Iterable[dict], p: MasteryParams) -> State:
     """`apply` each event in turn: count it, then (unless retracted) its type's handler,
     and keep it among the recent ones. (The loop runs once per event of a rebuild: what it
-    reads is bound to locals.)"""
-    handlers, retracted, recent = APPLY, s.retracted, s.recent
+    reads is bound to locals.) The concept-days that end are reviewed in batches
+    (`retention.close_days`), the last batch before the fold returns or raises: a folded
+    state is the same as one folded by `DailyReviews.add` event by event."""
+    closed: list = []
+    handlers = {**APPLY, "observation": _observer(s, p, closed)}
+    retracted = s.retracted
+    recent = deque(s.recent, maxlen=RECENT_KEEP)  # the raw events; `view` words them
     n, ev = s.events, None
     try:
         for ev in events:
             n += 1
-            if ev["id"] in retracted:
+            if retracted and ev["id"] in retracted:
                 continue
             handlers[ev["type"]](s, ev, p)
-            recent.append(ev)  # the raw events; `view` words them
-            if len(recent) > RECENT_KEEP:
-                del recent[0]
+            recent.append(ev)
     finally:  # also when an event fails: it counted, as `apply` counted it before its handler
+        close_days(closed)
+        s.recent[:] = recent
         if ev is not None:
             s.events, s.last_id, s.last_ts = n, ev["id"], ev["ts"]
     return s

@@ -1,4 +1,4 @@
-"""`state/brief.json`: the session-start brief, cached so the hook usually needs no pydantic.
+"""`state/brief.json`: the session-start brief, cached so the hook usually needs no state engine.
 
 Like every file in `state/`, it is derived and safe to delete. It holds the brief as a list
 of time segments, each valid from one moment to the next, and is used only when its key

@@ -138,8 +138,8 @@ def session_start(payload: dict, root: Path, started: float) -> dict | None:
         spawn([sys.executable, "-m", "llmlab", "rebuild"], root)
         text = REBUILDING
     elif text is None:
-        # Computing the brief imports the state engine (pydantic alone is ~100 ms, the whole
-        # ~300 ms of CPU on a loaded machine): when the log changed since the cached brief
+        # Computing the brief imports the state engine and may fold the log's tail: when
+        # the log changed since the cached brief
         # (evidence recorded outside this session), that brief is shown, marked as outdated,
         # and a background process refreshes it; with no brief at all, a big log's is
         # computed in the background too, a small log's here.
@@ -160,7 +160,7 @@ def _size(p: Path) -> int:
 
 
 def cache_problem(root: Path) -> str | None:
-    """Why the state cache is certainly unusable, checked cheaply (no pydantic): "missing",
+    """Why the state cache is certainly unusable, checked cheaply (no state engine): "missing",
     "unreadable" or "not a JSON object"; None when it may be fine."""
     try:
         doc = json.loads((root / "state" / "snapshot.json").read_bytes())
@@ -176,9 +176,6 @@ def compute_brief(root: Path, ps, k: list, now: datetime, started: float,
     """The brief from the derived state (the reads of `api.state`, without its import cost
     and without re-folding a big log inside the hook); cached in state/brief.json, for the
     current segment only or (`full`, in the background) for the coming week."""
-    # llmlab uses no pydantic plugins; looking them up scans every installed distribution's
-    # entry points (~30 ms of a ~250 ms budget). An explicit setting is respected.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from .. import snapshot, view
     from ..workspace import Workspace
     from . import briefcache

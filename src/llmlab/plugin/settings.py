@@ -1,4 +1,4 @@
-"""The `[plugin]` table of `llmlab.toml`, read without pydantic (for hook start-up time).
+"""The `[plugin]` table of `llmlab.toml`, read tolerantly and cheaply (for hook start-up time).
 
 `config.Plugin` is the validated model the rest of llmlab uses; this reader accepts the
 same keys, ignores anything it does not know and falls back to the defaults, so a hook

@@ -1,7 +1,8 @@
 """`llmlab site build`: render the whole site from derived state (never hand-edited).
 
 Reads the state and the site's aggregates of the log (`data.collect`: both fold only the
-lines added since the last build), renders with Jinja2 (autoescape on:
+lines added since the last build), renders with Jinja2 only the pages whose data changed
+(`pages`: what changes with every build is in `build.js`, not in the pages; autoescape on:
 every text from a log, learner or tutor is escaped; only the curriculum's own markdown
 may contain HTML), writes each file atomically and only when its bytes changed. The
 pages work opened as files: relative links, no network, no inline script or style.
@@ -21,39 +22,41 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from ..files import atomic_write
 from ..workspace import Workspace
 from . import data as data_mod
 from . import svg
+from .pages import Pages, code_fingerprint, data_key
 
 STATIC = ("site.css", "live.js")
 WRITERS = 16
 
 
-class _BytecodeCache(FileSystemBytecodeCache):
-    """Compiled templates kept in `$LLMLAB_CACHE/templates` (default ~/.cache/llmlab): a
-    fresh `llmlab site build` then skips compiling them (~0.1 s). Jinja checks each entry
-    against the template's source; a cache that cannot be read or written is skipped."""
-
-    def load_bytecode(self, bucket) -> None:
-        try:
-            super().load_bytecode(bucket)
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
-            bucket.reset()
-
-    def dump_bytecode(self, bucket) -> None:
-        try:
-            Path(self.directory).mkdir(parents=True, exist_ok=True)
-            super().dump_bytecode(bucket)
-        except OSError:
-            pass
-
-
 @cache
-def _env() -> Environment:
+def _env():
+    """The Jinja2 environment (imported only when a page is rendered)."""
+    from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined
+
+    class _BytecodeCache(FileSystemBytecodeCache):
+        """Compiled templates kept in `$LLMLAB_CACHE/templates` (default ~/.cache/llmlab): a
+        fresh `llmlab site build` then skips compiling them (~0.1 s). Jinja checks each entry
+        against the template's source; a cache that cannot be read or written is skipped."""
+
+        def load_bytecode(self, bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+                bucket.reset()
+
+        def dump_bytecode(self, bucket) -> None:
+            try:
+                Path(self.directory).mkdir(parents=True, exist_ok=True)
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
     env = Environment(loader=PackageLoader("llmlab", "templates/site"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       bytecode_cache=_BytecodeCache(str(_cache_dir() / "templates")))
@@ -61,7 +64,8 @@ def _env() -> Environment:
                        activity_svg=svg.activity, calibration_chart=svg.calibration)
     env.filters["pct"] = lambda x: f"{100 * (x or 0):.0f}%"
     env.filters["num"] = _num
-    env.filters["when"] = lambda ts: (ts or "")[:16].replace("T", " ") + (" UTC" if ts else "")
+    env.filters["when"] = _when
+    env.filters["ago"] = _ago
     env.filters["day"] = lambda ts: (ts or "")[:10]
     env.filters["reason"] = lambda r: r.replace("_", " ")
     env.filters["reference"] = reference
@@ -204,8 +208,12 @@ class _Writer:
     def flush(self) -> None:
         for d in {p.parent for p, _ in self.pending}:
             d.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            changed = list(pool.map(self._write, self.pending))
+        workers = min(WRITERS, len(self.pending) // 4)  # threads cost ~1-3 ms each to start
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                changed = list(pool.map(self._write, self.pending))
+        else:
+            changed = [self._write(item) for item in self.pending]
         self.written, self.unchanged = sum(changed), len(changed) - sum(changed)
         self.pending = []
 
@@ -227,12 +235,37 @@ def _prune(site: Path, keep: dict[str, set[str]]) -> int:
     return n
 
 
+def _ago(ts: str | None) -> Markup:
+    """An event time as the page shows it: the absolute UTC time, which `live.js` turns
+    into "3 d ago" as of the build (so that the page does not change with the clock)."""
+    if not ts:
+        return Markup("never")
+    ts = escape(ts)
+    return Markup(f'<time datetime="{ts}" data-ago>{_when(ts)}</time>')
+
+
+def _when(ts: str | None) -> str:
+    return (ts or "")[:16].replace("T", " ") + (" UTC" if ts else "")
+
+
+def _study(md: str | None) -> dict:
+    body, toc = render_study(md) if md else (Markup(""), [])
+    return {"body": body, "toc": toc}
+
+
+def build_js(info: dict) -> bytes:
+    """`build.js`: what changes with every build, loaded by every page (see live.js)."""
+    return b"window.llmlabBuild = " + _dump(info)[:-1] + b";\n"
+
+
 def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> dict:
     """Render index, concept, study and ladder pages plus JSON twins into `ws.site_dir`.
 
     Reads only what the log gained since the last build (the state's snapshot and the
-    site's aggregates, `aggregate.current`); `force` folds the whole log again. Either
-    way the files are the same, and only those whose bytes changed are written."""
+    site's aggregates, `aggregate.current`), and renders only the pages whose data changed
+    (`pages`: each keyed by a hash of its twin and the shared values); `force` folds the
+    whole log again and renders every page. Either way the files are the same, and only
+    those whose bytes changed are written."""
     t0 = time.perf_counter()
     site = ws.site_dir
     site.mkdir(parents=True, exist_ok=True)
@@ -244,20 +277,28 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
     rest = _dump({k: v for k, v in dash.items() if k != "generated_at"})
     build_id = hashlib.sha256(rest + _dump(d["ladder"]) + cur.path.encode()).hexdigest()[:16]
     out = _Writer(site)
-    env = _env()
     common = {
-        "learner": dash["learner"], "course": dash["course"], "build_id": build_id,
-        "generated_at": dash["generated_at"], "last_event": dash["last_event"],
-        "events": dash["events"], "modules_nav": d["modules"],
+        "learner": dash["learner"], "course": dash["course"], "modules_nav": d["modules"],
         "transcripts": (site / "transcripts" / "index.html").is_file(),
-        "ago": lru_cache(maxsize=None)(lambda ts: data_mod.days_ago(ts, now)),
-        "bar_threshold": dash["params"]["bar"],
-        "params": dash["params"],
+        "bar_threshold": dash["params"]["bar"], "params": dash["params"],
     }
+    keys = Pages(ws.state_dir, site, _dump(common), code_fingerprint(_markdown_it_version()),
+                 force)
 
-    def page(rel: str, template: str, root: str, **ctx) -> None:
-        html = env.get_template(template).render(**common, root=root, page=rel, **ctx)
+    def page(rel: str, template: str, root: str, data, twin=None, ctx=dict) -> None:
+        """Render `template` with what `ctx()` returns to `rel`, and `twin` (the JSON of
+        `data`, if any) beside it, unless the key of `data` says the files on disk
+        already hold exactly this."""
+        files = (rel,) if twin is None else (rel, rel[:-5] + ".json")
+        key = keys.key(rel, data_key(data))
+        if keys.fresh(key, files):
+            return
+        html = _env().get_template(template).render(**common, root=root, page=rel,
+                                                     **ctx())
         out.put(rel, html.encode("utf-8"))
+        if twin is not None:
+            out.put(files[1], _dump(twin))
+        keys.rendering(key, files)
 
     static = resources.files("llmlab") / "static"
     for name in STATIC:
@@ -267,41 +308,44 @@ def build(ws: Workspace, now: datetime | None = None, force: bool = False) -> di
             out.put(dest, src.read_bytes())
         except OSError:
             pass
-
-    page("index.html", "index.html", "", d=dash, graph=svg.graph(d["graph"]))
+    out.put("build.js", build_js({"build": build_id, "events": dash["events"],
+                                  "last_event": dash["last_event"],
+                                  "generated_at": dash["generated_at"]}))
+    graph = d["graph"]
+    page("index.html", "index.html", "", [rest, graph],
+         ctx=lambda: {"d": dash, "graph": svg.graph(graph)})
     # dash | {"build": build_id}, from the bytes already dumped for the build id
     out.put("index.json", _dump({"generated_at": dash["generated_at"]})[:-2] + b"," + rest[1:-2]
             + f',"build":"{build_id}"}}\n'.encode())
     for cid, c in d["concepts"].items():
-        page(f"concepts/{cid}.html", "concept.html", "../", c=c, evidence=c["evidence"])
-        out.put(f"concepts/{cid}.json", _dump(c | {"build": build_id}))
+        page(f"concepts/{cid}.html", "concept.html", "../", c, c,
+             ctx=lambda c=c: {"c": c, "evidence": c["evidence"]})
     by_module = {m["id"]: m for m in dash["modules"]}
     for i, m in enumerate(cur.modules):
         md = cur.study_page(m.id)
-        body, toc = render_study(md) if md else (Markup(""), [])
         nav = {"prev": cur.modules[i - 1] if i > 0 else None,
                "next": cur.modules[i + 1] if i + 1 < len(cur.modules) else None}
-        page(f"study/{m.id}.html", "study.html", "../", m=by_module[m.id], body=body, toc=toc,
-             nav=nav)
-        out.put(f"study/{m.id}.json", _dump({"module": by_module[m.id], "markdown": md or "",
-                                             "build": build_id}))
-    page("ladder.html", "ladder.html", "", ladder=d["ladder"])
-    page("model.html", "model.html", "", m=d["model"])
-    out.put("model.json", _dump(d["model"] | {"build": build_id}))
-    out.put("ladder.json", _dump({"ladder": d["ladder"], "build": build_id}))
+        twin = {"module": by_module[m.id], "markdown": md or ""}
+        page(f"study/{m.id}.html", "study.html", "../", twin, twin,
+             ctx=lambda m=by_module[m.id], md=md, nav=nav: {"m": m, "nav": nav, **_study(md)})
+    page("ladder.html", "ladder.html", "", d["ladder"], {"ladder": d["ladder"]},
+         ctx=lambda: {"ladder": d["ladder"]})
+    page("model.html", "model.html", "", d["model"], d["model"], ctx=lambda: {"m": d["model"]})
     reports = 0
     for r in d["runs"]:
         if r.get("report_page"):
             rep = data_mod.concept_report(r)
-            page(r["report_page"], "concept_report.html", "../../", rep=rep)
-            if "raw" in rep:
-                out.put(r["report_page"].replace(".html", ".json"), _dump(rep.pop("raw")))
+            raw = rep.pop("raw", None)
+            page(r["report_page"], "concept_report.html", "../../", [rep, raw], raw,
+                 ctx=lambda rep=rep: {"rep": rep})
             reports += 1
     out.flush()
+    keys.save()
     pruned = _prune(site, {"concepts": set(cur.concepts), "study": {m.id for m in cur.modules}})
     pages = 3 + len(d["concepts"]) + len(cur.modules) + reports
     return {"site": str(site), "index": str(site / "index.html"), "build": build_id,
-            "pages": pages, "written": out.written, "unchanged": out.unchanged, "pruned": pruned,
+            "pages": pages, "rendered": pages - keys.skipped, "written": out.written,
+            "unchanged": out.unchanged, "pruned": pruned,
             "events": dash["events"], "source": d["source"],
             "seconds": round(time.perf_counter() - t0, 3),
             "warnings": d["warnings"]}

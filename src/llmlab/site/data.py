@@ -117,12 +117,16 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
 
     cards = {}
     for cid, c in cs.items():
+        age, recall = c["days_since_seen"], c["recall"]
         cards[cid] = {**c, "title": titles[cid], "module_title": module_titles[c["module"]],
+                      # as precise as the pages show them: a page (and its twin) then
+                      # changes with the clock only when what it shows does
+                      "days_since_seen": round(age) if age is not None else None,
+                      "recall": round(recall, 2) if recall is not None else None,
                       "level": level(c["mastery"], c["observed"], c["mastered"]),
                       "spark": [h["mastery"] for h in c["history"]],
                       "gaps": [chip(g) for g in c["prereq_gaps"]],
-                      "stale_days": round(c["days_since_seen"]) if c["stale"]
-                      and c["days_since_seen"] is not None else None,
+                      "stale_days": round(age) if c["stale"] and age is not None else None,
                       "prediction": preds.get(cid), "disagrees": cid in disagree,
                       "summary": cur.concepts[cid].summary}
     modules = []
@@ -138,9 +142,10 @@ def collect(ws: Workspace, now: datetime | None = None, force: bool = False) -> 
                            "mastered_count": sum(r["mastered"] for r in e["requires"])})
     mis = st["misconceptions"]
 
+    catalog = {(cid, x.id): x for cid, c in cur.concepts.items() for x in c.misconceptions}
+
     def mis_row(m: dict) -> dict:
-        cat = cur.misconception(m["concept"], m["catalog"]) if m.get("catalog") and \
-            m["concept"] in cur.concepts else None
+        cat = catalog.get((m["concept"], m["catalog"])) if m.get("catalog") else None
         return {**m, "concept_title": titles.get(m["concept"], m["concept"]),
                 "correction": cat.correction if cat else ""}
 

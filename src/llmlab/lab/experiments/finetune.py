@@ -63,6 +63,8 @@ SPEC = Spec(
         Param("gen_items", int, 16, "Held-out prompts generated before and after", low=1,
               high=1000),
         Param("max_new", int, 24, "Tokens generated per answer", low=1, high=512),
+        Param("probe_tokens", int, 40, "Tokens generated per general behaviour probe (the "
+              "forgetting check), before and after", low=1, high=512),
         *common(),
     ),
     quantities=(
@@ -122,13 +124,15 @@ def run(ctx, p: dict) -> Outcome:
     zero_diff = T.max_logit_diff(base, model, probe_ids)  # B = 0: must be exactly 0
 
     before = T.generate(model, tok, [it.prompt for it in gen_items], p["max_new"])
-    probes_before = T.generate(model, tok, [({"role": "user", "content": q},) for q in PROBES], 40)
+    probes_before = T.generate(model, tok, [({"role": "user", "content": q},) for q in PROBES],
+                               p["probe_tokens"])
     ppl_before = T.perplexity(model, tok, general)
     bar = T.progress(ctx, p["steps"], "training")
     curve = T.train(model, rows, pad, steps=p["steps"], batch=p["batch"], lr=p["lr"],
                     seed=ctx.seed, heldout=held, eval_every=p["eval_every"], bar=bar)
     after = T.generate(model, tok, [it.prompt for it in gen_items], p["max_new"])
-    probes_after = T.generate(model, tok, [({"role": "user", "content": q},) for q in PROBES], 40)
+    probes_after = T.generate(model, tok, [({"role": "user", "content": q},) for q in PROBES],
+                               p["probe_tokens"])
     ppl_after = T.perplexity(model, tok, general)
 
     adapter_dir = ctx.out_dir / "adapter"
