@@ -107,6 +107,29 @@ def test_saved_vector_is_the_difference_of_means_of_the_pairs(mini_run, smol):
     assert torch.nn.functional.cosine_similarity(saved, d / d.norm(), dim=0) > 0.99999
 
 
+def test_default_pooling_is_the_mean_over_the_texts_tokens_inside_the_chat_template(smol):
+    """The defaults' positions, built without llmlab's template code: the tokenizer's own
+    chat template (user turn + generation prompt) followed by the text, tokenized as one
+    string; the mean of a plain forward's hidden states after the template's tokens equals
+    the activation `extract` keeps."""
+    tok, model = smol.tokenizer, smol.model
+    head = tok.apply_chat_template([{"role": "user", "content": V.USER_TURN}],
+                                   add_generation_prompt=True, tokenize=False)
+    n_head = len(tok(head).input_ids)
+    prefix = V.template_prefix(tok, True)
+    texts = corpus_mod.load(MINI, min_positives=3).unique_texts()
+    for text in texts:
+        ids, start = V.encode(tok, text, prefix)
+        assert (ids, start) == (tok(head + text).input_ids, n_head)
+        assert tok.decode(ids[start:]) == text
+    ids = tok(head + texts[0], return_tensors="pt").input_ids  # (1, seq)
+    with torch.no_grad():
+        h = model(input_ids=ids, output_hidden_states=True).hidden_states[15]  # layer 14's output
+    got = V.extract(model, tok, texts[:1], [14], "mean", prefix).acts[14][0]  # (H,)
+    assert torch.allclose(got, h[0, n_head:].mean(0).double(), atol=1e-4)
+    assert not torch.allclose(got, h[0, n_head - 1:].mean(0).double(), atol=1e-4)
+
+
 def test_quality_report_is_consistent(mini_run):
     rep = json.loads((Path(mini_run["dir"]) / "report.json").read_text())
     assert rep["extraction"]["unique_texts"] == 15 and rep["extraction"]["forwards_saved"] == 30
