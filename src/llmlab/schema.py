@@ -1,10 +1,10 @@
 """Typed, validated records (msgspec): what the configuration, the curriculum and the event
 payloads are built from, and how a validation failure is worded for people.
 
-msgspec rather than pydantic because these records sit on every command's path: msgspec
-imports in about a millisecond and defines a record class in microseconds, where pydantic
-cost some 200 ms of every `llmlab state` or `llmlab log observe` before any work began
-(issue 19). The records are declared once, here and in their modules; constraints are
+msgspec rather than pydantic because these records sit on every command's path: importing
+`llmlab.events`, `llmlab.config` and `llmlab.curriculum` with msgspec costs about 3x
+`python -c "import json"`, where pydantic and the models built on it cost about 6x, more
+than the whole 5x budget of `llmlab state` (issue 19; `bench/startup_bench.py`). The records are declared once, here and in their modules; constraints are
 `Annotated[..., Meta(...)]` and checks across fields are `__post_init__`, which raises
 `ValueError("field: what is wrong")`.
 """
