@@ -128,16 +128,22 @@ def test_incremental_build_equals_a_full_build_after_each_change(ws, tmp_path, s
     assert "run-1" in (ws.site_dir / "concepts" / "softmax.html").read_text()
 
 
+def _tamper_with_the_count(ws):
+    """Set softmax's cached evidence count to 41 in the site cache; returns its path."""
+    cache = ws.state_dir / aggregate.CACHE
+    doc = json.loads(cache.read_text())
+    doc["totals"]["softmax"] = 41
+    cache.write_text(json.dumps(doc))
+    return cache
+
+
 def test_the_comparison_can_fail_and_the_cache_is_really_used(ws, tmp_path):
     """Tamper with the cached aggregates: the next incremental build carries the wrong count
     into the pages, and the comparison with a full build catches it."""
     at = Clock()
     api.observe(ws, "softmax", 0.8, "computed it by hand", at=at())
     build(ws, NOW)
-    cache = ws.state_dir / aggregate.CACHE
-    doc = json.loads(cache.read_text())
-    doc["totals"]["softmax"] = 41
-    cache.write_text(json.dumps(doc))
+    cache = _tamper_with_the_count(ws)
     api.observe(ws, "softmax", 0.9, "explained temperature", at=at())
     assert build(ws, NOW)["source"] == "incremental"
     twin = json.loads((ws.site_dir / "concepts" / "softmax.json").read_text())
@@ -333,10 +339,7 @@ def test_rebuild_drops_the_site_caches(ws, tmp_path, invoke):
     at = Clock()
     api.observe(ws, "softmax", 0.8, "computed it by hand", at=at())
     build(ws, NOW)
-    cache = ws.state_dir / aggregate.CACHE
-    doc = json.loads(cache.read_text())
-    doc["totals"]["softmax"] = 41
-    cache.write_text(json.dumps(doc))
+    cache = _tamper_with_the_count(ws)
     r = invoke("rebuild")
     assert r.returncode == 0, r.stderr
     assert not cache.exists() and not (ws.state_dir / pages.CACHE).exists()

@@ -261,7 +261,7 @@ def check_payload(type_: str, data: Any) -> dict[str, Any]:
     can spell, is refused)."""
     out = dump(convert(data, PAYLOADS[type_]))
     try:
-        json.dumps(out, ensure_ascii=False).encode("utf-8")
+        msgspec.json.encode(out)  # UTF-8: refuses a lone surrogate
     except UnicodeEncodeError:
         raise Invalid(["text contains a lone surrogate (not Unicode text UTF-8 can write)"]) \
             from None

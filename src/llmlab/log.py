@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chain import (Chain, Damaged, Tip, anchor_problem, check_event, checked,
+from .chain import (Chain, Damaged, Tip, anchor_problem, checked,
                     future_limit, not_json)
 from .errors import UserError
 from .events import ACTORS, GENESIS, PAYLOADS, SCHEMA_VERSION, Event, check_payload, line_hash
@@ -186,32 +186,14 @@ def iter_parsed(log_path: Path, limit: int | None = None) -> Iterator[dict]:
 
 
 def iter_checked(log_path: Path, limit: int, done: list[int], now=None) -> Iterator[dict]:
-    """`checked(iter_parsed(log_path, limit))` in one generator (the second pass of a full
-    rebuild: one loop, not three): the parsed events of the first `limit` lines, each
-    checked by `check_event`; `Damaged` at the first bad one. `done[0]` is how many were
-    yielded (the line a fold error is reported at); a line that is not JSON is `Damaged`
-    at its own number."""
-    scan_once = json.JSONDecoder().scan_once
-    future = future_limit(now)
-    last_t = None
-    with open(log_path, "rb", buffering=1 << 20) as f:
-        for n, line in enumerate(f, 1):
-            if n > limit or not line.endswith(b"\n"):
-                return
-            try:
-                s = line.decode("utf-8")
-                raw, end = scan_once(s, 0)
-            except (StopIteration, ValueError):  # no JSON value here; bad UTF-8 or JSON
-                raise Damaged(n, not_json(line, n)) from None
-            if end != len(s) - 1 and s[end:].strip():  # something after the value
-                raise Damaged(n, not_json(line, n))
-            if raw.get("v") != SCHEMA_VERSION:
-                raw = Event.from_dict(raw).to_dict()
-            problem, last_t = check_event(raw, n, last_t, future)
-            if problem:
-                raise Damaged(n, problem)
-            done[0] = n
-            yield raw
+    """`checked(iter_parsed(log_path, limit))`, counting: the parsed events of the first
+    `limit` lines, each checked by `check_event`; `Damaged` at the first bad one (a line
+    that is not JSON at its own number). `done[0]` is how many were yielded (the line a
+    fold error is reported at). Only damaged logs get here (`rebuild.one_pass` reads a
+    sound one), so it stays the plain composition."""
+    for n, raw in enumerate(checked(iter_parsed(log_path, limit), now), 1):
+        done[0] = n
+        yield raw
 
 
 def scan(log_path: Path, now=None) -> tuple[Tip, dict[str, str]]:
